@@ -1,0 +1,52 @@
+"""Agents for musicrec-gym: one interface (``agents.base.Agent``), built by name.
+
+Importing the package registers every agent type::
+
+    from agents import AgentContext, make_agent
+
+    agent = make_agent("linucb", {"alpha": 0.5})
+    agent.bind(AgentContext.from_env(env, seed=0))
+
+Registered keys: ``random``, ``popularity``, ``oracle`` (references), ``epsilon_greedy``,
+``linucb``, ``lin_ts`` (linear contextual bandits), ``ppo``, ``dqn`` (stable-baselines3).
+See ``agents.base`` for the call protocol every training or evaluation loop follows.
+"""
+
+from agents.base import (
+    Agent,
+    AgentContext,
+    EpisodeCallback,
+    EpisodeTracker,
+    agent_params,
+    agent_types,
+    make_agent,
+    register_agent,
+)
+from agents.baselines import OracleAgent, PopularityAgent, RandomAgent
+from agents.history import AvoidsRepeats, EpisodeHistory
+from agents.linear import EpsilonGreedyAgent, LinearBanditAgent, LinTSAgent, LinUCBAgent
+from agents.sb3_agents import DQNAgent, EpisodeReportCallback, PPOAgent, SB3Agent
+
+__all__ = [
+    "Agent",
+    "AgentContext",
+    "AvoidsRepeats",
+    "DQNAgent",
+    "EpisodeCallback",
+    "EpisodeHistory",
+    "EpisodeReportCallback",
+    "EpisodeTracker",
+    "EpsilonGreedyAgent",
+    "LinTSAgent",
+    "LinUCBAgent",
+    "LinearBanditAgent",
+    "OracleAgent",
+    "PPOAgent",
+    "PopularityAgent",
+    "RandomAgent",
+    "SB3Agent",
+    "agent_params",
+    "agent_types",
+    "make_agent",
+    "register_agent",
+]

@@ -1,0 +1,265 @@
+"""One interface for every policy, and the registry that builds agents by name.
+
+Every agent acts on a *batch* of observations (one row per listener slot of a
+``MusicRecVectorEnv``) and learns either online through ``update`` (bandits) or by
+overriding ``learn`` (stable-baselines3). Callers never branch on the agent's type.
+
+Call protocol (every loop that drives an agent, training or evaluation)::
+
+    agent = make_agent(key, params)
+    agent.bind(AgentContext.from_env(env, seed))
+    agent.set_log_dir(run_dir)                      # optional: SB3 writes train/... there
+    agent.learn(env, total_steps, callback)         # training (or your own loop, below)
+
+    obs, info = env.reset(seed=seed)
+    agent.episode_end(np.ones(env.num_envs, bool))  # a reset starts every slot afresh
+    while ...:
+        actions = agent.act(obs, info, explore=False)
+        next_obs, rewards, terminated, truncated, info = env.step(actions)
+        dones = terminated | truncated
+        agent.update(obs, actions, rewards, next_obs, dones, info)  # training loops only
+        agent.episode_end(dones)                    # always, training and evaluation
+        obs = next_obs
+
+``episode_end`` is the *only* way an agent learns that a slot's session ended (agents
+that never recommend a track twice in a session clear that slot's history there);
+``update`` only learns. Both are no-ops for agents that do not need them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from musicrec_gym.errors import ConfigError, unknown_name_message
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """What an agent may know besides its observations: public catalog facts.
+
+    Attributes:
+        n_tracks: Size of the action space.
+        obs_dim: Size of an observation.
+        track_features: (n_tracks, d) track embeddings learned from the logs.
+        track_plays: (n_tracks,) play counts in the logged sessions.
+        track_artist: (n_tracks,) integer artist of each track (catalog metadata).
+        seed: Seed for the agent's own randomness.
+    """
+
+    n_tracks: int
+    obs_dim: int
+    track_features: np.ndarray
+    track_plays: np.ndarray
+    track_artist: np.ndarray
+    seed: int = 0
+
+    @classmethod
+    def from_env(cls, env: Any, seed: int = 0) -> AgentContext:
+        """Build the context from a MusicRec environment (single, vector or SB3 view)."""
+        base = getattr(env, "env", env)
+        world = base.unwrapped.world if hasattr(base, "unwrapped") else base.world
+        core_dim = (
+            base.single_observation_space.shape[0]
+            if hasattr(base, "single_observation_space")
+            else base.observation_space.shape[0]
+        )
+        return cls(
+            n_tracks=world.n_tracks,
+            obs_dim=int(core_dim),
+            track_features=world.embeddings,
+            track_plays=world.catalog["plays"].to_numpy(dtype=np.float64),
+            track_artist=world.artist_index,
+            seed=seed,
+        )
+
+
+# Called after every completed episode during training with
+# (env_steps_so_far, episode_return, episode_optimal_return, episode_length, listens).
+EpisodeCallback = Callable[[int, float, float, int, int], None]
+
+
+class Agent(ABC):
+    """A recommendation policy over a batch of listener slots.
+
+    Subclasses are dataclasses whose fields are their hyperparameters (validated in
+    ``__post_init__``) and set ``name``; ``bind`` gives them the context before use.
+    """
+
+    name: ClassVar[str] = "agent"
+
+    def bind(self, context: AgentContext) -> None:
+        """Receive the catalog facts and seed; called once before acting or learning."""
+        self.context = context
+        self.rng = np.random.default_rng(context.seed)
+
+    @abstractmethod
+    def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
+        """Choose one track per slot.
+
+        Args:
+            obs: (B, obs_dim) observations.
+            info: The environment's latest info dict (batched arrays).
+            explore: False for evaluation (greedy / deterministic).
+
+        Returns:
+            (B,) int64 track indices.
+        """
+
+    def update(  # noqa: B027  (optional hook: fixed policies do not learn)
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        dones: np.ndarray,
+        info: dict[str, Any],
+    ) -> None:
+        """Learn from one batched transition (no-op for fixed policies)."""
+
+    def episode_end(self, dones: np.ndarray) -> None:  # noqa: B027  (optional hook)
+        """Mark the sessions of the slots where ``dones[i]`` as ended (no-op by default).
+
+        Call it after every ``env.step`` with ``terminated | truncated``, and after every
+        ``env.reset`` with all True, in training and in evaluation alike.
+
+        Args:
+            dones: (B,) bool, True where the slot's session ended.
+        """
+
+    def set_log_dir(self, path: str | Path | None) -> None:  # noqa: B027  (optional hook)
+        """Where the agent may write its own training logs (no-op by default).
+
+        Stable-baselines3 agents pass it as ``tensorboard_log`` so that SB3's
+        ``train/...`` and ``rollout/...`` scalars land there.
+        """
+
+    @property
+    def learns_online(self) -> bool:
+        """True when the agent learns, through ``update`` or its own ``learn`` (SB3)."""
+        cls = type(self)
+        return cls.update is not Agent.update or cls.learn is not Agent.learn
+
+    def learn(self, env: Any, total_steps: int, callback: EpisodeCallback | None = None) -> None:
+        """Train on a ``MusicRecVectorEnv`` for ``total_steps`` env steps (all slots summed).
+
+        The default loop acts, steps and calls ``update``; agents that learn elsewhere
+        (stable-baselines3) override it but must report episodes to ``callback`` too.
+        """
+        obs, info = env.reset(seed=self.context.seed)
+        self.episode_end(np.ones(env.num_envs, dtype=bool))
+        tracker = EpisodeTracker(env.num_envs, callback)
+        while tracker.steps < total_steps:
+            actions = self.act(obs, info, explore=True)
+            next_obs, rewards, terminated, truncated, info = env.step(actions)
+            dones = terminated | truncated
+            self.update(obs, actions, rewards, next_obs, dones, info)
+            self.episode_end(dones)
+            tracker.record(rewards, info, dones)
+            obs = next_obs
+
+    def save(self, path: str | Path) -> None:
+        """Save the agent's learned state (nothing for fixed policies)."""
+        np.savez(Path(path), **self.state())
+
+    def load(self, path: str | Path) -> None:
+        """Load what ``save`` wrote."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            self.set_state({k: data[k] for k in data.files})
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Learned state as named arrays (override in learning agents)."""
+        return {}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027  (optional hook)
+        """Restore ``state()``'s output."""
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The agent's hyperparameters (its dataclass fields)."""
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+
+class EpisodeTracker:
+    """Accumulates per-slot returns and reports each finished episode to a callback.
+
+    Args:
+        n: Number of slots.
+        callback: Called as ``callback(steps, ret, optimal_ret, length, listens)``.
+    """
+
+    def __init__(self, n: int, callback: EpisodeCallback | None) -> None:
+        self.callback = callback
+        self.steps = 0
+        self.ret = np.zeros(n)
+        self.opt = np.zeros(n)
+        self.length = np.zeros(n, dtype=np.int64)
+        self.listens = np.zeros(n, dtype=np.int64)
+
+    def record(self, rewards: np.ndarray, info: dict[str, Any], dones: np.ndarray) -> None:
+        """Add one batched step (``info`` from the vector env, step-outcome keys)."""
+        self.steps += len(rewards)
+        self.ret += rewards
+        self.opt += info["optimal_reward"]
+        self.length += 1
+        self.listens += info["listened"]
+        for i in np.flatnonzero(dones):
+            if self.callback is not None:
+                self.callback(
+                    self.steps,
+                    float(self.ret[i]),
+                    float(self.opt[i]),
+                    int(self.length[i]),
+                    int(self.listens[i]),
+                )
+            self.ret[i] = self.opt[i] = 0.0
+            self.length[i] = self.listens[i] = 0
+
+
+_REGISTRY: dict[str, type[Agent]] = {}
+
+
+def register_agent(key: str) -> Callable[[type[Agent]], type[Agent]]:
+    """Class decorator: make an agent buildable by ``make_agent(key, ...)``."""
+
+    def wrap(cls: type[Agent]) -> type[Agent]:
+        _REGISTRY[key] = cls
+        return cls
+
+    return wrap
+
+
+def agent_types() -> dict[str, type[Agent]]:
+    """Registry key -> agent class."""
+    import agents  # noqa: F401  (importing the package registers every agent)
+
+    return dict(_REGISTRY)
+
+
+def agent_params(key: str) -> dict[str, dataclasses.Field]:
+    """The hyperparameter fields an agent type accepts."""
+    cls = _lookup(key)
+    return {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+
+
+def make_agent(key: str, params: dict[str, Any] | None = None) -> Agent:
+    """Build an agent by registry key, rejecting unknown hyperparameters by name."""
+    cls = _lookup(key)
+    params = dict(params or {})
+    allowed = agent_params(key)
+    for name in params:
+        if name not in allowed:
+            raise ConfigError(f"agent {key!r}: {unknown_name_message('parameter', name, allowed)}")
+    return cls(**params)
+
+
+def _lookup(key: str) -> type[Agent]:
+    types = agent_types()
+    if key not in types:
+        raise ConfigError(unknown_name_message("agent type", key, types))
+    return types[key]

@@ -1,0 +1,325 @@
+"""Stable-baselines3 PPO and DQN behind the common ``Agent`` interface.
+
+The agents wrap SB3's own implementations (nothing is reimplemented): ``learn`` runs
+``model.learn`` on a ``MusicRecSB3VecEnv`` view of the given ``MusicRecVectorEnv`` and
+reports each finished session to the episode callback; ``act`` is ``model.predict``;
+``save``/``load`` are SB3's zip files.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from agents.base import Agent, EpisodeCallback, EpisodeTracker, register_agent
+from agents.validation import check_choice, check_float, check_int, check_layers
+from musicrec_gym.envs.sb3 import MusicRecSB3VecEnv
+from musicrec_gym.envs.vector import MusicRecVectorEnv
+from musicrec_gym.errors import ConfigError
+
+
+class EpisodeReportCallback(BaseCallback):
+    """Feeds an ``EpisodeTracker`` from SB3's rollout loop.
+
+    SB3 passes per-slot ``infos`` dicts; the batched step info (``optimal_reward``,
+    ``listened``) is read from the wrapped vector env's ``last_info``.
+
+    Args:
+        venv: The SB3 view being trained on.
+        tracker: Receives every step and reports finished episodes.
+    """
+
+    def __init__(self, venv: MusicRecSB3VecEnv, tracker: EpisodeTracker) -> None:
+        super().__init__(verbose=0)
+        self.venv = venv
+        self.tracker = tracker
+
+    def _on_step(self) -> bool:
+        rewards = np.asarray(self.locals["rewards"], dtype=np.float64)
+        dones = np.asarray(self.locals["dones"], dtype=bool)
+        self.tracker.record(rewards, self.venv.last_info, dones)
+        return True
+
+
+class _SpacesOnlyEnv(gym.Env):
+    """An environment with the right spaces and no dynamics, to build an untrained model."""
+
+    def __init__(self, obs_dim: int, n_tracks: int) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(obs_dim,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(n_tracks)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return np.zeros(self.observation_space.shape, dtype=np.float32), {}
+
+    def step(self, action: int):
+        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        return obs, 0.0, True, False, {}
+
+
+@dataclass
+class SB3Agent(Agent):
+    """Shared plumbing of the SB3 agents; subclasses name the algorithm and its kwargs."""
+
+    algorithm: ClassVar[type[BaseAlgorithm]]
+    name = "sb3"
+
+    def __post_init__(self) -> None:
+        self.model: BaseAlgorithm | None = None
+        self._log_dir: str | None = None
+        self._trained = False
+
+    # ----------------------------------------------------------------- SB3 plumbing
+    def algorithm_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the SB3 algorithm's constructor (besides policy and env)."""
+        raise NotImplementedError
+
+    def set_log_dir(self, path: str | Path | None) -> None:
+        """SB3 writes its ``train/...`` and ``rollout/...`` scalars under ``path``."""
+        self._log_dir = None if path is None else str(path)
+
+    def _new_model(self, env: Any) -> BaseAlgorithm:
+        return self.algorithm(
+            "MlpPolicy",
+            env,
+            seed=self.context.seed,
+            tensorboard_log=self._log_dir,
+            verbose=0,
+            **self.algorithm_kwargs(),
+        )
+
+    def _ensure_model(self) -> BaseAlgorithm:
+        if self.model is None:
+            stub = DummyVecEnv(
+                [lambda: _SpacesOnlyEnv(self.context.obs_dim, self.context.n_tracks)]
+            )
+            with warnings.catch_warnings():  # PPO warns that 1 slot x n_steps < batch_size
+                warnings.simplefilter("ignore", UserWarning)
+                self.model = self._new_model(stub)
+        return self.model
+
+    # ----------------------------------------------------------------- Agent interface
+    def learn(self, env: Any, total_steps: int, callback: EpisodeCallback | None = None) -> None:
+        """Train with SB3 on ``env`` for ``total_steps`` env steps (all slots summed).
+
+        Args:
+            env: A ``MusicRecVectorEnv`` (or its ``MusicRecSB3VecEnv`` view).
+            total_steps: Env steps; SB3 may round up to a whole rollout (PPO).
+            callback: Called for every finished session, as in ``Agent.learn``.
+        """
+        if isinstance(env, MusicRecSB3VecEnv):
+            venv = env
+            venv.seed(self.context.seed)
+        elif isinstance(env, MusicRecVectorEnv):
+            venv = MusicRecSB3VecEnv(env=env, seed=self.context.seed)
+        else:
+            raise ConfigError(
+                f"{self.name}: learn() needs a MusicRecVectorEnv, got {type(env).__name__}"
+            )
+        if self.model is None or not self._trained:
+            self.model = self._new_model(venv)
+        elif self.model.n_envs == venv.num_envs:
+            self.model.set_env(venv)
+        else:  # continue a loaded model on another number of slots: SB3's load does that
+            buffer = io.BytesIO()
+            self.model.save(buffer)
+            buffer.seek(0)
+            self.model = self.algorithm.load(buffer, env=venv, device=self.device)
+            self.model.tensorboard_log = self._log_dir
+        tracker = EpisodeTracker(venv.num_envs, callback)
+        self.model.learn(
+            total_timesteps=int(total_steps),
+            callback=EpisodeReportCallback(venv, tracker),
+            tb_log_name=self.name,
+            reset_num_timesteps=not self._trained,
+        )
+        self._trained = True
+
+    def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
+        """``model.predict``: sampled (PPO) or ε-greedy (DQN) if exploring, else greedy."""
+        model = self._ensure_model()
+        actions, _ = model.predict(np.asarray(obs, dtype=np.float32), deterministic=not explore)
+        return np.asarray(actions, dtype=np.int64).reshape(len(obs))
+
+    def save(self, path: str | Path) -> None:
+        """SB3's zip file (SB3 adds ``.zip`` when ``path`` has no suffix)."""
+        self._ensure_model().save(path)
+
+    def load(self, path: str | Path) -> None:
+        """Load a zip written by ``save``."""
+        self.model = self.algorithm.load(path, device=self.device)
+        self.model.tensorboard_log = self._log_dir
+        self._trained = True
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The SB3 zip file's bytes, as a uint8 array."""
+        buffer = io.BytesIO()
+        self._ensure_model().save(buffer)
+        return {"sb3_zip": np.frombuffer(buffer.getvalue(), dtype=np.uint8)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore ``state()``'s output."""
+        if "sb3_zip" not in state:
+            raise ConfigError(f"{self.name}: saved state lacks 'sb3_zip'")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.zip"
+            path.write_bytes(np.asarray(state["sb3_zip"], dtype=np.uint8).tobytes())
+            self.load(path)
+
+
+@register_agent("ppo")
+@dataclass
+class PPOAgent(SB3Agent):
+    """Proximal policy optimisation: SB3's ``PPO`` with an MLP policy.
+
+    Schulman et al., "Proximal policy optimization algorithms", arXiv:1707.06347, 2017.
+
+    Attributes:
+        learning_rate: Adam step size.
+        n_steps: Steps per slot per rollout (a rollout is ``n_steps * num_envs`` steps).
+        batch_size: Minibatch size.
+        n_epochs: Passes over each rollout.
+        gamma: Discount factor.
+        gae_lambda: GAE λ (Schulman et al., 2016).
+        clip_range: PPO clipping ε.
+        ent_coef: Entropy bonus.
+        vf_coef: Value-loss weight.
+        max_grad_norm: Gradient clipping.
+        net_arch: Hidden layer sizes of the policy and of the value network.
+        device: Torch device.
+    """
+
+    learning_rate: float = 3e-4
+    n_steps: int = 128
+    batch_size: int = 512
+    n_epochs: int = 10
+    gamma: float = 0.9
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    device: str = "cpu"
+
+    algorithm = PPO
+    name = "ppo"
+
+    def __post_init__(self) -> None:
+        check_float("learning_rate", self.learning_rate, low=0, low_open=True)
+        check_int("n_steps", self.n_steps, low=2)
+        check_int("batch_size", self.batch_size, low=2)
+        check_int("n_epochs", self.n_epochs, low=1)
+        check_float("gamma", self.gamma, low=0, high=1)
+        check_float("gae_lambda", self.gae_lambda, low=0, high=1)
+        check_float("clip_range", self.clip_range, low=0, low_open=True)
+        check_float("ent_coef", self.ent_coef, low=0)
+        check_float("vf_coef", self.vf_coef, low=0)
+        check_float("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
+        check_layers("net_arch", self.net_arch)
+        check_choice("device", self.device, ("cpu", "cuda", "auto"))
+        super().__post_init__()
+
+    def algorithm_kwargs(self) -> dict[str, Any]:
+        """PPO's constructor arguments."""
+        return {
+            "learning_rate": self.learning_rate,
+            "n_steps": self.n_steps,
+            "batch_size": self.batch_size,
+            "n_epochs": self.n_epochs,
+            "gamma": self.gamma,
+            "gae_lambda": self.gae_lambda,
+            "clip_range": self.clip_range,
+            "ent_coef": self.ent_coef,
+            "vf_coef": self.vf_coef,
+            "max_grad_norm": self.max_grad_norm,
+            "policy_kwargs": {"net_arch": list(self.net_arch)},
+            "device": self.device,
+        }
+
+
+@register_agent("dqn")
+@dataclass
+class DQNAgent(SB3Agent):
+    """Deep Q-network: SB3's ``DQN`` with an MLP Q-network.
+
+    Mnih et al., "Human-level control through deep reinforcement learning", Nature 2015.
+
+    Attributes:
+        learning_rate: Adam step size.
+        buffer_size: Replay buffer capacity (transitions).
+        learning_starts: Env steps before the first gradient step.
+        batch_size: Minibatch size.
+        train_freq: Train every this many vector-env steps (each is ``num_envs``
+            transitions).
+        gradient_steps: Gradient steps per training round.
+        target_update_interval: Env steps between target-network copies.
+        exploration_fraction: Fraction of training over which ε decays.
+        exploration_initial_eps: ε at the start.
+        exploration_final_eps: ε after the decay.
+        gamma: Discount factor.
+        net_arch: Hidden layer sizes of the Q-network.
+        device: Torch device.
+    """
+
+    learning_rate: float = 1e-3
+    buffer_size: int = 500_000
+    learning_starts: int = 10_000
+    batch_size: int = 256
+    train_freq: int = 1
+    gradient_steps: int = 1
+    target_update_interval: int = 10_000
+    exploration_fraction: float = 0.2
+    exploration_initial_eps: float = 1.0
+    exploration_final_eps: float = 0.05
+    gamma: float = 0.9
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    device: str = "cpu"
+
+    algorithm = DQN
+    name = "dqn"
+
+    def __post_init__(self) -> None:
+        check_float("learning_rate", self.learning_rate, low=0, low_open=True)
+        check_int("buffer_size", self.buffer_size, low=1)
+        check_int("learning_starts", self.learning_starts, low=0)
+        check_int("batch_size", self.batch_size, low=1)
+        check_int("train_freq", self.train_freq, low=1)
+        check_int("gradient_steps", self.gradient_steps, low=1)
+        check_int("target_update_interval", self.target_update_interval, low=1)
+        check_float("exploration_fraction", self.exploration_fraction, low=0, high=1)
+        check_float("exploration_initial_eps", self.exploration_initial_eps, low=0, high=1)
+        check_float("exploration_final_eps", self.exploration_final_eps, low=0, high=1)
+        check_float("gamma", self.gamma, low=0, high=1)
+        check_layers("net_arch", self.net_arch)
+        check_choice("device", self.device, ("cpu", "cuda", "auto"))
+        super().__post_init__()
+
+    def algorithm_kwargs(self) -> dict[str, Any]:
+        """DQN's constructor arguments."""
+        return {
+            "learning_rate": self.learning_rate,
+            "buffer_size": self.buffer_size,
+            "learning_starts": self.learning_starts,
+            "batch_size": self.batch_size,
+            "train_freq": self.train_freq,
+            "gradient_steps": self.gradient_steps,
+            "target_update_interval": self.target_update_interval,
+            "exploration_fraction": self.exploration_fraction,
+            "exploration_initial_eps": self.exploration_initial_eps,
+            "exploration_final_eps": self.exploration_final_eps,
+            "gamma": self.gamma,
+            "policy_kwargs": {"net_arch": list(self.net_arch)},
+            "device": self.device,
+        }

@@ -1,0 +1,330 @@
+"""Results of a run: per-agent tables (CSV, Markdown) and the learning-curve plot.
+
+Per agent, over seeds: mean and 95% t-interval half-width (``n/a`` with one seed) of
+the greedy evaluation's return, its fraction of the optimal return (total return /
+total ``optimal_reward`` along the same trajectories), the normalised score
+``(agent - random) / (oracle - random)`` computed per seed from the evaluation
+returns, the listen rate, the mean session length, and the cumulative training
+regret. Rows are sorted by normalised score.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from experiments.config import ExperimentConfig
+
+if TYPE_CHECKING:
+    from experiments.runner import Cell, CellResult
+
+#: The metrics of the tables: (column, Markdown header, format).
+METRICS = (
+    ("normalised_score", "Normalised score", "{:.3f}"),
+    ("return", "Eval return", "{:.3f}"),
+    ("fraction_of_optimal", "Fraction of optimal", "{:.3f}"),
+    ("listen_rate", "Listen rate", "{:.3f}"),
+    ("session_length", "Session length", "{:.2f}"),
+    ("train_regret", "Training regret", "{:,.0f}"),
+)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean over seeds and the half-width of its 95% t-interval (``nan`` for n < 2).
+
+    Attributes:
+        mean: Mean over seeds (``nan`` when there is no value).
+        ci95: Half-width of the 95% t-interval; ``nan`` with fewer than 2 seeds.
+        n: Number of seeds with a value.
+    """
+
+    mean: float
+    ci95: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stat:
+        """Mean and t-interval of the finite ``values``."""
+        from scipy.special import stdtrit  # Student t quantile (lighter than scipy.stats)
+
+        arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+        n = len(arr)
+        if n == 0:
+            return cls(math.nan, math.nan, 0)
+        if n == 1:
+            return cls(float(arr[0]), math.nan, 1)
+        half = stdtrit(n - 1, 0.975) * arr.std(ddof=1) / math.sqrt(n)
+        return cls(float(arr.mean()), float(half), n)
+
+    def format(self, fmt: str) -> str:
+        """``mean ± ci``, ``mean ± n/a`` with one seed, ``–`` with none."""
+        if self.n == 0:
+            return "–"
+        ci = "n/a" if self.n < 2 else fmt.format(self.ci95)
+        return f"{fmt.format(self.mean)} ± {ci}"
+
+
+def per_seed_table(
+    config: ExperimentConfig, cells: Sequence[Cell], results: dict[str, CellResult]
+) -> pd.DataFrame:
+    """One row per finished cell, with its normalised score against its seed's references."""
+    random_name = config.reference("random").name
+    oracle_name = config.reference("oracle").name
+    rows = []
+    for cell in cells:
+        r = results.get(cell.key)
+        if r is None:
+            continue
+        lo = results.get(f"{random_name}__seed{cell.seed}")
+        hi = results.get(f"{oracle_name}__seed{cell.seed}")
+        score = math.nan
+        if lo is not None and hi is not None:
+            span = hi.eval.mean_return - lo.eval.mean_return
+            if span > 0:
+                score = (r.eval.mean_return - lo.eval.mean_return) / span
+        rows.append(
+            {
+                "agent": r.agent,
+                "type": r.type,
+                "seed": r.seed,
+                "normalised_score": score,
+                "return": r.eval.mean_return,
+                "optimal_return": r.eval.mean_optimal_return,
+                "fraction_of_optimal": r.eval.fraction_of_optimal,
+                "listen_rate": r.eval.listen_rate,
+                "session_length": r.eval.mean_length,
+                "eval_regret": r.eval.mean_regret,
+                "train_regret": math.nan if r.train_regret is None else r.train_regret,
+                "train_steps": r.train_steps,
+                "train_time_s": r.train_time_s,
+                "eval_episodes": r.eval.episodes,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summary_table(per_seed: pd.DataFrame, agent_order: Sequence[str]) -> pd.DataFrame:
+    """Per agent: n seeds, mean and 95% CI of every metric; sorted by normalised score."""
+    rows = []
+    for name in agent_order:
+        part = per_seed[per_seed["agent"] == name] if len(per_seed) else per_seed
+        if not len(part):
+            continue
+        row: dict[str, object] = {
+            "agent": name,
+            "type": part["type"].iloc[0],
+            "n_seeds": len(part),
+        }
+        for column, _, _ in METRICS:
+            stat = Stat.of(part[column].tolist())
+            row[f"{column}_mean"] = stat.mean
+            row[f"{column}_ci95"] = stat.ci95
+        row["train_steps"] = float(part["train_steps"].mean())
+        row["train_time_s"] = float(part["train_time_s"].mean())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table = table.sort_values(
+            "normalised_score_mean", ascending=False, na_position="last", kind="stable"
+        ).reset_index(drop=True)
+    return table
+
+
+def markdown_table(config: ExperimentConfig, summary: pd.DataFrame) -> str:
+    """The Markdown of ``results.md``."""
+    headers = ["Agent", "Type", "Seeds", *(h for _, h, _ in METRICS), "Train steps", "Train s"]
+    lines = [
+        f"# {config.name}: results",
+        "",
+        f"{config.env.id} {config.env.kwargs or ''}, {len(config.seeds)} seed(s), "
+        f"{config.budget.eval_episodes} greedy evaluation episodes per (agent, seed). "
+        "Mean ± 95% t-interval half-width over seeds (n/a with one seed).",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(["---"] * 3 + ["---:"] * (len(headers) - 3)) + "|",
+    ]
+    for row in summary.to_dict("records"):
+        cells = [str(row["agent"]), str(row["type"]), str(row["n_seeds"])]
+        for column, _, fmt in METRICS:
+            stat = Stat(row[f"{column}_mean"], row[f"{column}_ci95"], int(row["n_seeds"]))
+            if not np.isfinite(stat.mean):
+                stat = Stat(math.nan, math.nan, 0)
+            cells.append(stat.format(fmt))
+        steps = row["train_steps"]
+        cells.append(f"{steps:,.0f}" if steps else "–")
+        cells.append(f"{row['train_time_s']:.0f}" if steps else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Normalised score: (agent − random) / (oracle − random) of the evaluation return, "
+        "per seed. Fraction of optimal: evaluation return / sum of the best expected "
+        "reward along the same trajectories. Training regret: sum over all training steps "
+        "of (best expected reward − expected reward of the chosen track); – for fixed "
+        "policies, which do not train.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------- curves
+
+
+def _binned(curve: pd.DataFrame, edges: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed return and fraction of optimal per bin (moving window over bins)."""
+    idx = np.clip(np.searchsorted(edges, curve["steps"].to_numpy(), side="left") - 1, 0, None)
+    idx = np.minimum(idx, len(edges) - 2)
+    k = len(edges) - 1
+    ret = np.bincount(idx, weights=curve["episode_return"].to_numpy(), minlength=k)
+    opt = np.bincount(idx, weights=curve["optimal_return"].to_numpy(), minlength=k)
+    cnt = np.bincount(idx, minlength=k).astype(float)
+    kernel = np.ones(window)
+    s_ret = np.convolve(ret, kernel, mode="same")
+    s_opt = np.convolve(opt, kernel, mode="same")
+    s_cnt = np.convolve(cnt, kernel, mode="same")
+    # Bins past the last finished episode stay empty (NaN), not extrapolated.
+    last = curve["steps"].max()
+    valid = (s_cnt > 0) & (edges[:-1] < last)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_ret = np.where(valid, s_ret / s_cnt, np.nan)
+        frac = np.where(valid & (s_opt > 0), s_ret / s_opt, np.nan)
+    return mean_ret, frac
+
+
+def plot_curves(
+    run_dir: Path,
+    config: ExperimentConfig,
+    cells: Sequence[Cell],
+    results: dict[str, CellResult],
+    path: Path | None = None,
+    bins: int = 60,
+    window: int = 5,
+) -> Path:
+    """Draw ``curves.png``: training curves of the learners against the fixed policies.
+
+    Left: training episode return vs env steps (moving average over ``window`` of
+    ``bins`` bins, mean over seeds, band = range over seeds), each learner's greedy
+    evaluation return as a dot at its last step, and horizontal lines at the
+    evaluation return of every fixed policy (oracle, random, popularity, ...). Right:
+    the same as a fraction of the optimal return.
+
+    Returns:
+        The PNG's path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = path or run_dir / "curves.png"
+    by_agent: dict[str, list[Cell]] = {}
+    for cell in cells:
+        if cell.key in results:
+            by_agent.setdefault(cell.agent.name, []).append(cell)
+    learners = [a for a, cs in by_agent.items() if results[cs[0].key].learns]
+    fixed = [a for a, cs in by_agent.items() if not results[cs[0].key].learns]
+
+    fig = Figure(figsize=(14, 5.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_ret, ax_frac = fig.subplots(1, 2)
+    palette = [
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+        "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+    ]  # fmt: skip
+
+    max_steps = max([results[c.key].train_steps for a in learners for c in by_agent[a]] or [1])
+    edges = np.linspace(0, max_steps, bins + 1)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    for i, agent in enumerate(learners):
+        color = palette[i % len(palette)]
+        rets, fracs = [], []
+        for cell in by_agent[agent]:
+            curve_path = run_dir / "cells" / cell.key / "curve.csv"
+            if not curve_path.is_file():
+                continue
+            curve = pd.read_csv(curve_path)
+            if not len(curve):
+                continue
+            r, f = _binned(curve, edges, window)
+            rets.append(r)
+            fracs.append(f)
+        seeds = len(by_agent[agent])
+        label = f"{agent} ({seeds} seed{'s' if seeds > 1 else ''})"
+        for ax, series in ((ax_ret, rets), (ax_frac, fracs)):
+            if not series:
+                continue
+            stack = np.vstack(series)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # bins without episodes
+                mean = np.nanmean(stack, axis=0)
+                lo, hi = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+            ax.plot(centers, mean, color=color, lw=2, label=label)
+            if len(series) > 1:
+                ax.fill_between(centers, lo, hi, color=color, alpha=0.18, lw=0)
+        finals = [results[c.key] for c in by_agent[agent]]
+        x_end = float(np.mean([r.train_steps for r in finals]))
+        ax_ret.plot(x_end, np.mean([r.eval.mean_return for r in finals]), "o", color=color,
+                    ms=7, mec="white", zorder=5)  # fmt: skip
+        ax_frac.plot(x_end, np.mean([r.eval.fraction_of_optimal for r in finals]), "o",
+                     color=color, ms=7, mec="white", zorder=5)  # fmt: skip
+
+    styles = {"oracle": ("black", "--"), "random": ("#555555", ":")}
+    others = ["#8c564b", "#e377c2", "#bcbd22", "#17becf"]
+    for j, agent in enumerate(fixed):
+        kind = results[by_agent[agent][0].key].type
+        color, style = styles.get(kind, (others[j % len(others)], "-."))
+        finals = [results[c.key] for c in by_agent[agent]]
+        value = float(np.mean([r.eval.mean_return for r in finals]))
+        frac = float(np.mean([r.eval.fraction_of_optimal for r in finals]))
+        ax_ret.axhline(value, color=color, ls=style, lw=1.6, label=f"{agent} (eval {value:.2f})")
+        ax_frac.axhline(frac, color=color, ls=style, lw=1.6)
+
+    ax_ret.set_title("Episode return (training episodes)")
+    ax_ret.set_ylabel("episode return")
+    ax_frac.set_title("Return as a fraction of the optimal return")
+    ax_frac.set_ylabel("return / optimal return (same episodes)")
+    for ax in (ax_ret, ax_frac):
+        ax.set_xlabel("env steps (all listeners summed)")
+        ax.grid(alpha=0.3)
+        ax.set_xlim(0, max_steps * 1.03)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+    ax_ret.set_ylim(bottom=0)
+    ax_frac.set_ylim(0, 1.05)
+    n_seeds = len(config.seeds)
+    fig.suptitle(
+        f"{config.name}: learning curves on {config.env.id}\n"
+        f"training episodes, mean over {n_seeds} seed(s) (band: range over seeds), moving "
+        f"average over {window}/{bins} of the steps; dot: greedy evaluation after training; "
+        "horizontal lines: evaluation of the fixed policies",
+        fontsize=11,
+    )
+    handles, labels = ax_ret.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", frameon=False, fontsize=9.5)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def write_report(
+    run_dir: Path,
+    config: ExperimentConfig,
+    cells: Sequence[Cell],
+    results: dict[str, CellResult],
+) -> str:
+    """Write ``results_per_seed.csv``, ``results.csv``, ``results.md`` and ``curves.png``.
+
+    Returns:
+        The Markdown of ``results.md``.
+    """
+    per_seed = per_seed_table(config, cells, results)
+    per_seed.to_csv(run_dir / "results_per_seed.csv", index=False, float_format="%.6g")
+    order = list(dict.fromkeys(c.agent.name for c in cells))
+    summary = summary_table(per_seed, order)
+    summary.to_csv(run_dir / "results.csv", index=False, float_format="%.6g")
+    text = markdown_table(config, summary)
+    (run_dir / "results.md").write_text(text, encoding="utf-8")
+    plot_curves(run_dir, config, cells, results)
+    return text

@@ -1,0 +1,864 @@
+"""``musicrec run CONFIG``: train and evaluate every (agent, seed) cell of an experiment.
+
+A *cell* trains one agent with one seed on ``MusicRecVectorEnv(num_envs, **kwargs)``,
+logging every finished training episode to TensorBoard, then evaluates it greedily on
+``budget.eval_episodes`` episodes whose reset seeds depend only on the experiment seed
+(the same listeners and randomness for every agent), in a separate environment so that
+no training state leaks. The ``random`` and ``oracle`` references are cells too, for
+every seed, so that every agent gets a normalised score.
+
+Run directory (default ``runs/<name>``)::
+
+    config.yaml                       exact copy of the config that ran
+    command.txt                       the exact command of every invocation (appended)
+    cells/<agent>__seed<k>/
+        result.json                   written atomically when the cell is done
+        curve.csv                     one row per finished training episode
+        eval_episodes.csv             one row per evaluation episode
+        error.txt                     traceback, when the cell failed
+    tb/MusicRec-v0__<name>__<agent>__seed<k>/   TensorBoard event files (and SB3's own)
+    results.csv  results.md  results_per_seed.csv  curves.png
+
+Resuming: rerunning the same config into the same directory skips the cells whose
+``result.json`` exists (and was made with the same settings); any other cell starts
+from scratch (its partial TensorBoard directory is cleared). A different config is
+refused unless ``force``, which reruns only the cells whose settings changed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import math
+import multiprocessing as mp
+import os
+import queue
+import shlex
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.config import (
+    AgentSpec,
+    EnvConfig,
+    ExperimentConfig,
+    load_config,
+    parse_config,
+)
+from musicrec_gym.envs.vector import MusicRecVectorEnv
+from musicrec_gym.errors import ConfigError, MusicRecError
+
+#: Columns of a cell's ``eval_episodes.csv``.
+EVAL_COLUMNS = ("reset_seed", "return", "optimal_return", "length", "listens", "regret")
+
+
+class CellFailedError(MusicRecError):
+    """One or more cells raised; their tracebacks are in ``cells/<cell>/error.txt``."""
+
+
+# ------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (agent, seed) unit of work.
+
+    Attributes:
+        experiment: Experiment name.
+        env: Environment settings.
+        agent: The agent.
+        seed: Experiment seed (the agent's seed and the training env's reset seed).
+        train_steps: Training budget in env steps (ignored by agents that do not learn).
+        eval_episodes: Number of greedy evaluation episodes.
+        eval_seed: Root of the evaluation seeds.
+    """
+
+    experiment: str
+    env: EnvConfig
+    agent: AgentSpec
+    seed: int
+    train_steps: int
+    eval_episodes: int
+    eval_seed: int
+
+    @property
+    def key(self) -> str:
+        """Directory name under ``cells/``: ``<agent>__seed<k>``."""
+        return f"{self.agent.name}__seed{self.seed}"
+
+    @property
+    def tb_name(self) -> str:
+        """Directory name under ``tb/``: ``<env_id>__<experiment>__<agent>__seed<k>``."""
+        return f"{self.env.id}__{self.experiment}__{self.agent.name}__seed{self.seed}"
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that determines the cell's result (compared when resuming)."""
+        return {
+            "env": dataclasses.asdict(self.env),
+            "agent": {"type": self.agent.type, "params": self.agent.params},
+            "seed": self.seed,
+            "train_steps": self.train_steps,
+            "eval_episodes": self.eval_episodes,
+            "eval_seed": self.eval_seed,
+        }
+
+    def eval_reset_seeds(self) -> np.ndarray:
+        """Reset seed of each evaluation episode (the same for every agent)."""
+        state = np.random.SeedSequence([self.eval_seed, self.seed]).generate_state(
+            self.eval_episodes, dtype=np.uint32
+        )
+        return state.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """Greedy evaluation of one cell (means over its episodes).
+
+    Attributes:
+        episodes: Number of episodes.
+        mean_return: Mean episode return.
+        mean_optimal_return: Mean over episodes of the sum of ``optimal_reward`` along
+            the agent's own trajectory.
+        fraction_of_optimal: Total return / total optimal return (same trajectories).
+        listen_rate: Listens / recommendations.
+        mean_length: Mean recommendations per session.
+        mean_regret: Mean over episodes of the sum of ``optimal - expected`` reward.
+    """
+
+    episodes: int
+    mean_return: float
+    mean_optimal_return: float
+    fraction_of_optimal: float
+    listen_rate: float
+    mean_length: float
+    mean_regret: float
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """What ``result.json`` holds.
+
+    Attributes:
+        cell: The cell's key.
+        agent: Agent name.
+        type: Agent registry key.
+        seed: Experiment seed.
+        learns: Whether the agent learns (fixed policies skip training).
+        train_steps: Env steps actually trained.
+        train_episodes: Finished training episodes.
+        train_regret: Cumulative training regret (``None`` when the agent does not learn).
+        train_time_s: Training wall time.
+        eval_time_s: Evaluation wall time.
+        eval: The evaluation.
+        settings: ``Cell.settings()`` of the cell that produced it.
+        hyperparameters: The agent's hyperparameters.
+        finished: ISO time the cell finished.
+    """
+
+    cell: str
+    agent: str
+    type: str
+    seed: int
+    learns: bool
+    train_steps: int
+    train_episodes: int
+    train_regret: float | None
+    train_time_s: float
+    eval_time_s: float
+    eval: EvalSummary
+    settings: dict[str, Any]
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    finished: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellResult:
+        """Inverse of ``dataclasses.asdict``."""
+        return cls(**{**data, "eval": EvalSummary(**data["eval"])})
+
+
+@dataclass
+class RunSummary:
+    """What ``run_experiment`` did.
+
+    Attributes:
+        run_dir: The run directory.
+        config: The config that ran.
+        results: Result of every cell, by key.
+        computed: Keys of the cells computed by this invocation.
+        skipped: Keys of the cells reused from an earlier invocation.
+        table: The Markdown results table.
+        elapsed_s: Wall time of this invocation.
+    """
+
+    run_dir: Path
+    config: ExperimentConfig
+    results: dict[str, CellResult]
+    computed: list[str]
+    skipped: list[str]
+    table: str
+    elapsed_s: float
+
+
+# ----------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Receives progress events (no-op; subclasses display them)."""
+
+    def phase(self, cell: str, phase: str, total: int) -> None:
+        """A cell started a phase (``train`` or ``eval``) of ``total`` units."""
+
+    def advance(self, cell: str, n: int) -> None:
+        """A cell did ``n`` more units of its current phase."""
+
+    def done(self, cell: str) -> None:
+        """A cell finished (successfully or not)."""
+
+
+class _QueueProgress(Progress):
+    """Worker side: forwards events to the main process, at most ~10 per second."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.pending = 0
+        self.last = 0.0
+
+    def phase(self, cell: str, phase: str, total: int) -> None:
+        self._flush(cell)
+        self.channel.put(("phase", cell, phase, total))
+
+    def advance(self, cell: str, n: int) -> None:
+        self.pending += n
+        now = time.monotonic()
+        if now - self.last > 0.1:
+            self._flush(cell)
+            self.last = now
+
+    def done(self, cell: str) -> None:
+        self._flush(cell)
+        self.channel.put(("done", cell))
+
+    def _flush(self, cell: str) -> None:
+        if self.pending:
+            self.channel.put(("advance", cell, self.pending))
+            self.pending = 0
+
+
+class _TqdmProgress(Progress):
+    """Main side: one bar over cells and one bar per running cell (over steps)."""
+
+    def __init__(self, total_cells: int, slots: int) -> None:
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        # disable=None: bars only on a terminal; the per-cell lines are printed anyway.
+        self.cells = tqdm(total=total_cells, desc="cells", unit="cell", position=0, disable=None)
+        self.free = list(range(1, slots + 1))
+        self.bars: dict[str, Any] = {}
+        self.where: dict[str, int] = {}
+
+    def phase(self, cell: str, phase: str, total: int) -> None:
+        if cell in self.bars:
+            self.bars.pop(cell).close()
+        else:
+            self.where[cell] = self.free.pop(0) if self.free else len(self.where) + 1
+        unit = "step" if phase == "train" else "episode"
+        self.bars[cell] = self._tqdm(
+            total=total,
+            desc=f"{cell} {phase}",
+            unit=unit,
+            unit_scale=True,
+            position=self.where[cell],
+            leave=False,
+            disable=None,
+        )
+
+    def advance(self, cell: str, n: int) -> None:
+        if cell in self.bars:
+            self.bars[cell].update(n)
+
+    def done(self, cell: str) -> None:
+        if cell in self.bars:
+            self.bars.pop(cell).close()
+        if cell in self.where:
+            self.free.append(self.where.pop(cell))
+            self.free.sort()
+        self.cells.update(1)
+
+    def write(self, line: str) -> None:
+        """Print a line without breaking the bars."""
+        self.cells.write(line)
+
+    def close(self) -> None:
+        """Close every bar."""
+        for bar in self.bars.values():
+            bar.close()
+        self.cells.close()
+
+
+# ------------------------------------------------------------------- environment
+
+
+class MeteredVectorEnv(MusicRecVectorEnv):
+    """``MusicRecVectorEnv`` that counts steps and sums the regret of every step.
+
+    The regret of a step is ``info["regret"]`` (``optimal_reward - expected_reward``)
+    summed over the slots; ``on_step(num_envs)`` is called after each step.
+    """
+
+    def __init__(
+        self, *args: Any, on_step: Callable[[int], None] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_step = on_step
+        self.steps_taken = 0
+        self.cumulative_regret = 0.0
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Step as ``MusicRecVectorEnv.step`` does, and meter it."""
+        out = super().step(actions)
+        self.steps_taken += self.num_envs
+        self.cumulative_regret += float(np.sum(out[4]["regret"]))
+        if self.on_step is not None:
+            self.on_step(self.num_envs)
+        return out
+
+
+# ----------------------------------------------------------------------- one cell
+
+
+def evaluate(
+    agent: Any,
+    env_kwargs: dict[str, Any],
+    num_envs: int,
+    reset_seeds: np.ndarray,
+    on_episodes: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Greedy evaluation, one episode per reset seed.
+
+    Episodes run in batches of ``num_envs`` slots (the last batch padded with extra
+    seeds whose episodes are not counted); in each batch only the first session of
+    every slot counts, so that the episodes depend only on their seeds and the agent.
+
+    Args:
+        agent: A bound agent.
+        env_kwargs: ``MusicRecVectorEnv`` keyword arguments.
+        num_envs: Slots per batch.
+        reset_seeds: One reset seed per episode.
+        on_episodes: Called with the number of episodes finished after each batch.
+
+    Returns:
+        Per-episode arrays: the columns of ``EVAL_COLUMNS``.
+    """
+    n = len(reset_seeds)
+    env = MusicRecVectorEnv(num_envs=num_envs, **env_kwargs)
+    columns: dict[str, list[np.ndarray]] = {k: [] for k in EVAL_COLUMNS}
+    for start in range(0, n, num_envs):
+        chunk = reset_seeds[start : start + num_envs]
+        count = len(chunk)
+        padding = 2**40 + np.arange(num_envs - count, dtype=np.int64)  # not counted
+        seeds = np.concatenate([chunk, padding])
+        obs, info = env.reset(seed=seeds.tolist())
+        agent.episode_end(np.ones(num_envs, dtype=bool))
+        active = np.ones(num_envs, dtype=bool)
+        ret = np.zeros(num_envs)
+        opt = np.zeros(num_envs)
+        regret = np.zeros(num_envs)
+        length = np.zeros(num_envs, dtype=np.int64)
+        listens = np.zeros(num_envs, dtype=np.int64)
+        while active[:count].any():
+            actions = agent.act(obs, info, explore=False)
+            obs, rewards, terminated, truncated, info = env.step(actions)
+            dones = terminated | truncated
+            ret += np.where(active, rewards, 0.0)
+            opt += np.where(active, info["optimal_reward"], 0.0)
+            regret += np.where(active, info["regret"], 0.0)
+            length += active
+            listens += active & np.asarray(info["listened"], dtype=bool)
+            agent.episode_end(dones)
+            active &= ~dones
+        columns["reset_seed"].append(chunk)
+        columns["return"].append(ret[:count])
+        columns["optimal_return"].append(opt[:count])
+        columns["length"].append(length[:count])
+        columns["listens"].append(listens[:count])
+        columns["regret"].append(regret[:count])
+        if on_episodes is not None:
+            on_episodes(count)
+    return {k: np.concatenate(v) for k, v in columns.items()}
+
+
+def summarize_eval(episodes: dict[str, np.ndarray]) -> EvalSummary:
+    """Means of a per-episode evaluation."""
+    total_opt = float(episodes["optimal_return"].sum())
+    steps = float(episodes["length"].sum())
+    return EvalSummary(
+        episodes=len(episodes["return"]),
+        mean_return=float(episodes["return"].mean()),
+        mean_optimal_return=float(episodes["optimal_return"].mean()),
+        fraction_of_optimal=float(episodes["return"].sum()) / total_opt if total_opt else math.nan,
+        listen_rate=float(episodes["listens"].sum()) / steps if steps else math.nan,
+        mean_length=float(episodes["length"].mean()),
+        mean_regret=float(episodes["regret"].mean()),
+    )
+
+
+def _write_eval_csv(path: Path, episodes: dict[str, np.ndarray]) -> None:
+    import pandas as pd
+
+    pd.DataFrame(episodes).to_csv(path, index=False, float_format="%.6g")
+
+
+def _atomic_write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, default=_json_default)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+def cell_paths(run_dir: Path, cell: Cell) -> tuple[Path, Path]:
+    """The cell's directory and its TensorBoard directory."""
+    return run_dir / "cells" / cell.key, run_dir / "tb" / cell.tb_name
+
+
+def run_cell(cell: Cell, run_dir: str | Path, progress: Progress | None = None) -> CellResult:
+    """Train and evaluate one cell from scratch; ``result.json`` is written last.
+
+    Args:
+        cell: The cell.
+        run_dir: The run directory.
+        progress: Receives progress events.
+
+    Returns:
+        The cell's result (also in ``cells/<key>/result.json``).
+    """
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    from agents.base import AgentContext, make_agent
+    from experiments.tblog import TrainingLogger, hparams_markdown
+
+    progress = progress or Progress()
+    run_dir = Path(run_dir)
+    cell_dir, tb_dir = cell_paths(run_dir, cell)
+    for stale in (cell_dir, tb_dir):
+        if stale.exists():
+            shutil.rmtree(stale)
+    cell_dir.mkdir(parents=True)
+    tb_dir.mkdir(parents=True)
+    # One thread per cell: cells run side by side, and a multi-threaded BLAS on a busy
+    # machine is up to 100x slower than a single thread (small matrices, spin-waits).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    blas = _limit_blas_threads()
+    writer = SummaryWriter(log_dir=str(tb_dir))
+    try:
+        env = MeteredVectorEnv(
+            num_envs=cell.env.num_envs,
+            on_step=lambda n: progress.advance(cell.key, n),
+            **cell.env.kwargs,
+        )
+        agent = make_agent(cell.agent.type, cell.agent.params)
+        agent.bind(AgentContext.from_env(env, cell.seed))
+        agent.set_log_dir(str(tb_dir))
+        hparams = agent.hyperparameters()
+        writer.add_text(
+            "hyperparameters",
+            hparams_markdown(
+                {
+                    "agent": cell.agent.name,
+                    "type": cell.agent.type,
+                    **{f"params.{k}": v for k, v in hparams.items()},
+                    "seed": cell.seed,
+                    "env_id": cell.env.id,
+                    **{f"env.{k}": v for k, v in cell.env.kwargs.items()},
+                    "num_envs": cell.env.num_envs,
+                    "train_steps": cell.train_steps,
+                    "eval_episodes": cell.eval_episodes,
+                }
+            ),
+        )
+        logger = TrainingLogger(
+            writer, lambda: env.cumulative_regret, log_every=max(1, cell.train_steps // 1000)
+        )
+        learns = bool(agent.learns_online)
+        t0 = time.perf_counter()
+        if learns:
+            progress.phase(cell.key, "train", cell.train_steps)
+            agent.learn(env, cell.train_steps, logger)
+            logger.flush()
+        train_time = time.perf_counter() - t0
+        steps = max(env.steps_taken, logger.rows[-1][0] if logger.rows else 0)
+
+        t0 = time.perf_counter()
+        progress.phase(cell.key, "eval", cell.eval_episodes)
+        episodes = evaluate(
+            agent,
+            cell.env.kwargs,
+            cell.env.num_envs,
+            cell.eval_reset_seeds(),
+            on_episodes=lambda n: progress.advance(cell.key, n),
+        )
+        summary = summarize_eval(episodes)
+        eval_time = time.perf_counter() - t0
+        for tag, value in (
+            ("eval/return", summary.mean_return),
+            ("eval/return_fraction_of_optimal", summary.fraction_of_optimal),
+            ("eval/listen_rate", summary.listen_rate),
+            ("eval/session_length", summary.mean_length),
+            ("eval/regret", summary.mean_regret),
+        ):
+            writer.add_scalar(tag, value, steps)
+        writer.flush()
+
+        logger.write_csv(cell_dir / "curve.csv")
+        _write_eval_csv(cell_dir / "eval_episodes.csv", episodes)
+        result = CellResult(
+            cell=cell.key,
+            agent=cell.agent.name,
+            type=cell.agent.type,
+            seed=cell.seed,
+            learns=learns,
+            train_steps=int(steps),
+            train_episodes=logger.episodes,
+            train_regret=env.cumulative_regret if learns else None,
+            train_time_s=round(train_time, 3),
+            eval_time_s=round(eval_time, 3),
+            eval=summary,
+            settings=cell.settings(),
+            hyperparameters=hparams,
+            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        _atomic_write_json(cell_dir / "result.json", dataclasses.asdict(result))
+        return result
+    except BaseException:
+        (cell_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        raise
+    finally:
+        writer.close()
+        torch.set_num_threads(threads)
+        if blas is not None:
+            blas.restore_original_limits()
+        progress.done(cell.key)
+
+
+def _limit_blas_threads() -> Any:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return None
+    return threadpool_limits(limits=1)
+
+
+def load_result(run_dir: Path, cell: Cell) -> CellResult | None:
+    """The cell's saved result, if it exists and was made with the cell's settings."""
+    path = cell_paths(run_dir, cell)[0] / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        result = CellResult.from_dict(data)
+    except (ValueError, TypeError, KeyError):
+        return None
+    # Round-trip the settings through JSON so tuples and lists compare equal.
+    settings = json.loads(json.dumps(cell.settings(), default=_json_default))
+    return result if result.settings == settings else None
+
+
+# ------------------------------------------------------------------ worker glue
+
+_CHANNEL: Any = None
+
+
+def _init_worker(channel: Any) -> None:
+    global _CHANNEL
+    _CHANNEL = channel
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_cell_in_worker(cell: Cell, run_dir: str) -> CellResult:
+    progress = _QueueProgress(_CHANNEL) if _CHANNEL is not None else Progress()
+    return run_cell(cell, run_dir, progress)
+
+
+# ------------------------------------------------------------------ experiment
+
+
+def plan_cells(config: ExperimentConfig) -> list[Cell]:
+    """Every (agent, seed) cell, the references first."""
+    ordered = sorted(config.agents, key=lambda a: (a.type not in ("random", "oracle"),))
+    return [
+        Cell(
+            experiment=config.name,
+            env=config.env,
+            agent=agent,
+            seed=seed,
+            train_steps=config.train_steps(agent),
+            eval_episodes=config.budget.eval_episodes,
+            eval_seed=config.budget.eval_seed,
+        )
+        for agent in ordered
+        for seed in config.seeds
+    ]
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(data, (list, tuple)) and data and all(isinstance(v, dict) for v in data):
+        out = {}
+        for i, value in enumerate(data):
+            out.update(_flat(value, f"{prefix}[{i}]"))
+        return out
+    return {prefix: data}
+
+
+def config_differences(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+    """Human-readable differences ``key: old -> new`` between two configs."""
+    a, b = _flat(old.to_dict()), _flat(new.to_dict())
+    lines = []
+    for key in sorted(set(a) | set(b), key=lambda k: (k not in a, k)):
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            lines.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
+    return lines
+
+
+def _check_run_dir(run_dir: Path, config: ExperimentConfig, force: bool) -> None:
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        return
+    try:
+        saved = parse_config(saved_path.read_text(encoding="utf-8"), source=str(saved_path))
+        diffs = config_differences(saved, config)
+    except ConfigError as err:
+        diffs = [f"the saved config is no longer valid ({err})"]
+    if diffs and not force:
+        shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+        raise ConfigError(
+            f"{run_dir} holds a run of a different config (saved in {saved_path}): {shown}. "
+            "Rerun with the saved config, choose another --out, or pass --force to rerun "
+            "the cells whose settings changed."
+        )
+
+
+def _preflight(config: ExperimentConfig) -> None:
+    """Build the environment once, so that a bad world fails before any training."""
+    from agents.base import AgentContext, make_agent
+
+    env = MusicRecVectorEnv(num_envs=1, **config.env.kwargs)
+    context = AgentContext.from_env(env, 0)
+    for spec in config.agents:
+        agent = make_agent(spec.type, spec.params)
+        try:
+            agent.bind(context)
+        except (ConfigError, ValueError, TypeError) as err:
+            raise ConfigError(f"{config.source}: agent {spec.name!r}: {err}") from err
+
+
+def run_experiment(
+    config_path: str | Path,
+    out: str | Path | None = None,
+    jobs: int | None = None,
+    quiet: bool = False,
+    force: bool = False,
+    command: list[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> RunSummary:
+    """Run (or resume) an experiment.
+
+    Args:
+        config_path: The YAML config.
+        out: Run directory (default ``runs/<name>``).
+        jobs: Cells run in parallel processes (default ``min(2, cells to run)``).
+        quiet: No progress bars or per-cell lines.
+        force: Accept a config that differs from the one saved in ``out``.
+        command: The command line to save in ``command.txt`` (default ``sys.argv``).
+        log: Where messages go.
+
+    Returns:
+        What ran and the results.
+
+    Raises:
+        ConfigError: The config is invalid, or differs from the saved one.
+        CellFailedError: A cell raised (the others still ran and were reported).
+    """
+    t_start = time.perf_counter()
+    config_path = Path(config_path)
+    config = load_config(config_path)
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"--jobs must be an int >= 1, got {jobs!r}")
+    _preflight(config)
+    run_dir = Path(out) if out is not None else Path("runs") / config.name
+    _check_run_dir(run_dir, config, force)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_path, run_dir / "config.yaml")
+    argv = command if command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]]
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with open(run_dir / "command.txt", "a", encoding="utf-8") as fh:
+        fh.write(f"# {stamp} cwd={shlex.quote(os.getcwd())}\n{shlex.join(argv)}\n")
+
+    cells = plan_cells(config)
+    if force:
+        _remove_stale(run_dir, cells)
+    results: dict[str, CellResult] = {}
+    pending: list[Cell] = []
+    for cell in cells:
+        saved = load_result(run_dir, cell)
+        if saved is not None:
+            results[cell.key] = saved
+        else:
+            pending.append(cell)
+    skipped = [c.key for c in cells if c.key in results]
+    if skipped and not quiet:
+        log(f"resuming {run_dir}: {len(skipped)} of {len(cells)} cells already done")
+
+    n_jobs = max(1, min(jobs if jobs is not None else 2, len(pending)))
+    failures = _execute(pending, run_dir, n_jobs, quiet, results, log)
+
+    from experiments.report import write_report
+
+    table = write_report(run_dir, config, [c for c in cells if c.key in results], results)
+    elapsed = time.perf_counter() - t_start
+    if failures:
+        names = ", ".join(f"{k} ({e})" for k, e in failures)
+        raise CellFailedError(
+            f"{len(failures)} cell(s) failed: {names}; tracebacks in "
+            f"{run_dir / 'cells'}/<cell>/error.txt. The results of the other cells are in "
+            f"{run_dir}; rerun the same command to retry the failed cells."
+        )
+    return RunSummary(
+        run_dir=run_dir,
+        config=config,
+        results=results,
+        computed=[c.key for c in pending],
+        skipped=skipped,
+        table=table,
+        elapsed_s=elapsed,
+    )
+
+
+def _remove_stale(run_dir: Path, cells: list[Cell]) -> None:
+    keep_cells = {c.key for c in cells}
+    keep_tb = {c.tb_name for c in cells}
+    for sub, keep in (("cells", keep_cells), ("tb", keep_tb)):
+        base = run_dir / sub
+        if base.is_dir():
+            for child in base.iterdir():
+                if child.is_dir() and child.name not in keep:
+                    shutil.rmtree(child)
+
+
+def _execute(
+    pending: list[Cell],
+    run_dir: Path,
+    jobs: int,
+    quiet: bool,
+    results: dict[str, CellResult],
+    log: Callable[[str], None],
+) -> list[tuple[str, str]]:
+    """Run the pending cells; returns (key, error) of the cells that failed."""
+    if not pending:
+        return []
+    bars = None if quiet else _TqdmProgress(len(pending), jobs)
+    say = (lambda line: None) if quiet else (bars.write if bars is not None else log)
+    failures: list[tuple[str, str]] = []
+
+    def finished(key: str, result: CellResult | None, error: BaseException | None) -> None:
+        if result is not None:
+            results[key] = result
+            e = result.eval
+            say(
+                f"{key}: return {e.mean_return:.3f} ({e.fraction_of_optimal:.1%} of optimal), "
+                f"train {result.train_time_s:.0f} s, eval {result.eval_time_s:.0f} s"
+            )
+        else:
+            failures.append((key, f"{type(error).__name__}: {error}"))
+            say(f"{key}: FAILED: {type(error).__name__}: {error}")
+
+    try:
+        if jobs == 1:
+            for cell in pending:
+                try:
+                    finished(cell.key, run_cell(cell, run_dir, bars), None)
+                except Exception as err:
+                    finished(cell.key, None, err)
+        else:
+            _execute_parallel(pending, run_dir, jobs, bars, finished)
+    finally:
+        if bars is not None:
+            bars.close()
+    return failures
+
+
+def _execute_parallel(
+    pending: list[Cell],
+    run_dir: Path,
+    jobs: int,
+    bars: _TqdmProgress | None,
+    finished: Callable[[str, CellResult | None, BaseException | None], None],
+) -> None:
+    ctx = mp.get_context("spawn")
+    channel = ctx.Queue() if bars is not None else None
+    pool = cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(channel,)
+    )
+    try:
+        futures = {pool.submit(_run_cell_in_worker, c, str(run_dir)): c for c in pending}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = cf.wait(remaining, timeout=0.1, return_when=cf.FIRST_COMPLETED)
+            _drain(channel, bars)
+            for fut in done:
+                cell = futures[fut]
+                err = fut.exception()
+                finished(cell.key, None if err else fut.result(), err)
+        _drain(channel, bars)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _drain(channel: Any, bars: _TqdmProgress | None) -> None:
+    if channel is None or bars is None:
+        return
+    while True:
+        try:
+            event = channel.get_nowait()
+        except queue.Empty:
+            return
+        kind, cell, *rest = event
+        if kind == "phase":
+            bars.phase(cell, *rest)
+        elif kind == "advance":
+            bars.advance(cell, *rest)
+        else:
+            bars.done(cell)

@@ -1,0 +1,1 @@
+"""Listening logs: the synthetic world's generator and its logged sessions."""

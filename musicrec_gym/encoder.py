@@ -1,0 +1,756 @@
+"""Session encoder: the environment's observation function (torch-free inference side).
+
+A session state is the last :data:`WINDOW` plays, oldest first, each play its track
+embedding (``d`` dims) followed by the listener's feedback flag (1 listened, 0
+skipped): a ``WINDOW x (d+1)`` matrix. An LSTM autoencoder (DESIGN.md §3) compresses
+it to a ``(d+1)``-vector. Training lives in :mod:`musicrec_gym.encoder_train`
+(PyTorch); this module holds what the environment needs at run time and imports only
+NumPy:
+
+* :func:`make_windows` turns logged sessions into training windows;
+* :class:`EncoderConfig` and :class:`EncoderReport`, the training stage's records;
+* :class:`NumpyEncoder`, batched NumPy inference of the encoder half from the weights
+  written by :func:`musicrec_gym.encoder_train.export_numpy`.
+
+The PyTorch names (``SessionAutoencoder``, ``train_autoencoder``, ``save_state_dict``,
+``load_state_dict``, ``export_numpy``) can also be imported from this module; they are
+loaded from :mod:`musicrec_gym.encoder_train` on first access, so
+``from musicrec_gym.encoder import NumpyEncoder`` never imports torch.
+
+How :class:`NumpyEncoder` is fast (all measured on the 2-core dev machine):
+
+* both LSTM layers run as one *wavefront*: step ``t`` of layer 1 and step ``t-1`` of
+  layer 2 share one matmul of ``[h1, h2, x_t, 1]`` against a fused weight matrix, so a
+  5-step window costs 5 matmuls instead of 10, biases included;
+* the gates of both layers sit in one ``[c | g | f | i | o]`` buffer, so each
+  nonlinearity and each product is one NumPy call for both layers;
+* the first step of layer 1 starts from a zero state, so after :meth:`~NumpyEncoder.bind_tracks`
+  its result is a table lookup per (track, listened) pair;
+* small batches (B <= 16, one call per env step) use ``tanh`` for every gate, the fewest
+  NumPy calls; large batches use ``exp``, which is twice as cheap per element as
+  ``tanh`` in NumPy's float32 kernels, with the constant factors folded into the
+  weights (cell and hidden states are kept halved);
+* every buffer is allocated once per batch shape and reused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from musicrec_gym.encoder_train import (
+        SessionAutoencoder,
+        export_numpy,
+        load_state_dict,
+        save_state_dict,
+        train_autoencoder,
+    )
+
+__all__ = [
+    "WEIGHT_KEYS",
+    "WINDOW",
+    "EncoderConfig",
+    "EncoderReport",
+    "NumpyEncoder",
+    "SessionAutoencoder",
+    "export_numpy",
+    "load_state_dict",
+    "make_windows",
+    "save_state_dict",
+    "train_autoencoder",
+]
+
+WINDOW = 5
+"""Number of plays in a session state."""
+
+WEIGHT_KEYS = ("l1_w_ih", "l1_w_hh", "l1_b", "l2_w_ih", "l2_w_hh", "l2_b")
+"""Keys of the exported encoder weights, in PyTorch's layout and gate order (i, f, g, o).
+
+``lK_w_ih`` is ``(4 H_K, input)``, ``lK_w_hh`` is ``(4 H_K, H_K)`` and ``lK_b`` is
+``b_ih + b_hh``, ``(4 H_K,)``, for layer ``K`` in 1, 2.
+"""
+
+_TORCH_NAMES = frozenset(
+    {"SessionAutoencoder", "train_autoencoder", "save_state_dict", "load_state_dict", "export_numpy"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Load the PyTorch half of the encoder on first use of one of its names (PEP 562)."""
+    if name in _TORCH_NAMES:
+        from musicrec_gym import encoder_train
+
+        return getattr(encoder_train, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _TORCH_NAMES)
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: object) -> bool:
+    return _is_int(value) or isinstance(value, (float, np.floating))
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Training hyperparameters of the session autoencoder.
+
+    Attributes:
+        epochs: Passes over the training windows.
+        batch_size: Windows per Adam step.
+        lr: Adam learning rate.
+        holdout: Fraction of the windows held out (drawn at random with ``seed``) for
+            the reported reconstruction MSE.
+        seed: Seeds the weight initialisation, the hold-out split and the shuffling.
+        threads: ``torch.set_num_threads`` during training (restored afterwards). Fixed
+            so that a seed gives bit-identical weights on any machine with the same
+            PyTorch build.
+
+    Raises:
+        ConfigError: A field has the wrong type or is out of range.
+    """
+
+    epochs: int = 3
+    batch_size: int = 1024
+    lr: float = 3e-3
+    holdout: float = 0.05
+    seed: int = 0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("threads", 1)):
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ConfigError(f"`{name}` must be an int >= {low}, got {value!r}")
+        if not _is_number(self.lr) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ConfigError(f"`lr` must be a finite number > 0, got {self.lr!r}")
+        if not _is_number(self.holdout) or not 0 < self.holdout < 1:
+            raise ConfigError(f"`holdout` must be a number in (0, 1), got {self.holdout!r}")
+
+
+@dataclass(frozen=True)
+class EncoderReport:
+    """What training the session autoencoder achieved.
+
+    Attributes:
+        n_train: Windows trained on.
+        n_heldout: Windows held out.
+        heldout_mse: Reconstruction MSE on the held-out windows after the last epoch.
+        mean_baseline_mse: MSE on the held-out windows of predicting the training mean
+            window: the score of an encoder that learned nothing.
+        epoch_losses: Mean training MSE of each epoch.
+    """
+
+    n_train: int
+    n_heldout: int
+    heldout_mse: float
+    mean_baseline_mse: float
+    epoch_losses: tuple[float, ...]
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def _flat_int(parts: list[Any], what: str) -> np.ndarray:
+    try:
+        flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    except ValueError as exc:
+        raise DataFormatError(f"`{what}` must hold 1-D arrays, one per session: {exc}") from exc
+    if flat.ndim != 1:
+        raise DataFormatError(f"`{what}` must hold 1-D arrays, one per session, got {flat.ndim}-D")
+    return flat
+
+
+def make_windows(
+    tracks: Sequence[np.ndarray],
+    listened: Sequence[np.ndarray],
+    vectors: np.ndarray,
+    window: int = WINDOW,
+) -> np.ndarray:
+    """Every contiguous window of ``window`` plays in every session, as encoder inputs.
+
+    Args:
+        tracks: ``tracks[i]`` holds the track rows (indices into ``vectors``) of session
+            ``i`` in play order.
+        listened: ``listened[i]`` holds 1 (listened) or 0 (skipped) for each play of
+            session ``i``.
+        vectors: Track embeddings, ``(n_tracks, d)``.
+        window: Plays per window. Sessions shorter than this give no window.
+
+    Returns:
+        float32 ``(N, window, d+1)``: for each window, oldest play first, the play's
+        track vector followed by its listened flag. Windows are ordered by session,
+        then by start position.
+
+    Raises:
+        ConfigError: ``window`` is not an int >= 1.
+        DataFormatError: ``vectors`` is not a finite 2-D array; ``tracks`` and
+            ``listened`` differ in length, or in the length of a session (the message
+            names it); a track row is out of range or a flag is not 0/1 (names the
+            session and position).
+    """
+    if not _is_int(window) or window < 1:
+        raise ConfigError(f"`window` must be an int >= 1, got {window!r}")
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.dtype.kind not in "iuf":
+        raise DataFormatError(
+            f"`vectors` must be a numeric 2-D array (n_tracks, d), got {vectors.dtype} "
+            f"with shape {vectors.shape}"
+        )
+    if not np.isfinite(vectors).all():
+        raise DataFormatError("`vectors` holds NaN or infinite values")
+    if len(tracks) != len(listened):
+        raise DataFormatError(
+            f"`tracks` has {len(tracks)} sessions but `listened` has {len(listened)}"
+        )
+    n_tracks, dim = vectors.shape
+    n_sessions = len(tracks)
+    lengths = np.fromiter(map(len, tracks), np.int64, n_sessions)
+    flag_lengths = np.fromiter(map(len, listened), np.int64, n_sessions)
+    bad = np.flatnonzero(lengths != flag_lengths)
+    if bad.size:
+        i = int(bad[0])
+        raise DataFormatError(
+            f"session {i}: tracks[{i}] has {lengths[i]} plays but listened[{i}] has "
+            f"{flag_lengths[i]}"
+        )
+    kept = np.flatnonzero(lengths >= window)
+    if kept.size == 0:
+        return np.zeros((0, window, dim + 1), np.float32)
+    flat_tracks = _flat_int([tracks[i] for i in kept], "tracks")
+    flat_flags = _flat_int([listened[i] for i in kept], "listened")
+    kept_lengths = lengths[kept]
+    starts = np.cumsum(kept_lengths) - kept_lengths  # first play of each kept session
+
+    def locate(position: int) -> str:
+        j = int(np.searchsorted(starts, position, side="right")) - 1
+        return f"session {int(kept[j])}, position {position - int(starts[j])}"
+
+    if flat_tracks.dtype.kind not in "iu":
+        raise DataFormatError(f"`tracks` must hold integer track rows, got {flat_tracks.dtype}")
+    out_of_range = np.flatnonzero((flat_tracks < 0) | (flat_tracks >= n_tracks))
+    if out_of_range.size:
+        p = int(out_of_range[0])
+        raise DataFormatError(
+            f"{locate(p)}: track row {flat_tracks[p]} is out of range [0, {n_tracks})"
+        )
+    if flat_flags.dtype.kind not in "biuf":
+        raise DataFormatError(f"`listened` must hold 0/1 flags, got {flat_flags.dtype}")
+    not_flag = np.flatnonzero((flat_flags != 0) & (flat_flags != 1))
+    if not_flag.size:
+        p = int(not_flag[0])
+        raise DataFormatError(f"{locate(p)}: listened flag {flat_flags[p]} is not 0 or 1")
+
+    # One row per (track, flag) pair, so each play is a single gather.
+    table = np.empty((n_tracks, 2, dim + 1), np.float32)
+    table[:, :, :dim] = vectors[:, None, :]
+    table[:, 0, dim] = 0.0
+    table[:, 1, dim] = 1.0
+    codes = flat_tracks.astype(np.int64) * 2 + flat_flags.astype(np.int64)
+    n_windows = kept_lengths - window + 1
+    first = np.repeat(starts - (np.cumsum(n_windows) - n_windows), n_windows)
+    first += np.arange(first.size)
+    return table.reshape(-1, dim + 1)[codes[first[:, None] + np.arange(window)]]
+
+
+# --------------------------------------------------------------------------- NumPy inference
+
+# Our gate order is (g, f, i, o); PyTorch's is (i, f, g, o).
+_TORCH_BLOCK = (2, 1, 0, 3)
+# Batches up to this size take the row-layout tanh path (fewest NumPy calls); larger
+# ones the gate-major exp path (cheapest per element).
+_SMALL_BATCH = 2
+# Buffers are kept for this many (batch, window) shapes.
+_MAX_PLANS = 8
+
+_Op = tuple[Any, tuple[Any, ...]]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.tanh(0.5 * x) + 0.5
+
+
+def _wave_ops_tanh(
+    mm: Any, z: np.ndarray, m: np.ndarray, g: np.ndarray, p: np.ndarray, tmp: np.ndarray,
+    half: np.ndarray, h_out: np.ndarray | None, h: int,
+) -> list[_Op]:  # fmt: skip
+    """One wave, row layout ``g = [c | g | f | i | o]`` (blocks ``h`` wide), tanh path.
+
+    ``sigmoid(a) = (1 + tanh(a/2)) / 2``; the 1/2 inside is folded into the weights.
+    With ``h_out=None`` the last op's output is left out (the caller supplies it).
+    """
+    gates, fio, o = g[:, h:], g[:, 2 * h :], g[:, 4 * h :]
+    ops: list[_Op] = [
+        (mm, (z, m, gates)),
+        (np.tanh, (gates, gates)),
+        (np.multiply, (fio, half, fio)),
+        (np.add, (fio, half, fio)),
+        (np.multiply, (g[:, : 2 * h], g[:, 2 * h : 4 * h], p)),  # [f * c, i * tanh(g)]
+        (np.add, (p[:, :h], p[:, h:], g[:, :h])),  # c
+        (np.tanh, (g[:, :h], tmp)),
+    ]
+    if h_out is not None:
+        ops.append((np.multiply, (o, tmp, h_out)))
+    return ops
+
+
+class _RowPlan:
+    """Buffers and bound NumPy calls for tiny batches (row layout, tanh path).
+
+    ``z[t] = [h (H) | x_t (F) | 1]`` is wave ``t``'s matmul input, ``H = H1 + H2``; wave
+    ``t`` runs layer 1's step ``t`` and layer 2's step ``t-1`` with one matmul. The
+    last wave runs layer 2 alone in compact buffers.
+    """
+
+    def __init__(self, enc: NumpyEncoder, batch: int, window: int) -> None:
+        f, h1, h2 = enc.feature_dim, enc._h1, enc._h2
+        h = h1 + h2
+        self.h, self.window = h, window
+        self.z = np.zeros((window + 1, batch, h + f + 1), np.float32)
+        self.z[:, :, h + f] = 1.0
+        self.x = self.z[:window, :, h : h + f]
+        g = np.empty((batch, 5 * h), np.float32)
+        gl = np.empty((batch, 5 * h2), np.float32)
+        self.c, self.c2, self.h1_layer2 = g[:, :h], g[:, h1:h], self.z[1, :, h1:h]
+        self.code = np.empty((batch, window), np.int64)
+        self.flag = np.empty((batch, window), np.bool_)
+        mm = np.dot if batch == 1 else np.matmul  # np.dot is faster but needs C-order out
+        p, tmp = np.empty((batch, 2 * h), np.float32), np.empty((batch, h), np.float32)
+        self.first = _wave_ops_tanh(mm, self.z[0], enc._row_m, g, p, tmp, enc._row_half,
+                                    self.z[1, :, :h], h)  # fmt: skip
+        self.ops: list[_Op] = []
+        for t in range(1, window):
+            self.ops += _wave_ops_tanh(mm, self.z[t], enc._row_m, g, p, tmp, enc._row_half,
+                                       self.z[t + 1, :, :h], h)  # fmt: skip
+        self.ops.append((np.copyto, (gl[:, :h2], g[:, h1:h])))
+        pl, tmpl = np.empty((batch, 2 * h2), np.float32), np.empty((batch, h2), np.float32)
+        self.ops += _wave_ops_tanh(mm, self.z[window], enc._row_m_last, gl, pl, tmpl,
+                                   enc._row_half_last, None, h2)  # fmt: skip
+        self.o_last, self.tmp_last = gl[:, 4 * h2 :], tmpl
+
+    def load_ids(self, enc: NumpyEncoder, code_t: np.ndarray) -> None:
+        state0 = enc._state0[code_t[0]]
+        if self.window > 1:
+            self.x[1:] = enc._features[code_t[1:]]
+        self.z[1, :, : self.h] = state0[:, : self.h]
+        self.c[...] = state0[:, self.h :]
+
+    def load_windows(self, x: np.ndarray) -> None:
+        self.x[...] = x.transpose(1, 0, 2)
+        self.c[...] = 0.0
+        for fn, args in self.first:
+            fn(*args)
+        self.h1_layer2[...] = 0.0  # wave 0 is layer 1's first step only
+        self.c2[...] = 0.0
+
+    def run(self, out: np.ndarray) -> None:
+        for fn, args in self.ops:
+            fn(*args)
+        np.multiply(self.o_last, self.tmp_last, out)
+
+
+class _GatePlan:
+    """Buffers for larger batches: gate-major layout, exp path.
+
+    Every array an elementwise call touches is C-contiguous: ``gm`` is ``(5, B, H)``
+    with blocks ``[c, g, f, i, o]``, so ``[c, g] * [f, i]`` and the like are single
+    contiguous calls. With ``1/(1 + exp(-a)) = sigmoid(a)`` and
+    ``1/(1 + exp(-2a)) - 1/2 = tanh(a)/2``, one ``exp`` (half the price of ``tanh`` in
+    NumPy's float32 kernels) serves each nonlinearity; the hidden and cell states are
+    stored halved, the factors folded into the weights.
+    """
+
+    def __init__(self, enc: NumpyEncoder, batch: int, window: int) -> None:
+        f, h1, h2 = enc.feature_dim, enc._h1, enc._h2
+        h = h1 + h2
+        self.h, self.h1, self.window = h, h1, window
+        self.xa = np.ones((window, batch, f + 1), np.float32)  # [x_t | 1]
+        self.xp = np.empty((window, 4, batch, h), np.float32)  # input projections
+        self.hb = np.empty((batch, h), np.float32)  # h / 2
+        self.gm = np.empty((5, batch, h), np.float32)  # c/2, then gates
+        self.p = np.empty((2, batch, h), np.float32)
+        self.tmp = np.empty((batch, h), np.float32)
+        self.gml = np.empty((5, batch, h2), np.float32)
+        self.pl = np.empty((2, batch, h2), np.float32)
+        self.tmpl = np.empty((batch, h2), np.float32)
+        self.code = np.empty((batch, window), np.int64)
+        self.flag = np.empty((batch, window), np.bool_)
+
+    def load_ids(self, enc: NumpyEncoder, code_t: np.ndarray) -> None:
+        state0 = enc._state0[code_t[0]]
+        if self.window > 1:
+            self.xa[1:] = enc._features_aug[code_t[1:]]
+            np.matmul(self.xa[1:, None], enc._gm_x, out=self.xp[1:])
+        np.multiply(state0[:, : self.h], 0.5, out=self.hb)
+        np.multiply(state0[:, self.h :], 0.5, out=self.gm[0])
+
+    def load_windows(self, enc: NumpyEncoder, x: np.ndarray) -> None:
+        self.xa[:, :, :-1] = x.transpose(1, 0, 2)
+        np.matmul(self.xa[:, None], enc._gm_x, out=self.xp)
+        gm = self.gm
+        gm[0] = 0.0
+        gm[1:] = self.xp[0]
+        self._cell(gm, self.p, self.tmp, self.hb)
+        self.hb[:, self.h1 :] = 0.0  # wave 0 is layer 1's first step only
+        gm[0, :, self.h1 :] = 0.0
+
+    @staticmethod
+    def _cell(gm: np.ndarray, p: np.ndarray, tmp: np.ndarray, h_out: np.ndarray) -> None:
+        """Gates in ``gm[1:]`` -> new ``c/2`` in ``gm[0]`` and ``h/2`` in ``h_out``."""
+        gates = gm[1:]
+        np.exp(gates, out=gates)
+        np.add(gates, 1.0, out=gates)
+        np.divide(1.0, gates, out=gates)  # f, i, o: sigmoid; g: (1 + tanh(g)) / 2
+        np.subtract(gm[1], 0.5, out=gm[1])  # tanh(g) / 2
+        np.multiply(gm[:2], gm[2:4], out=p)  # [f * c/2, i * tanh(g)/2]
+        np.add(p[0], p[1], out=gm[0])  # c/2
+        np.multiply(gm[0], -4.0, out=tmp)  # -2c
+        np.exp(tmp, out=tmp)
+        np.add(tmp, 1.0, out=tmp)
+        np.divide(1.0, tmp, out=tmp)
+        np.subtract(tmp, 0.5, out=tmp)  # tanh(c) / 2
+        np.multiply(gm[4], tmp, out=h_out)  # h/2 = o * tanh(c)/2
+
+    def run(self, enc: NumpyEncoder, out: np.ndarray) -> None:
+        gm, gates, xp, hb = self.gm, self.gm[1:], self.xp, self.hb
+        for t in range(1, self.window):
+            np.matmul(hb, enc._gm_h, out=gates)
+            np.add(gates, xp[t], out=gates)
+            self._cell(gm, self.p, self.tmp, hb)
+        gml = self.gml
+        np.copyto(gml[0], gm[0, :, self.h1 :])
+        np.matmul(hb, enc._gm_h_last, out=gml[1:])
+        np.add(gml[1:], enc._gm_b_last, out=gml[1:])
+        self._cell(gml, self.pl, self.tmpl, out)
+        np.multiply(out, 2.0, out=out)
+
+
+class NumpyEncoder:
+    """Batched NumPy inference of the session encoder's two LSTM layers.
+
+    Computes the code ``h_T`` of the second LSTM, what ``SessionAutoencoder.encode``
+    computes in PyTorch (float32, within ~1e-6), without importing torch.
+
+    Not thread-safe: an instance reuses its work buffers across calls; give each thread
+    its own (``NumpyEncoder.load`` is cheap).
+
+    Attributes:
+        feature_dim: Input features per play (``d + 1``).
+        code_dim: Size of the code (equal to ``feature_dim`` for ``SessionAutoencoder``).
+        n_tracks: Tracks bound by :meth:`bind_tracks` (0 before).
+    """
+
+    def __init__(self, weights: Mapping[str, np.ndarray], source: str = "weights") -> None:
+        """Build an encoder from weights in the layout of :data:`WEIGHT_KEYS`.
+
+        Args:
+            weights: The six arrays (extra keys are ignored).
+            source: Names the weights' origin in error messages (a path, usually).
+
+        Raises:
+            ArtifactError: A key is missing, or an array has the wrong shape, a
+                non-float dtype or non-finite values (names ``source`` and the key).
+        """
+        w = self._checked(weights, source)
+        h1 = w["l1_w_hh"].shape[1]
+        h2 = w["l2_w_hh"].shape[1]
+        h = h1 + h2
+        self.feature_dim: int = w["l1_w_ih"].shape[1]
+        self.code_dim: int = h2
+        self.n_tracks: int = 0
+        self._h1, self._h2 = h1, h2
+        self._w = w
+        f = self.feature_dim
+        # Row path: (1 + tanh(a/2)) / 2 = sigmoid(a), so f, i, o are pre-scaled by 1/2.
+        m = self._fused(w, (1.0, 0.5, 0.5, 0.5), 1.0)
+        self._row_m = m.reshape(h + f + 1, 4 * h).astype(np.float32)
+        self._row_m_last = np.ascontiguousarray(m[:, :, h1:]).reshape(-1, 4 * h2)
+        self._row_m_last = self._row_m_last.astype(np.float32)
+        self._row_half = np.full(3 * h, 0.5, np.float32)
+        self._row_half_last = np.full(3 * h2, 0.5, np.float32)
+        # Gate path: exp(-a) for f, i, o and exp(-2g) for g; h is stored halved.
+        m = self._fused(w, (-2.0, -1.0, -1.0, -1.0), 2.0).transpose(1, 0, 2)  # (4, K, H)
+        self._gm_h = np.ascontiguousarray(m[:, :h], np.float32)
+        self._gm_x = np.ascontiguousarray(m[:, h:], np.float32)  # rows [x | 1]
+        self._gm_h_last = np.ascontiguousarray(m[:, :h, h1:], np.float32)
+        self._gm_b_last = np.ascontiguousarray(m[:, -1:, h1:], np.float32)  # (4, 1, H2)
+        self._plans: dict[tuple[int, int], _RowPlan | _GatePlan] = {}
+        self._features = np.zeros((0, f), np.float32)
+        self._features_aug = np.zeros((0, f + 1), np.float32)
+        self._state0 = np.zeros((0, 2 * h), np.float32)
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def load(cls, path: str | Path) -> NumpyEncoder:
+        """Load the weights written by ``export_numpy``.
+
+        Args:
+            path: The ``.npz`` file.
+
+        Returns:
+            The encoder.
+
+        Raises:
+            ArtifactError: The file is missing, is not an ``.npz`` archive, lacks a key
+                or holds an array of the wrong shape (names the path and the key).
+        """
+        path = Path(path)
+        expected = f"expected the session encoder's weights ({', '.join(WEIGHT_KEYS)})"
+        if not path.is_file():
+            raise ArtifactError(f"{path}: no such file; {expected} written by export_numpy")
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise ArtifactError(f"{path}: not a NumPy .npz archive ({exc}); {expected}") from exc
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ArtifactError(f"{path}: a single .npy array, not an .npz archive; {expected}")
+        with archive:
+            arrays = {}
+            for key in WEIGHT_KEYS:
+                if key not in archive.files:
+                    raise ArtifactError(f"{path}: missing key {key!r}; {expected}")
+                try:
+                    arrays[key] = archive[key]
+                except Exception as exc:
+                    raise ArtifactError(f"{path}: key {key!r} is unreadable ({exc})") from exc
+        return cls(arrays, source=str(path))
+
+    @staticmethod
+    def _checked(weights: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for key in WEIGHT_KEYS:
+            if key not in weights:
+                raise ArtifactError(f"{source}: missing key {key!r}")
+            a = np.asarray(weights[key])
+            if a.dtype.kind != "f":
+                raise ArtifactError(f"{source}: key {key!r} has dtype {a.dtype}, expected float")
+            if not np.isfinite(a).all():
+                raise ArtifactError(f"{source}: key {key!r} holds NaN or infinite values")
+            out[key] = a.astype(np.float64)
+        w_ih1 = out["l1_w_ih"]
+        if w_ih1.ndim != 2 or w_ih1.shape[0] % 4 or min(w_ih1.shape) == 0:
+            raise ArtifactError(
+                f"{source}: key 'l1_w_ih' has shape {w_ih1.shape}; expected (4*H1, F)"
+            )
+        h1, f = w_ih1.shape[0] // 4, w_ih1.shape[1]
+        w_ih2 = out["l2_w_ih"]
+        if w_ih2.ndim != 2 or w_ih2.shape[0] % 4 or w_ih2.shape[0] == 0:
+            raise ArtifactError(
+                f"{source}: key 'l2_w_ih' has shape {w_ih2.shape}; expected (4*H2, {h1})"
+            )
+        h2 = w_ih2.shape[0] // 4
+        shapes = {
+            "l1_w_hh": (4 * h1, h1),
+            "l1_b": (4 * h1,),
+            "l2_w_ih": (4 * h2, h1),
+            "l2_w_hh": (4 * h2, h2),
+            "l2_b": (4 * h2,),
+        }
+        for key, shape in shapes.items():
+            if out[key].shape != shape:
+                raise ArtifactError(
+                    f"{source}: key {key!r} has shape {out[key].shape}; expected {shape} "
+                    f"(F={f}, H1={h1} from 'l1_w_ih', H2={h2} from 'l2_w_ih')"
+                )
+        return out
+
+    def _fused(
+        self, w: dict[str, np.ndarray], scale: tuple[float, ...], h_scale: float
+    ) -> np.ndarray:
+        """The wavefront weights ``(K, 4, H)``: rows ``[h1 | h2 | x | 1]``, gates (g, f, i, o).
+
+        Gate ``k``'s columns are ``[layer 1 (H1) | layer 2 (H2)]``, scaled by
+        ``scale[k]``; the ``h`` rows are also scaled by ``h_scale``. In float64.
+        """
+        h1, h2, f = self._h1, self._h2, self.feature_dim
+        h = h1 + h2
+        m = np.zeros((h + f + 1, 4, h))
+        for k, tk in enumerate(_TORCH_BLOCK):
+            s = scale[k]
+            r1, r2 = slice(tk * h1, (tk + 1) * h1), slice(tk * h2, (tk + 1) * h2)
+            m[:h1, k, :h1] = w["l1_w_hh"][r1].T * s
+            m[:h1, k, h1:] = w["l2_w_ih"][r2].T * s
+            m[h1:h, k, h1:] = w["l2_w_hh"][r2].T * s
+            m[h : h + f, k, :h1] = w["l1_w_ih"][r1].T * s
+            m[h + f, k, :h1] = w["l1_b"][r1] * s
+            m[h + f, k, h1:] = w["l2_b"][r2] * s
+        m[:h] *= h_scale
+        return m
+
+    def bind_tracks(self, vectors: np.ndarray) -> None:
+        """Precompute the per-track tables :meth:`encode_ids` looks up.
+
+        For each (track, listened) pair: its input features ``[vector, flag]`` and the
+        state of layer 1 after its first step (which starts from zeros, so depends on
+        that play alone). Memory: ``2 * n_tracks * (2 F + 2 H + 1)`` float32s, with
+        ``H`` the two layers' hidden units (``H = 3 F`` for ``SessionAutoencoder``).
+
+        Args:
+            vectors: Track embeddings, ``(n_tracks, feature_dim - 1)``.
+
+        Raises:
+            DataFormatError: ``vectors`` has the wrong shape or non-finite values.
+        """
+        vectors = np.asarray(vectors)
+        d = self.feature_dim - 1
+        if vectors.ndim != 2 or vectors.shape[1] != d or vectors.dtype.kind not in "iuf":
+            raise DataFormatError(
+                f"`vectors` must be a numeric (n_tracks, {d}) array, got {vectors.dtype} "
+                f"with shape {vectors.shape}"
+            )
+        if not np.isfinite(vectors).all():
+            raise DataFormatError("`vectors` holds NaN or infinite values")
+        n = vectors.shape[0]
+        feats = np.ones((n, 2, d + 2))
+        feats[:, :, :d] = vectors[:, None, :]
+        feats[:, 0, d] = 0.0
+        feats = feats.reshape(2 * n, d + 2)  # [vector, flag, 1]
+        # Layer 1, first step, in float64: c = s(i) tanh(g), h = s(o) tanh(c).
+        w = self._w
+        h1, h = self._h1, self._h1 + self._h2
+        pre = feats[:, :-1] @ w["l1_w_ih"].T + w["l1_b"]
+        gate_i, _, gate_g, gate_o = (pre[:, k * h1 : (k + 1) * h1] for k in range(4))
+        c = _sigmoid(gate_i) * np.tanh(gate_g)
+        state = np.zeros((2 * n, 2 * h))
+        state[:, :h1] = _sigmoid(gate_o) * np.tanh(c)
+        state[:, h : h + h1] = c
+        self._features_aug = feats.astype(np.float32)
+        self._features = np.ascontiguousarray(self._features_aug[:, :-1])
+        self._state0 = state.astype(np.float32)
+        self.n_tracks = n
+
+    # ---------------------------------------------------------------- inference
+
+    def _plan(self, batch: int, window: int) -> _RowPlan | _GatePlan:
+        plan = self._plans.get((batch, window))
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:
+                del self._plans[next(iter(self._plans))]
+            kind = _RowPlan if batch <= _SMALL_BATCH else _GatePlan
+            plan = self._plans[batch, window] = kind(self, batch, window)
+        return plan
+
+    def _result(self, batch: int, out: np.ndarray | None) -> np.ndarray:
+        if out is None:
+            return np.empty((batch, self.code_dim), np.float32)
+        result = out[None] if out.ndim == 1 else out
+        if result.shape != (batch, self.code_dim) or result.dtype != np.float32:
+            raise DataFormatError(
+                f"`out` must be float32 with shape ({batch}, {self.code_dim}), got "
+                f"{out.dtype} {out.shape}"
+            )
+        return result
+
+    def encode(self, windows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Encode session windows.
+
+        Args:
+            windows: ``(B, T, F)`` or one window ``(T, F)``; ``T`` is usually
+                :data:`WINDOW` (any ``T >= 1`` works).
+            out: Optional float32 array of the result's shape to write into.
+
+        Returns:
+            float32 codes, ``(B, code_dim)`` (or ``(code_dim,)`` for one window).
+
+        Raises:
+            DataFormatError: ``windows`` or ``out`` has the wrong shape.
+        """
+        x = np.asarray(windows)
+        single = x.ndim == 2
+        if single:
+            x = x[None]
+        if x.ndim != 3 or x.shape[1] < 1 or x.shape[2] != self.feature_dim:
+            raise DataFormatError(
+                f"`windows` must have shape (B, T, {self.feature_dim}) or (T, "
+                f"{self.feature_dim}), got {np.shape(windows)}"
+            )
+        batch, window = x.shape[0], x.shape[1]
+        result = self._result(batch, out)
+        if batch:
+            plan = self._plan(batch, window)
+            if isinstance(plan, _RowPlan):
+                plan.load_windows(x)
+                plan.run(result)
+            else:
+                with np.errstate(over="ignore"):  # exp(large) = inf gives sigmoid 0: fine
+                    plan.load_windows(self, x)
+                    plan.run(self, result)
+        return result[0] if single else result
+
+    def encode_ids(
+        self, track_idx: np.ndarray, listened: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Encode windows given as track rows and flags (the environment's hot path).
+
+        Equal to ``encode(windows)`` with ``windows[b, t] = [vectors[track_idx[b, t]],
+        listened[b, t]]`` (within 1e-6), but faster: table lookups replace the first
+        layer's input projection and its whole first step. Track rows index like NumPy
+        (``-1`` is the last track); any nonzero flag counts as listened.
+
+        Args:
+            track_idx: Integer track rows, ``(B, T)`` or ``(T,)``.
+            listened: Flags of the same shape.
+            out: Optional float32 array of the result's shape to write into.
+
+        Returns:
+            float32 codes, ``(B, code_dim)`` (or ``(code_dim,)``).
+
+        Raises:
+            ArtifactError: :meth:`bind_tracks` was not called.
+            DataFormatError: Shapes differ or are not 1-/2-D, a track row is out of range,
+                ``track_idx`` is not integer, or ``out`` has the wrong shape.
+        """
+        tracks = np.asarray(track_idx)
+        flags = np.asarray(listened)
+        single = tracks.ndim == 1
+        if single:
+            tracks = tracks[None]
+            flags = flags[None]
+        if tracks.ndim != 2 or tracks.shape != flags.shape or tracks.shape[1] < 1:
+            raise DataFormatError(
+                "`track_idx` and `listened` must both have shape (B, T) or (T,), got "
+                f"{np.shape(track_idx)} and {np.shape(listened)}"
+            )
+        if not self.n_tracks:
+            raise ArtifactError("no track vectors bound: call bind_tracks(vectors) first")
+        batch, window = tracks.shape
+        result = self._result(batch, out)
+        if not batch:
+            return result[0] if single else result
+        plan = self._plan(batch, window)
+        code = plan.code
+        try:
+            np.multiply(tracks, 2, code)
+            np.not_equal(flags, 0, plan.flag)
+            np.add(code, plan.flag, code)
+            if isinstance(plan, _RowPlan):
+                plan.load_ids(self, code.T)
+                plan.run(result)
+            else:
+                with np.errstate(over="ignore"):
+                    plan.load_ids(self, code.T)
+                    plan.run(self, result)
+        except IndexError:
+            raise DataFormatError(
+                f"`track_idx` holds a row outside [-{self.n_tracks}, {self.n_tracks})"
+            ) from None
+        except TypeError as exc:
+            raise DataFormatError(f"`track_idx` must be integer, got {tracks.dtype}") from exc
+        return result[0] if single else result

@@ -1,0 +1,160 @@
+"""The machinery shared by the single and the vector environment.
+
+``SessionCore`` owns a ``BatchSimulator`` of ``n`` slots, validates the environment's
+keyword arguments, turns the simulator's last five plays into observations through the
+session encoder, and builds ``info``. Neither environment adds dynamics of its own, so
+the two give identical trajectories for the same seeds and actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from musicrec_gym.errors import ConfigError, InvalidActionError, unknown_name_message
+from musicrec_gym.sim.params import REWARD_MODES
+from musicrec_gym.sim.simulator import BatchSimulator, StepResult
+from musicrec_gym.world import PROFILE_FEATURES, World, load_world
+
+ENV_KWARGS = ("world", "reward", "profile_features", "max_steps")
+
+
+def check_kwargs(kwargs: dict[str, Any], env_id: str = "MusicRec-v0") -> None:
+    """Reject unknown keyword arguments with a did-you-mean hint."""
+    for key in kwargs:
+        if key not in ENV_KWARGS:
+            raise ConfigError(
+                f"{env_id}: {unknown_name_message('keyword argument', key, ENV_KWARGS)}"
+            )
+
+
+def entropy_seeds(n: int) -> np.ndarray:
+    """Fresh seeds from the OS, for a first ``reset()`` without a seed."""
+    return np.random.SeedSequence().generate_state(n, dtype=np.uint32).astype(np.int64)
+
+
+class SessionCore:
+    """``n`` listening sessions with observations and info.
+
+    Args:
+        n: Number of slots.
+        world: World directory, a loaded ``World``, or ``None`` for the built-in world.
+        reward: ``"listen"`` (1/0), ``"time"`` (listening time 0–5) or ``"event"``
+            (event strength).
+        profile_features: Append the listener's profile features to the observation.
+        max_steps: Recommendations per session before truncation (default: the world's, 20).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        world: str | Path | World | None = None,
+        reward: str = "listen",
+        profile_features: bool = False,
+        max_steps: int | None = None,
+    ) -> None:
+        if reward not in REWARD_MODES:
+            raise ConfigError(
+                f"`reward`: {unknown_name_message('reward mode', reward, REWARD_MODES)}"
+            )
+        if not isinstance(profile_features, bool):
+            raise ConfigError(f"`profile_features` must be a bool, got {profile_features!r}")
+        self.world = world if isinstance(world, World) else load_world(world)
+        params = self.world.params
+        if max_steps is not None:
+            if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+                raise ConfigError(f"`max_steps` must be an int >= 1, got {max_steps!r}")
+            params = replace(params, leave=replace(params.leave, max_steps=int(max_steps)))
+        self.sim = BatchSimulator(
+            self.world.truth,
+            self.world.artist_index,
+            self.world.popularity,
+            params,
+            n,
+            reward_mode=reward,
+            candidates=self.world.candidates,
+        )
+        self.n = n
+        self.reward_mode = reward
+        self.profile_features = profile_features
+        self.obs_dim = self.world.obs_dim + (len(PROFILE_FEATURES) if profile_features else 0)
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(self.obs_dim,), dtype=np.float32)
+        self.action_space = spaces.Discrete(self.world.n_tracks)
+        self.track_ids = self.world.catalog["track_id"].to_numpy(dtype=object)
+        self.user_ids = self.world.listeners["user_id"].to_numpy(dtype=object)
+
+    def observe(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Encoded session state of ``slots``: (B, obs_dim) float32."""
+        sim = self.sim
+        obs = self.world.encoder.encode_ids(sim.win_tracks[slots], sim.win_listened[slots])
+        if self.profile_features:
+            prof = self.world.profile_features[sim.user[slots]]
+            obs = np.concatenate([obs, prof], axis=1)
+        return obs.astype(np.float32, copy=False)
+
+    def check_actions(self, actions: Any) -> np.ndarray:
+        """Validate a batch of actions; returns them as an int64 array of shape (n,)."""
+        arr = np.asarray(actions)
+        if arr.shape != (self.n,) or not (
+            np.issubdtype(arr.dtype, np.integer)
+            or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))
+        ):
+            raise InvalidActionError(
+                f"expected {self.n} integer track indices in [0, {self.world.n_tracks}), "
+                f"got {actions!r}"
+            )
+        arr = arr.astype(np.int64)
+        bad = (arr < 0) | (arr >= self.world.n_tracks)
+        if bad.any():
+            raise InvalidActionError(
+                f"action {int(arr[bad][0])} is outside the action space Discrete("
+                f"{self.world.n_tracks}): actions are track indices 0..{self.world.n_tracks - 1}"
+            )
+        return arr
+
+    def reset_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
+        """Info after a reset: the listener and the best first recommendation."""
+        sim = self.sim
+        users = sim.user[slots]
+        return {
+            "user": users.copy(),
+            "user_id": self.user_ids[users],
+            "optimal_action": sim.opt_action[slots].copy(),
+            "optimal_reward": sim.reward.expected(1.0 / (1.0 + np.exp(-sim.opt_logit[slots]))),
+        }
+
+    def step_info(self, actions: np.ndarray, result: StepResult) -> dict[str, np.ndarray]:
+        """Info after a step (before any autoreset)."""
+        sim = self.sim
+        return {
+            "optimal_reward": result.optimal_reward,
+            "expected_reward": result.expected_reward,
+            "regret": result.optimal_reward - result.expected_reward,
+            "listened": result.listened,
+            "track": actions,
+            "track_id": self.track_ids[actions],
+            "user": sim.user.copy(),
+            "user_id": self.user_ids[sim.user],
+            "optimal_action": sim.opt_action.copy(),
+            "step": sim.steps.copy(),
+        }
+
+    def render_session(self, slot: int) -> str:
+        """The session so far as text: one line per play."""
+        sim, cat = self.sim, self.world.catalog
+        lines = [f"listener {self.user_ids[sim.user[slot]]}"]
+        warmup = sim.params.warmup
+        for pos in range(int(sim.hist_len[slot])):
+            track = int(sim.hist[slot, pos])
+            row = cat.iloc[track]
+            mark = "listened" if sim.hist_listened[slot, pos] else "skipped"
+            who = "warm-up" if pos < warmup else f"step {pos - warmup + 1:2d}"
+            lines.append(
+                f"{pos + 1:2d} [{who}] {row['track_id']} {row['title']!s:<12} "
+                f"{row['artist']!s:<10} {row['genre']!s:<11} {mark}"
+            )
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""``MusicRec-v0``: recommend the next track to a simulated listener.
+
+## Description
+A simulated listener plays a session. Five warm-up tracks chosen by a radio-like
+logging policy open it; then at each step the agent recommends the next track, and
+the listener listens or skips. Skips make the listener more likely to leave. The
+simulator knows the listener's hidden taste, so every step reports the best expected
+reward available (``info["optimal_reward"]``) beside the expected reward of the
+agent's choice.
+
+## Action Space
+``Discrete(n_tracks)`` (1,000 in the built-in world): the catalog row of the next
+track (``env.unwrapped.world.catalog``).
+
+## Observation Space
+``Box(-1, 1, (9,), float32)`` in the built-in world: the session encoder's code of
+the last five plays, each play being its 8-dim track embedding and the listened flag.
+The encoder is an LSTM autoencoder trained on logged sessions, so a feature has no
+fixed meaning:
+
+| Index | Observation                            | Min | Max |
+|-------|----------------------------------------|-----|-----|
+| 0–8   | encoded session state (LSTM code)      | -1  | 1   |
+| 9     | age / 100 (``profile_features=True``)  | 0   | 1   |
+| 10    | gender is m (``profile_features=True``) | 0   | 1   |
+| 11    | gender is f (``profile_features=True``) | 0   | 1   |
+| 12    | registered, 2000 → 0, 2020 → 1 (``profile_features=True``) | 0 | 1 |
+
+## Rewards
+``reward="listen"`` (default): 1 if the listener listens, 0 if they skip.
+``reward="time"``: listening time on a 0–5 scale (4–5 listened, 0–1.5 skipped).
+``reward="event"``: event strength (complete listen 1, plus like 1 with probability
+0.3, plus add-to-library 2 with probability 0.1; a skip -1).
+The expected reward of every mode is affine in the listen probability, so the same
+track is optimal in all three.
+
+## Starting State
+A listener drawn uniformly from the world's listeners (or ``options={"user": i}``
+with an index or a user id), after five warm-up plays by the logging policy.
+
+## Episode End
+- Termination: the listener leaves. After each recommendation they leave with
+  probability ``1 - exp(-(1/patience + 0.12 * skips among the last 3 plays))``.
+- Truncation: after 20 recommendations (``max_episode_steps=20``).
+Calling ``step`` after the end without ``reset`` raises ``EpisodeEndedError``.
+
+## Info
+``optimal_reward`` (best expected reward available this step), ``expected_reward``
+(of the chosen track), ``regret`` (their difference), ``listened``, ``track`` and
+``track_id`` (chosen track's row and id), ``user`` and ``user_id``,
+``optimal_action`` (the best track for the *next* step) and ``step``.
+
+## Arguments
+```python
+gym.make("MusicRec-v0", world=None, reward="listen", profile_features=False,
+         render_mode=None)
+```
+- ``world``: a world directory (``musicrec build`` / ``musicrec fit`` make one);
+  ``None`` is the built-in synthetic world shipped in the package.
+- ``reward``: ``"listen"``, ``"time"`` or ``"event"``.
+- ``profile_features``: append the listener's 4 profile features to the observation.
+- ``render_mode``: ``"ansi"`` returns the session so far as text.
+Unknown keyword arguments raise ``ConfigError`` with a did-you-mean hint.
+
+## Version History
+- v0: first release.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from musicrec_gym.envs.core import SessionCore, check_kwargs, entropy_seeds
+from musicrec_gym.errors import ConfigError, EpisodeEndedError, InvalidActionError
+from musicrec_gym.world import World
+
+_ONE = np.zeros(1, dtype=np.int64)
+
+
+def _first(info: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Slot 0 of a batched info dict, as plain Python values."""
+    return {k: (v[0] if v.dtype == object else v[0].item()) for k, v in info.items()}
+
+
+def resolve_user(core: SessionCore, options: dict[str, Any] | None) -> np.ndarray | None:
+    """The listener asked for in ``reset(options={"user": ...})``, as an index array, or None."""
+    if not options:
+        return None
+    unknown = set(options) - {"user"}
+    if unknown:
+        raise ConfigError(f"reset options: unknown key(s) {sorted(unknown)}; allowed: 'user'")
+    user = options["user"]
+    if isinstance(user, str):
+        matches = np.flatnonzero(core.user_ids == user)
+        if not len(matches):
+            raise ConfigError(f"reset options: unknown user id {user!r}")
+        return matches[:1]
+    if not isinstance(user, (int, np.integer)) or not 0 <= user < core.world.n_listeners:
+        raise ConfigError(
+            f"reset options: `user` must be a user id or an index in [0, "
+            f"{core.world.n_listeners}), got {user!r}"
+        )
+    return np.array([user], dtype=np.int64)
+
+
+class MusicRecEnv(gym.Env):
+    """One simulated listener's session; see the module docstring for the tables."""
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        world: str | Path | World | None = None,
+        **kwargs: Any,
+    ) -> None:
+        check_kwargs(kwargs)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(f"`render_mode` must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.core = SessionCore(1, world=world, **kwargs)
+        self.world = self.core.world
+        self.observation_space = self.core.observation_space
+        self.action_space = self.core.action_space
+        self._seeded = False
+        self._done = True
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a session; the same seed gives the same session."""
+        super().reset(seed=seed)
+        sim = self.core.sim
+        if seed is not None:
+            sim.seed(_ONE, np.array([seed], dtype=np.int64))
+            self._seeded = True
+        elif not self._seeded:
+            sim.seed(_ONE, entropy_seeds(1))
+            self._seeded = True
+        sim.reset(_ONE, resolve_user(self.core, options))
+        self._done = False
+        info = _first(self.core.reset_info())
+        return self.core.observe()[0], info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Recommend track ``action``."""
+        if self._done:
+            raise EpisodeEndedError(
+                "step() called after the episode ended (or before the first reset): "
+                "call reset() to start a new session"
+            )
+        arr = np.asarray(action)
+        if arr.size != 1:
+            raise InvalidActionError(
+                f"expected one integer track index in [0, {self.world.n_tracks}), got {action!r}"
+            )
+        actions = self.core.check_actions(arr.reshape(1))
+        result = self.core.sim.step(actions)
+        terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
+        self._done = terminated or truncated
+        info = _first(self.core.step_info(actions, result))
+        return self.core.observe()[0], float(result.reward[0]), terminated, truncated, info
+
+    def render(self) -> str | None:
+        """The session so far as text (``render_mode="ansi"``)."""
+        if self.render_mode == "ansi":
+            return self.core.render_session(0)
+        return None

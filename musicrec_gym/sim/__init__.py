@@ -1,0 +1,1 @@
+"""The simulator: listener truth, response, leave and reward models, joined in a batch."""

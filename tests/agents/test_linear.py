@@ -1,0 +1,174 @@
+"""Linear bandits: vectorised scoring, no repeats, sublinear regret, save/load."""
+
+import numpy as np
+import pytest
+
+from agents import AgentContext, make_agent
+from agents.linear import LinTSAgent
+from musicrec_gym.errors import ConfigError
+
+LINEAR = ["epsilon_greedy", "linucb", "lin_ts"]
+
+
+class LinearRewardEnv:
+    """One-step sessions with expected reward ``[s, 1]ᵀ W* [e_i, 1]`` (Gaussian noise).
+
+    It speaks the vector env's API (batched ``reset``/``step``, ``info`` with
+    ``optimal_reward``, ``regret``, ``listened``) and records the expected regret of
+    every step in ``self.regret``.
+    """
+
+    def __init__(self, num_envs=16, n_tracks=40, obs_dim=3, d=4, noise=0.3, seed=0):
+        rng = np.random.default_rng(seed)
+        self.num_envs, self.obs_dim, self.noise = num_envs, obs_dim, noise
+        emb = rng.standard_normal((n_tracks, d))
+        self.emb = (emb - emb.mean(axis=0)) / emb.std(axis=0)
+        self.w = rng.standard_normal((obs_dim + 1, d + 1)) * 0.3
+        self.rng = rng
+        self.regret: list[float] = []
+        self.context = AgentContext(
+            n_tracks=n_tracks,
+            obs_dim=obs_dim,
+            track_features=self.emb.astype(np.float32),
+            track_plays=np.full(n_tracks, 100.0),
+            track_artist=np.arange(n_tracks),
+            seed=0,
+        )
+
+    def _obs(self):
+        self.s = self.rng.uniform(-1, 1, (self.num_envs, self.obs_dim))
+        s1 = np.concatenate([self.s, np.ones((self.num_envs, 1))], axis=1)
+        e1 = np.concatenate([self.emb, np.ones((len(self.emb), 1))], axis=1)
+        self.mu = s1 @ self.w @ e1.T
+        return self.s.astype(np.float32)
+
+    def reset(self, seed=None):
+        return self._obs(), {}
+
+    def step(self, actions):
+        rows = np.arange(self.num_envs)
+        best, chosen = self.mu.max(axis=1), self.mu[rows, actions]
+        reward = chosen + self.noise * self.rng.standard_normal(self.num_envs)
+        self.regret.append(float((best - chosen).sum()))
+        info = {"optimal_reward": best, "regret": best - chosen, "listened": reward > 0}
+        done = np.ones(self.num_envs, dtype=bool)
+        return self._obs(), reward, done, np.zeros_like(done), info
+
+
+@pytest.mark.parametrize("key", LINEAR)
+def test_acts_validly_and_never_repeats_in_a_session(key, env, context, rollout, session_tracks):
+    agent = make_agent(key)
+    agent.bind(context)
+    assert agent.learns_online
+    infos, actions = rollout(agent, env, 120, learn=True)
+    for a in actions:
+        assert a.shape == (env.num_envs,) and a.dtype == np.int64
+        assert a.min() >= 0 and a.max() < context.n_tracks
+    sessions = [s for slot in session_tracks(infos) for s in slot]
+    assert max(len(s) for s in sessions) > 5
+    assert all(len(s) == len(set(s)) for s in sessions)
+    assert agent.steps == 120 * env.num_envs
+
+
+def test_default_learn_loop_also_avoids_repeats(env, context):
+    agent = make_agent("linucb")
+    agent.bind(context)
+    episodes = []
+    agent.learn(env, 2000, callback=lambda *args: episodes.append(args))
+    assert len(episodes) > 50
+    steps, ret, _, length, listens = episodes[-1]
+    assert steps <= 2000 + env.num_envs and 1 <= length <= 20 and ret == listens
+
+
+def test_kronecker_scores_and_widths_match_the_explicit_features(context):
+    agent = make_agent("linucb")
+    agent.bind(context)
+    rng = np.random.default_rng(1)
+    for _ in range(5):  # some data so that A and θ are not trivial
+        obs = rng.uniform(-1, 1, (16, context.obs_dim))
+        actions = rng.integers(0, context.n_tracks, 16)
+        agent.update(obs, actions, rng.random(16), obs, np.zeros(16, bool), {})
+    obs = rng.uniform(-1, 1, (4, context.obs_dim))
+    every = np.arange(context.n_tracks)
+    x = np.stack(
+        [agent.features(np.repeat(obs[b : b + 1], len(every), 0), every) for b in range(4)]
+    )
+    assert x.shape == (4, context.n_tracks, (context.obs_dim + 1) * 10)
+    assert np.allclose(agent.mean_scores(obs), x @ agent.theta)
+    brute = np.sqrt(np.einsum("bid,de,bie->bi", x, agent.A_inv, x))
+    assert np.allclose(agent.widths(agent.state_x(obs)), brute)
+
+
+def test_linucb_regret_is_sublinear_on_a_linear_world():
+    env = LinearRewardEnv()
+    agent = make_agent("linucb", {"alpha": 0.5})
+    agent.bind(env.context)
+    agent.learn(env, 16 * 400)
+    regret = np.array(env.regret)
+    first, second = regret[:200].sum(), regret[200:].sum()
+    assert second < 0.35 * first
+    assert regret[-50:].mean() < 0.1 * regret[:50].mean()
+
+
+def test_thompson_sampling_with_zero_scale_is_greedy(context):
+    greedy = make_agent("epsilon_greedy", {"epsilon": 0.0, "epsilon_final": 0.0})
+    ts = LinTSAgent(v=0.0)
+    rng = np.random.default_rng(2)
+    obs = rng.uniform(-1, 1, (16, context.obs_dim))
+    actions, rewards = rng.integers(0, context.n_tracks, 16), rng.random(16)
+    for agent in (greedy, ts):
+        agent.bind(context)
+        agent.update(obs, actions, rewards, obs, np.zeros(16, bool), {})
+    assert np.array_equal(greedy.act(obs, {}), ts.act(obs, {}))
+
+
+def test_epsilon_decays_linearly(context):
+    agent = make_agent("epsilon_greedy", {"epsilon": 0.5, "epsilon_final": 0.1, "decay_steps": 100})
+    agent.bind(context)
+    assert agent.current_epsilon() == 0.5
+    agent.steps = 50
+    assert agent.current_epsilon() == pytest.approx(0.3)
+    agent.steps = 1000
+    assert agent.current_epsilon() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("key", LINEAR)
+def test_save_load_round_trip_gives_identical_actions(key, env, context, rollout, tmp_path):
+    agent = make_agent(key, {"refresh_every": 3})
+    agent.bind(context)
+    rollout(agent, env, 50, learn=True)
+    agent.save(tmp_path / "agent.npz")
+    twin = make_agent(key, {"refresh_every": 3})
+    twin.bind(context)
+    twin.load(tmp_path / "agent.npz")
+    assert twin.steps == agent.steps
+    agent.episode_end(np.ones(env.num_envs, dtype=bool))  # the twin has no session history
+    obs = np.random.default_rng(3).uniform(-1, 1, (env.num_envs, context.obs_dim))
+    for explore in (False, True, True):
+        assert np.array_equal(agent.act(obs, {}, explore), twin.act(obs, {}, explore))
+
+
+def test_load_rejects_a_state_from_another_world(context):
+    agent = make_agent("linucb")
+    agent.bind(context)
+    state = agent.state()
+    state["A"] = np.eye(7)
+    with pytest.raises(ConfigError, match="another world"):
+        agent.set_state(state)
+
+
+@pytest.mark.parametrize(
+    ("key", "params", "match"),
+    [
+        ("linucb", {"alpha": -1}, r"`alpha` must be a float >= 0, got -1"),
+        ("linucb", {"lam": 0}, r"`lam` must be a float > 0, got 0"),
+        ("lin_ts", {"v": "big"}, r"`v` must be a float >= 0, got 'big'"),
+        ("lin_ts", {"refresh_every": 0}, r"`refresh_every` must be an int >= 1, got 0"),
+        ("epsilon_greedy", {"epsilon": 1.5}, r"`epsilon` must be a float in \[0, 1\], got 1.5"),
+        ("epsilon_greedy", {"decay_steps": 2.5}, r"`decay_steps` must be an int >= 0, got 2.5"),
+        ("epsilon_greedy", {"standardize": 1}, r"`standardize` must be a bool, got 1"),
+    ],
+)
+def test_invalid_hyperparameters_are_rejected(key, params, match):
+    with pytest.raises(ConfigError, match=match):
+        make_agent(key, params)
