@@ -17,20 +17,23 @@ The PyTorch names (``SessionAutoencoder``, ``train_autoencoder``, ``save_state_d
 loaded from :mod:`musicrec_gym.encoder_train` on first access, so
 ``from musicrec_gym.encoder import NumpyEncoder`` never imports torch.
 
-How :class:`NumpyEncoder` is fast (all measured on the 2-core dev machine):
+How :class:`NumpyEncoder` is fast (measured on the 2-core dev machine, where a NumPy
+call costs ~0.7 us and float32 ``exp``/``tanh`` cost ~1.5/~2.9 ns per element):
 
 * both LSTM layers run as one *wavefront*: step ``t`` of layer 1 and step ``t-1`` of
-  layer 2 share one matmul of ``[h1, h2, x_t, 1]`` against a fused weight matrix, so a
-  5-step window costs 5 matmuls instead of 10, biases included;
-* the gates of both layers sit in one ``[c | g | f | i | o]`` buffer, so each
-  nonlinearity and each product is one NumPy call for both layers;
-* the first step of layer 1 starts from a zero state, so after :meth:`~NumpyEncoder.bind_tracks`
-  its result is a table lookup per (track, listened) pair;
-* small batches (B <= 16, one call per env step) use ``tanh`` for every gate, the fewest
-  NumPy calls; large batches use ``exp``, which is twice as cheap per element as
-  ``tanh`` in NumPy's float32 kernels, with the constant factors folded into the
-  weights (cell and hidden states are kept halved);
-* every buffer is allocated once per batch shape and reused.
+  layer 2 take their gates from one matmul of ``[h1, h2, x_t, 1]`` with a fused weight
+  matrix (biases included), and share every elementwise call;
+* layer 1's first step starts from zeros, so after :meth:`NumpyEncoder.bind_tracks` it
+  is a table lookup per (track, listened) pair: a window takes ``T`` waves, not
+  ``2T``;
+* small batches (B <= 24, e.g. one env) use a row layout and ``tanh`` for every gate:
+  the fewest NumPy calls (8 per wave, pre-bound to preallocated views);
+* larger batches use a gate-major layout (every elementwise call contiguous) and
+  ``exp`` for every nonlinearity (half the price of ``tanh``), the constants folded
+  into the weights; their matmuls run on blocks of at most 256 rows, so OpenBLAS stays
+  single-threaded (faster on a busy machine, and the codes do not depend on its
+  thread count);
+* buffers are allocated once per batch shape and reused.
 """
 
 from __future__ import annotations
@@ -79,7 +82,13 @@ WEIGHT_KEYS = ("l1_w_ih", "l1_w_hh", "l1_b", "l2_w_ih", "l2_w_hh", "l2_b")
 """
 
 _TORCH_NAMES = frozenset(
-    {"SessionAutoencoder", "train_autoencoder", "save_state_dict", "load_state_dict", "export_numpy"}
+    {
+        "SessionAutoencoder",
+        "train_autoencoder",
+        "save_state_dict",
+        "load_state_dict",
+        "export_numpy",
+    }
 )
 
 
@@ -275,9 +284,13 @@ def make_windows(
 _TORCH_BLOCK = (2, 1, 0, 3)
 # Batches up to this size take the row-layout tanh path (fewest NumPy calls); larger
 # ones the gate-major exp path (cheapest per element).
-_SMALL_BATCH = 2
+_SMALL_BATCH = 24
 # Buffers are kept for this many (batch, window) shapes.
 _MAX_PLANS = 8
+# Matmuls run on at most this many rows at a time: OpenBLAS then stays single-threaded
+# (it threads a gemm when m*n*k > 262144), which is faster on a busy machine and makes
+# the codes independent of the BLAS thread count.
+_ROWS_PER_MATMUL = 256
 
 _Op = tuple[Any, tuple[Any, ...]]
 
@@ -286,17 +299,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * np.tanh(0.5 * x) + 0.5
 
 
-def _wave_ops_tanh(
+def _wave_ops(
     mm: Any, z: np.ndarray, m: np.ndarray, g: np.ndarray, p: np.ndarray, tmp: np.ndarray,
-    half: np.ndarray, h_out: np.ndarray | None, h: int,
+    half: np.ndarray, h_out: np.ndarray,
 ) -> list[_Op]:  # fmt: skip
-    """One wave, row layout ``g = [c | g | f | i | o]`` (blocks ``h`` wide), tanh path.
+    """One wave in the row layout ``g = [c | g | f | i | o]`` (blocks ``H`` wide).
 
-    ``sigmoid(a) = (1 + tanh(a/2)) / 2``; the 1/2 inside is folded into the weights.
-    With ``h_out=None`` the last op's output is left out (the caller supplies it).
+    ``sigmoid(a) = (1 + tanh(a/2)) / 2``, the 1/2 inside folded into the weights.
     """
-    gates, fio, o = g[:, h:], g[:, 2 * h :], g[:, 4 * h :]
-    ops: list[_Op] = [
+    h = tmp.shape[1]
+    gates, fio = g[:, h:], g[:, 2 * h :]
+    return [
         (mm, (z, m, gates)),
         (np.tanh, (gates, gates)),
         (np.multiply, (fio, half, fio)),
@@ -304,55 +317,54 @@ def _wave_ops_tanh(
         (np.multiply, (g[:, : 2 * h], g[:, 2 * h : 4 * h], p)),  # [f * c, i * tanh(g)]
         (np.add, (p[:, :h], p[:, h:], g[:, :h])),  # c
         (np.tanh, (g[:, :h], tmp)),
+        (np.multiply, (g[:, 4 * h :], tmp, h_out)),  # h = o * tanh(c)
     ]
-    if h_out is not None:
-        ops.append((np.multiply, (o, tmp, h_out)))
-    return ops
 
 
 class _RowPlan:
-    """Buffers and bound NumPy calls for tiny batches (row layout, tanh path).
+    """Buffers and pre-bound NumPy calls for small batches: row layout, tanh path.
 
-    ``z[t] = [h (H) | x_t (F) | 1]`` is wave ``t``'s matmul input, ``H = H1 + H2``; wave
-    ``t`` runs layer 1's step ``t`` and layer 2's step ``t-1`` with one matmul. The
-    last wave runs layer 2 alone in compact buffers.
+    ``z[t] = [h (H) | x_t (F) | 1]`` is wave ``t``'s matmul input (``H = H1 + H2``), so
+    one matmul gives both layers' gates, biases included. Fewest NumPy calls: what
+    matters when a call costs more than its arithmetic.
     """
 
     def __init__(self, enc: NumpyEncoder, batch: int, window: int) -> None:
         f, h1, h2 = enc.feature_dim, enc._h1, enc._h2
         h = h1 + h2
-        self.h, self.window = h, window
+        self.window = window
         self.z = np.zeros((window + 1, batch, h + f + 1), np.float32)
         self.z[:, :, h + f] = 1.0
         self.x = self.z[:window, :, h : h + f]
+        self.x_rest = self.x[1:]
+        self.h1 = self.z[1, :, :h]
         g = np.empty((batch, 5 * h), np.float32)
-        gl = np.empty((batch, 5 * h2), np.float32)
         self.c, self.c2, self.h1_layer2 = g[:, :h], g[:, h1:h], self.z[1, :, h1:h]
         self.code = np.empty((batch, window), np.int64)
         self.flag = np.empty((batch, window), np.bool_)
-        mm = np.dot if batch == 1 else np.matmul  # np.dot is faster but needs C-order out
         p, tmp = np.empty((batch, 2 * h), np.float32), np.empty((batch, h), np.float32)
-        self.first = _wave_ops_tanh(mm, self.z[0], enc._row_m, g, p, tmp, enc._row_half,
-                                    self.z[1, :, :h], h)  # fmt: skip
+        mm = np.dot if batch == 1 else np.matmul  # np.dot is faster but needs C-order out
+        m, half = enc._row_m, enc._row_half
+        self.first = _wave_ops(mm, self.z[0], m, g, p, tmp, half, self.h1)
         self.ops: list[_Op] = []
-        for t in range(1, window):
-            self.ops += _wave_ops_tanh(mm, self.z[t], enc._row_m, g, p, tmp, enc._row_half,
-                                       self.z[t + 1, :, :h], h)  # fmt: skip
-        self.ops.append((np.copyto, (gl[:, :h2], g[:, h1:h])))
-        pl, tmpl = np.empty((batch, 2 * h2), np.float32), np.empty((batch, h2), np.float32)
-        self.ops += _wave_ops_tanh(mm, self.z[window], enc._row_m_last, gl, pl, tmpl,
-                                   enc._row_half_last, None, h2)  # fmt: skip
-        self.o_last, self.tmp_last = gl[:, 4 * h2 :], tmpl
+        for t in range(1, window + 1):
+            h_out = self.z[t + 1, :, :h] if t < window else tmp  # (the last one is dropped)
+            self.ops += _wave_ops(mm, self.z[t], m, g, p, tmp, half, h_out)
+        # The last wave's layer-1 half is wasted work, cheaper than a call at this size:
+        # its final product keeps layer 2 only, written to the caller's array.
+        self.ops.pop()
+        self.o2, self.tanh_c2 = g[:, 4 * h + h1 :], tmp[:, h1:]
 
     def load_ids(self, enc: NumpyEncoder, code_t: np.ndarray) -> None:
-        state0 = enc._state0[code_t[0]]
+        state0 = enc._state0[code_t[0]]  # raises IndexError first, before any write
         if self.window > 1:
-            self.x[1:] = enc._features[code_t[1:]]
-        self.z[1, :, : self.h] = state0[:, : self.h]
-        self.c[...] = state0[:, self.h :]
+            np.copyto(self.x_rest, enc._features[code_t[1:]])
+        h = self.h1.shape[1]
+        np.copyto(self.h1, state0[:, :h])
+        np.copyto(self.c, state0[:, h:])
 
     def load_windows(self, x: np.ndarray) -> None:
-        self.x[...] = x.transpose(1, 0, 2)
+        np.copyto(self.x, x.transpose(1, 0, 2))
         self.c[...] = 0.0
         for fn, args in self.first:
             fn(*args)
@@ -362,53 +374,65 @@ class _RowPlan:
     def run(self, out: np.ndarray) -> None:
         for fn, args in self.ops:
             fn(*args)
-        np.multiply(self.o_last, self.tmp_last, out)
+        np.multiply(self.o2, self.tanh_c2, out)
 
 
 class _GatePlan:
     """Buffers for larger batches: gate-major layout, exp path.
 
-    Every array an elementwise call touches is C-contiguous: ``gm`` is ``(5, B, H)``
-    with blocks ``[c, g, f, i, o]``, so ``[c, g] * [f, i]`` and the like are single
-    contiguous calls. With ``1/(1 + exp(-a)) = sigmoid(a)`` and
+    Every elementwise call runs on C-contiguous arrays (strided row views cost a loop
+    per row): ``gm`` is ``(5, B, H)`` with blocks ``[c, g, f, i, o]``, so ``[c, g] *
+    [f, i]`` is one contiguous call. With ``1/(1 + exp(-a)) = sigmoid(a)`` and
     ``1/(1 + exp(-2a)) - 1/2 = tanh(a)/2``, one ``exp`` (half the price of ``tanh`` in
-    NumPy's float32 kernels) serves each nonlinearity; the hidden and cell states are
-    stored halved, the factors folded into the weights.
+    NumPy's float32 kernels) serves each nonlinearity; ``h`` and ``c`` are stored
+    halved, the factors folded into the weights. Matmuls run on row blocks of at most
+    ``_ROWS_PER_MATMUL``.
     """
 
     def __init__(self, enc: NumpyEncoder, batch: int, window: int) -> None:
         f, h1, h2 = enc.feature_dim, enc._h1, enc._h2
         h = h1 + h2
-        self.h, self.h1, self.window = h, h1, window
-        self.xa = np.ones((window, batch, f + 1), np.float32)  # [x_t | 1]
-        self.xp = np.empty((window, 4, batch, h), np.float32)  # input projections
+        self.f, self.h, self.h1, self.window = f, h, h1, window
         self.hb = np.empty((batch, h), np.float32)  # h / 2
-        self.gm = np.empty((5, batch, h), np.float32)  # c/2, then gates
+        self.gm = np.empty((5, batch, h), np.float32)  # c/2, then the gates
         self.p = np.empty((2, batch, h), np.float32)
         self.tmp = np.empty((batch, h), np.float32)
-        self.gml = np.empty((5, batch, h2), np.float32)
+        self.gml = np.empty((5, batch, h2), np.float32)  # the last wave: layer 2 only
         self.pl = np.empty((2, batch, h2), np.float32)
         self.tmpl = np.empty((batch, h2), np.float32)
         self.code = np.empty((batch, window), np.int64)
         self.flag = np.empty((batch, window), np.bool_)
+        self.rows = [
+            slice(start, min(start + _ROWS_PER_MATMUL, batch))
+            for start in range(0, batch, _ROWS_PER_MATMUL)
+        ]
+        self._xa: np.ndarray | None = None  # encode(): [x_t | 1], (T, B, F+1)
+        self._xp: np.ndarray | None = None  # encode(): projections, (4, T, B, H)
 
-    def load_ids(self, enc: NumpyEncoder, code_t: np.ndarray) -> None:
-        state0 = enc._state0[code_t[0]]
-        if self.window > 1:
-            self.xa[1:] = enc._features_aug[code_t[1:]]
-            np.matmul(self.xa[1:, None], enc._gm_x, out=self.xp[1:])
-        np.multiply(state0[:, : self.h], 0.5, out=self.hb)
-        np.multiply(state0[:, self.h :], 0.5, out=self.gm[0])
+    def encode_ids(self, enc: NumpyEncoder, code_t: np.ndarray, out: np.ndarray) -> None:
+        state0 = enc._state0_half[code_t[0]]  # raises IndexError before any write
+        # Input projections of steps 1 .. T-1, biases included: (4, T-1, B, H).
+        xp = np.take(enc._gm_table, code_t[1:], axis=1)
+        np.copyto(self.hb, state0[:, : self.h])
+        np.copyto(self.gm[0], state0[:, self.h :])
+        self._run(enc, xp, 1, out)
 
-    def load_windows(self, enc: NumpyEncoder, x: np.ndarray) -> None:
-        self.xa[:, :, :-1] = x.transpose(1, 0, 2)
-        np.matmul(self.xa[:, None], enc._gm_x, out=self.xp)
+    def encode(self, enc: NumpyEncoder, x: np.ndarray, out: np.ndarray) -> None:
+        if self._xa is None or self._xp is None:
+            batch = len(self.hb)
+            self._xa = np.ones((self.window, batch, self.f + 1), np.float32)
+            self._xp = np.empty((4, self.window, batch, self.h), np.float32)
+        xa, xp = self._xa, self._xp
+        np.copyto(xa[:, :, :-1], x.transpose(1, 0, 2))
+        for rows in self.rows:
+            np.matmul(xa[None, :, rows], enc._gm_x[:, None], out=xp[:, :, rows])
         gm = self.gm
         gm[0] = 0.0
-        gm[1:] = self.xp[0]
+        np.copyto(gm[1:], xp[:, 0])
         self._cell(gm, self.p, self.tmp, self.hb)
         self.hb[:, self.h1 :] = 0.0  # wave 0 is layer 1's first step only
         gm[0, :, self.h1 :] = 0.0
+        self._run(enc, xp, 0, out)
 
     @staticmethod
     def _cell(gm: np.ndarray, p: np.ndarray, tmp: np.ndarray, h_out: np.ndarray) -> None:
@@ -427,15 +451,18 @@ class _GatePlan:
         np.subtract(tmp, 0.5, out=tmp)  # tanh(c) / 2
         np.multiply(gm[4], tmp, out=h_out)  # h/2 = o * tanh(c)/2
 
-    def run(self, enc: NumpyEncoder, out: np.ndarray) -> None:
-        gm, gates, xp, hb = self.gm, self.gm[1:], self.xp, self.hb
+    def _run(self, enc: NumpyEncoder, xp: np.ndarray, first: int, out: np.ndarray) -> None:
+        """Waves 1 .. T; ``xp[:, t - first]`` is step ``t``'s input projection."""
+        gm, gates, hb, m = self.gm, self.gm[1:], self.hb, enc._gm_h
         for t in range(1, self.window):
-            np.matmul(hb, enc._gm_h, out=gates)
-            np.add(gates, xp[t], out=gates)
+            for rows in self.rows:
+                np.matmul(hb[rows], m, out=gates[:, rows])
+            np.add(gates, xp[:, t - first], out=gates)
             self._cell(gm, self.p, self.tmp, hb)
-        gml = self.gml
+        gml, m = self.gml, enc._gm_h_last
         np.copyto(gml[0], gm[0, :, self.h1 :])
-        np.matmul(hb, enc._gm_h_last, out=gml[1:])
+        for rows in self.rows:
+            np.matmul(hb[rows], m, out=gml[1:, rows])
         np.add(gml[1:], enc._gm_b_last, out=gml[1:])
         self._cell(gml, self.pl, self.tmpl, out)
         np.multiply(out, 2.0, out=out)
@@ -480,20 +507,27 @@ class NumpyEncoder:
         # Row path: (1 + tanh(a/2)) / 2 = sigmoid(a), so f, i, o are pre-scaled by 1/2.
         m = self._fused(w, (1.0, 0.5, 0.5, 0.5), 1.0)
         self._row_m = m.reshape(h + f + 1, 4 * h).astype(np.float32)
-        self._row_m_last = np.ascontiguousarray(m[:, :, h1:]).reshape(-1, 4 * h2)
-        self._row_m_last = self._row_m_last.astype(np.float32)
         self._row_half = np.full(3 * h, 0.5, np.float32)
-        self._row_half_last = np.full(3 * h2, 0.5, np.float32)
         # Gate path: exp(-a) for f, i, o and exp(-2g) for g; h is stored halved.
         m = self._fused(w, (-2.0, -1.0, -1.0, -1.0), 2.0).transpose(1, 0, 2)  # (4, K, H)
+        self._gm_x64 = m[:, h:]
         self._gm_h = np.ascontiguousarray(m[:, :h], np.float32)
         self._gm_x = np.ascontiguousarray(m[:, h:], np.float32)  # rows [x | 1]
         self._gm_h_last = np.ascontiguousarray(m[:, :h, h1:], np.float32)
         self._gm_b_last = np.ascontiguousarray(m[:, -1:, h1:], np.float32)  # (4, 1, H2)
         self._plans: dict[tuple[int, int], _RowPlan | _GatePlan] = {}
-        self._features = np.zeros((0, f), np.float32)
-        self._features_aug = np.zeros((0, f + 1), np.float32)
-        self._state0 = np.zeros((0, 2 * h), np.float32)
+        self._features = np.zeros((0, f), np.float32)  # [vector, flag] per (track, flag)
+        self._state0 = np.zeros((0, 2 * h), np.float32)  # [h, c] after layer 1's first step
+        self._state0_half = self._state0
+        self._gm_table = np.zeros((4, 0, h), np.float32)  # gate path input projections
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The plans hold views of their own buffers, which copy.deepcopy and pickle
+        # would turn into separate arrays: drop them, they are rebuilt on demand.
+        return {**self.__dict__, "_plans": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     # ---------------------------------------------------------------- construction
 
@@ -631,9 +665,10 @@ class NumpyEncoder:
         state = np.zeros((2 * n, 2 * h))
         state[:, :h1] = _sigmoid(gate_o) * np.tanh(c)
         state[:, h : h + h1] = c
-        self._features_aug = feats.astype(np.float32)
-        self._features = np.ascontiguousarray(self._features_aug[:, :-1])
+        self._features = feats[:, :-1].astype(np.float32)
         self._state0 = state.astype(np.float32)
+        self._state0_half = (0.5 * state).astype(np.float32)
+        self._gm_table = (feats @ self._gm_x64).astype(np.float32)
         self.n_tracks = n
 
     # ---------------------------------------------------------------- inference
@@ -690,8 +725,7 @@ class NumpyEncoder:
                 plan.run(result)
             else:
                 with np.errstate(over="ignore"):  # exp(large) = inf gives sigmoid 0: fine
-                    plan.load_windows(self, x)
-                    plan.run(self, result)
+                    plan.encode(self, x, result)
         return result[0] if single else result
 
     def encode_ids(
@@ -745,8 +779,7 @@ class NumpyEncoder:
                 plan.run(result)
             else:
                 with np.errstate(over="ignore"):
-                    plan.load_ids(self, code.T)
-                    plan.run(self, result)
+                    plan.encode_ids(self, code.T, result)
         except IndexError:
             raise DataFormatError(
                 f"`track_idx` holds a row outside [-{self.n_tracks}, {self.n_tracks})"

@@ -27,7 +27,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from musicrec_gym.encoder import (
-    WEIGHT_KEYS,
     EncoderConfig,
     EncoderReport,
     NumpyEncoder,
@@ -43,6 +42,7 @@ __all__ = [
 ]
 
 _EVAL_BATCH = 16384
+_DEFAULT_CONFIG = EncoderConfig()  # frozen, so safe to share as a default
 
 
 class SessionAutoencoder(nn.Module):
@@ -135,7 +135,7 @@ def _config_markdown(config: EncoderConfig, n_train: int, n_heldout: int) -> str
 
 def train_autoencoder(
     windows: np.ndarray,
-    config: EncoderConfig = EncoderConfig(),
+    config: EncoderConfig = _DEFAULT_CONFIG,
     log_dir: str | Path | None = None,
     progress: bool = True,
 ) -> tuple[SessionAutoencoder, EncoderReport]:
