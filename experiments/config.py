@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from musicrec_gym import ENV_ID
@@ -94,13 +93,6 @@ class BudgetConfig:
     train_steps: int
     eval_episodes: int
     eval_seed: int = DEFAULT_EVAL_SEED
-
-    def eval_reset_seeds(self, seed: int) -> np.ndarray:
-        """The reset seed of each evaluation episode of experiment seed ``seed``."""
-        state = np.random.SeedSequence([self.eval_seed, seed]).generate_state(
-            self.eval_episodes, dtype=np.uint32
-        )
-        return state.astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ def per_seed_table(
                 "train_regret": math.nan if r.train_regret is None else r.train_regret,
                 "train_steps": r.train_steps,
                 "train_time_s": r.train_time_s,
+                "cpu_time_s": r.cpu_time_s,
                 "eval_episodes": r.eval.episodes,
             }
         )
@@ -129,6 +130,7 @@ def summary_table(per_seed: pd.DataFrame, agent_order: Sequence[str]) -> pd.Data
             row[f"{column}_ci95"] = stat.ci95
         row["train_steps"] = float(part["train_steps"].mean())
         row["train_time_s"] = float(part["train_time_s"].mean())
+        row["cpu_time_s"] = float(part["cpu_time_s"].mean())
         rows.append(row)
     table = pd.DataFrame(rows)
     if len(table):
@@ -144,7 +146,8 @@ def markdown_table(config: ExperimentConfig, summary: pd.DataFrame) -> str:
     lines = [
         f"# {config.name}: results",
         "",
-        f"{config.env.id} {config.env.kwargs or ''}, {len(config.seeds)} seed(s), "
+        f"{config.env.id}{f' {config.env.kwargs}' if config.env.kwargs else ''}, "
+        f"{len(config.seeds)} seed(s), "
         f"{config.budget.eval_episodes} greedy evaluation episodes per (agent, seed). "
         "Mean ± 95% t-interval half-width over seeds (n/a with one seed).",
         "",
@@ -219,6 +222,7 @@ def plot_curves(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     path = path or run_dir / "curves.png"
     by_agent: dict[str, list[Cell]] = {}
@@ -291,21 +295,30 @@ def plot_curves(
         ax.set_xlabel("env steps (all listeners summed)")
         ax.grid(alpha=0.3)
         ax.set_xlim(0, max_steps * 1.03)
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+        ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
     ax_ret.set_ylim(bottom=0)
     ax_frac.set_ylim(0, 1.05)
     n_seeds = len(config.seeds)
+    over = "1 seed" if n_seeds == 1 else f"mean over {n_seeds} seeds, band: range over seeds"
     fig.suptitle(
         f"{config.name}: learning curves on {config.env.id}\n"
-        f"training episodes, mean over {n_seeds} seed(s) (band: range over seeds), moving "
-        f"average over {window}/{bins} of the steps; dot: greedy evaluation after training; "
-        "horizontal lines: evaluation of the fixed policies",
-        fontsize=11,
+        f"training episodes ({over}; moving average over {window}/{bins} of the steps)   "
+        "dot: greedy evaluation after training   lines: evaluation of the fixed policies",
+        fontsize=10.5,
     )
     handles, labels = ax_ret.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", frameon=False, fontsize=9.5)
     fig.savefig(path, dpi=110)
     return path
+
+
+def _steps_label(x: float, _pos: int) -> str:
+    """Tick label of an env-step count: 0, 500, 20k, 1.5M."""
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:g}M"
+    if abs(x) >= 1e3:
+        return f"{x / 1e3:g}k"
+    return f"{x:g}"
 
 
 def write_report(

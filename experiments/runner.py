@@ -158,6 +158,8 @@ class CellResult:
         train_regret: Cumulative training regret (``None`` when the agent does not learn).
         train_time_s: Training wall time.
         eval_time_s: Evaluation wall time.
+        cpu_time_s: CPU time of the whole cell (its process; one thread), which unlike
+            wall time does not depend on what else the machine is running.
         eval: The evaluation.
         settings: ``Cell.settings()`` of the cell that produced it.
         hyperparameters: The agent's hyperparameters.
@@ -178,6 +180,7 @@ class CellResult:
     settings: dict[str, Any]
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     finished: str = ""
+    cpu_time_s: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CellResult:
@@ -473,6 +476,7 @@ def run_cell(cell: Cell, run_dir: str | Path, progress: Progress | None = None) 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     blas = _limit_blas_threads()
+    cpu0 = time.process_time()
     writer = SummaryWriter(log_dir=str(tb_dir))
     try:
         env = MeteredVectorEnv(
@@ -550,6 +554,7 @@ def run_cell(cell: Cell, run_dir: str | Path, progress: Progress | None = None) 
             settings=cell.settings(),
             hyperparameters=hparams,
             finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            cpu_time_s=round(time.process_time() - cpu0, 3),
         )
         _atomic_write_json(cell_dir / "result.json", dataclasses.asdict(result))
         return result
@@ -672,7 +677,10 @@ def _preflight(config: ExperimentConfig) -> None:
     """Build the environment once, so that a bad world fails before any training."""
     from agents.base import AgentContext, make_agent
 
-    env = MusicRecVectorEnv(num_envs=1, **config.env.kwargs)
+    try:
+        env = MusicRecVectorEnv(num_envs=1, **config.env.kwargs)
+    except MusicRecError as err:
+        raise ConfigError(f"{config.source}: env.kwargs {config.env.kwargs}: {err}") from err
     context = AgentContext.from_env(env, 0)
     for spec in config.agents:
         agent = make_agent(spec.type, spec.params)
@@ -740,6 +748,9 @@ def run_experiment(
     if skipped and not quiet:
         log(f"resuming {run_dir}: {len(skipped)} of {len(cells)} cells already done")
 
+    # Longest first (by training budget), so that the run does not end with one long
+    # cell running alone while the other workers idle.
+    pending.sort(key=lambda c: -_estimated_cost(c))
     n_jobs = max(1, min(jobs if jobs is not None else 2, len(pending)))
     failures = _execute(pending, run_dir, n_jobs, quiet, results, log)
 
@@ -763,6 +774,14 @@ def run_experiment(
         table=table,
         elapsed_s=elapsed,
     )
+
+
+def _estimated_cost(cell: Cell) -> int:
+    """Relative cost of a cell: its training budget, or 0 for a policy that does not learn."""
+    from agents.base import make_agent
+
+    learns = make_agent(cell.agent.type, cell.agent.params).learns_online
+    return cell.train_steps if learns else 0
 
 
 def _remove_stale(run_dir: Path, cells: list[Cell]) -> None:
@@ -801,6 +820,10 @@ def _execute(
             )
         else:
             failures.append((key, f"{type(error).__name__}: {error}"))
+            report = run_dir / "cells" / key / "error.txt"
+            if not report.exists():  # the cell died outside run_cell (e.g. a broken pool)
+                report.parent.mkdir(parents=True, exist_ok=True)
+                report.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
             say(f"{key}: FAILED: {type(error).__name__}: {error}")
 
     try:
