@@ -23,11 +23,12 @@ from agents.base import (
     register_agent,
 )
 from agents.baselines import OracleAgent, PopularityAgent, RandomAgent
-from agents.history import AvoidsRepeats, EpisodeHistory
+from agents.history import WARMUP_KEY, AvoidsRepeats, EpisodeHistory
 from agents.linear import EpsilonGreedyAgent, LinearBanditAgent, LinTSAgent, LinUCBAgent
 from agents.sb3_agents import DQNAgent, EpisodeReportCallback, PPOAgent, SB3Agent
 
 __all__ = [
+    "WARMUP_KEY",
     "Agent",
     "AgentContext",
     "AvoidsRepeats",

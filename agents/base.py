@@ -23,7 +23,11 @@ Call protocol (every loop that drives an agent, training or evaluation)::
 
 ``episode_end`` is the *only* way an agent learns that a slot's session ended (agents
 that never recommend a track twice in a session clear that slot's history there);
-``update`` only learns. Both are no-ops for agents that do not need them.
+``update`` only learns, and must directly follow the ``act`` that chose its actions.
+Call ``act`` exactly once per env step with the latest ``info``: agents read the
+outcome of their previous recommendation from it (``info["listened"]``) and, when the
+environment provides it, a new session's warm-up plays (``info["warmup_tracks"]``).
+Both hooks are no-ops for agents that do not need them.
 """
 
 from __future__ import annotations

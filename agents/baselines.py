@@ -52,7 +52,7 @@ class PopularityAgent(AvoidsRepeats, Agent):
 
     def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
         """The most-played track not yet recommended in each slot's session."""
-        blocked = self.history.blocked(len(obs))
+        blocked = self.history.blocked(len(obs), info)
         actions = masked_argmax(np.broadcast_to(self._score, blocked.shape), blocked)
         self.history.mark(actions)
         return actions

@@ -30,6 +30,7 @@ from musicrec_gym.data.synthetic import SyntheticConfig, generate_world
 from musicrec_gym.embeddings import EmbeddingConfig, evaluate_completion, train_embeddings
 from musicrec_gym.encoder import EncoderConfig, make_windows
 from musicrec_gym.errors import ConfigError
+from musicrec_gym.reproducible import kernels_pinned
 from musicrec_gym.sim.params import SimulatorParams
 
 
@@ -78,6 +79,7 @@ def _versions() -> dict[str, str]:
         "pandas": pd.__version__,
         "gensim": gensim.__version__,
         "torch": torch.__version__,
+        "cpu_kernels": "pinned" if kernels_pinned() else "native (machine-specific)",
     }
 
 

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 from musicrec_gym.errors import MusicRecError
+from musicrec_gym.reproducible import pin_cpu_kernels
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    pin_cpu_kernels()  # before PyTorch loads: same hashes on every machine
     from musicrec_gym.artifacts import default_world_dir, read_json
     from musicrec_gym.build import BuildConfig, build_world
     from musicrec_gym.data.synthetic import SyntheticConfig

@@ -125,6 +125,20 @@ class SessionCore:
             "user_id": self.user_ids[users],
             "optimal_action": sim.opt_action[slots].copy(),
             "optimal_reward": sim.reward.expected(1.0 / (1.0 + np.exp(-sim.opt_logit[slots]))),
+            **self.warmup_info(slots),
+        }
+
+    def warmup_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
+        """The warm-up plays that opened the session now in each slot.
+
+        What a real service knows when it takes over: the tracks just played
+        (``warmup_tracks``, catalog rows) and whether each was listened to
+        (``warmup_listened``), each of shape (B, warm-up length).
+        """
+        warmup = self.sim.params.warmup
+        return {
+            "warmup_tracks": self.sim.hist[slots, :warmup].copy(),
+            "warmup_listened": self.sim.hist_listened[slots, :warmup].astype(bool),
         }
 
     def step_info(self, actions: np.ndarray, result: StepResult) -> dict[str, np.ndarray]:
@@ -141,6 +155,7 @@ class SessionCore:
             "user_id": self.user_ids[sim.user],
             "optimal_action": sim.opt_action.copy(),
             "step": sim.steps.copy(),
+            **self.warmup_info(),
         }
 
     def render_session(self, slot: int) -> str:

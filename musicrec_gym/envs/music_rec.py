@@ -48,7 +48,9 @@ Calling ``step`` after the end without ``reset`` raises ``EpisodeEndedError``.
 ``optimal_reward`` (best expected reward available this step), ``expected_reward``
 (of the chosen track), ``regret`` (their difference), ``listened``, ``track`` and
 ``track_id`` (chosen track's row and id), ``user`` and ``user_id``,
-``optimal_action`` (the best track for the *next* step) and ``step``.
+``optimal_action`` (the best track for the *next* step), ``step``, and the five
+warm-up plays that opened the session, as a real service would know them:
+``warmup_tracks`` (catalog rows) and ``warmup_listened`` (bools).
 
 ## Arguments
 ```python
@@ -83,7 +85,10 @@ _ONE = np.zeros(1, dtype=np.int64)
 
 def _first(info: dict[str, np.ndarray]) -> dict[str, Any]:
     """Slot 0 of a batched info dict, as plain Python values."""
-    return {k: (v[0] if v.dtype == object else v[0].item()) for k, v in info.items()}
+    return {
+        k: (v[0] if v.dtype == object else v[0].copy() if v.ndim > 1 else v[0].item())
+        for k, v in info.items()
+    }
 
 
 def resolve_user(core: SessionCore, options: dict[str, Any] | None) -> np.ndarray | None:

@@ -7,8 +7,8 @@ slot, and the ended session's last observation and info are in
 ``info["final_obs"]`` and ``info["final_info"]`` (masked by ``info["_final_obs"]``).
 The step-outcome keys of ``info`` (``reward``-related: ``optimal_reward``,
 ``expected_reward``, ``regret``, ``listened``, ``track``) always describe the step just
-taken; the state keys (``user``, ``user_id``, ``optimal_action``) describe the session
-now in the slot, the new one after an autoreset.
+taken; the state keys (``user``, ``user_id``, ``optimal_action``, ``warmup_tracks``,
+``warmup_listened``) describe the session now in the slot, the new one after an autoreset.
 Slot ``i`` seeded with ``seed + i`` gives exactly the trajectory of a single
 ``MusicRec-v0`` reset with that seed and fed the same actions: the same listeners,
 rewards, ends and optimal rewards bit for bit, and observations equal to float32
@@ -30,7 +30,7 @@ from musicrec_gym.world import World
 
 # Info keys that describe the session now in a slot (the new one after an autoreset);
 # the others describe the step just taken, in every slot.
-_STATE_KEYS = ("user", "user_id", "optimal_action")
+_STATE_KEYS = ("user", "user_id", "optimal_action", "warmup_tracks", "warmup_listened")
 
 
 class MusicRecVectorEnv(VectorEnv):

@@ -1,4 +1,4 @@
-"""Fixtures for the agent tests: a tiny world built once per session, and its context."""
+"""Fixtures for the agent tests: an env on the shared tiny world (``tests/conftest.py``)."""
 
 from pathlib import Path
 
@@ -6,28 +6,9 @@ import numpy as np
 import pytest
 
 from agents.base import AgentContext
-from musicrec_gym.build import BuildConfig, build_world
-from musicrec_gym.data.synthetic import SyntheticConfig
-from musicrec_gym.embeddings import EmbeddingConfig
-from musicrec_gym.encoder import EncoderConfig
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 
 N_ENVS = 16
-
-
-@pytest.fixture(scope="session")
-def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 60-track world (about 5 s to build)."""
-    out = tmp_path_factory.mktemp("tiny_world")
-    config = BuildConfig(
-        world=SyntheticConfig(n_tracks=60, n_artists=20, n_listeners=40),
-        n_sessions=3000,
-        embedding=EmbeddingConfig(epochs=2),
-        encoder=EncoderConfig(epochs=1),
-        evaluate=False,
-    )
-    build_world(config, out, progress=False, log=lambda *_: None)
-    return out
 
 
 @pytest.fixture

@@ -18,19 +18,31 @@ def test_acts_validly_on_a_batch(key, env, context, rollout):
         assert a.min() >= 0 and a.max() < context.n_tracks
 
 
-def test_popularity_ranks_by_plays_and_never_repeats_in_a_session(
-    env, context, rollout, session_tracks
-):
+def test_popularity_ranks_by_plays_and_never_repeats_in_a_session(env, context):
+    """Each session gets the most-played tracks in order, minus its warm-up plays."""
     agent = make_agent("popularity")
     agent.bind(context)
-    infos, actions = rollout(agent, env, 60)
-    order = np.argsort(-context.track_plays, kind="stable")
-    assert np.all(actions[0] == order[0])
-    sessions = [s for slot in session_tracks(infos) for s in slot]
-    assert sum(len(s) > 1 for s in sessions) > 10
-    for s in sessions:
-        assert len(s) == len(set(s))
-        assert s == order[: len(s)].tolist()  # a new session starts from the top again
+    order = np.argsort(-context.track_plays, kind="stable").tolist()
+    obs, info = env.reset(seed=0)
+    agent.episode_end(np.ones(env.num_envs, dtype=bool))
+    warm = [set(w.tolist()) for w in info["warmup_tracks"]]
+    current = [[] for _ in range(env.num_envs)]
+    sessions = []  # (warm-up tracks, recommended tracks)
+    for _ in range(60):
+        actions = agent.act(obs, info, explore=True)
+        obs, _, terminated, truncated, info = env.step(actions)
+        dones = terminated | truncated
+        agent.episode_end(dones)
+        for i in range(env.num_envs):
+            current[i].append(int(actions[i]))
+            if dones[i]:
+                sessions.append((warm[i], current[i]))
+                current[i], warm[i] = [], set(info["warmup_tracks"][i].tolist())
+    assert sum(len(s) > 1 for _, s in sessions) > 10
+    assert any(order[0] in w for w, _ in sessions)  # the top track is sometimes a warm-up
+    for warmup, s in sessions:
+        assert len(s) == len(set(s)) and not warmup & set(s)
+        assert s == [t for t in order if t not in warmup][: len(s)]
 
 
 def test_oracle_has_zero_regret_on_every_step(env, context, rollout):

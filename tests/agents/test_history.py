@@ -43,3 +43,19 @@ def test_masked_argmax_and_random_allowed_skip_blocked():
     assert picks.dtype == np.int64
     assert not blocked[np.arange(200), picks].any()
     assert set(picks[:100].tolist()) == {3, 7}
+
+
+def test_warmup_tracks_in_info_are_blocked_for_new_sessions():
+    artist = np.arange(10) // 2  # tracks 2k and 2k+1 share artist k
+    h = EpisodeHistory(10, artist, artist_window=2)
+    info = {"warmup_tracks": np.array([[0, 4, 6], [-1, -1, 9]])}
+    blocked = h.blocked(2, info)
+    # the warm-up tracks are blocked, not their artists (5 and 7 stay allowed)
+    assert np.flatnonzero(blocked[0]).tolist() == [0, 4, 6]
+    assert np.flatnonzero(blocked[1]).tolist() == [9]
+    h.mark(np.array([1, 2]))  # now artists 0 (tracks 0, 1) and 1 (tracks 2, 3) are recent
+    info = {"warmup_tracks": np.array([[5, 5, 5], [7, 7, 7]])}
+    h.end(np.array([False, True]))
+    blocked = h.blocked(2, info)  # only slot 1 starts afresh from the new info
+    assert np.flatnonzero(blocked[0]).tolist() == [0, 1, 4, 6]
+    assert np.flatnonzero(blocked[1]).tolist() == [7]

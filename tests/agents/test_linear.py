@@ -80,23 +80,107 @@ def test_default_learn_loop_also_avoids_repeats(env, context):
     assert steps <= 2000 + env.num_envs and 1 <= length <= 20 and ret == listens
 
 
-def test_kronecker_scores_and_widths_match_the_explicit_features(context):
-    agent = make_agent("linucb")
+def _fit(agent, context, rng, steps=6):
+    """Feed ``steps`` random batches through act/update; returns the explicit design."""
+    rows, rewards = [], []
+    n = context.n_tracks
+    for _ in range(steps):
+        obs = rng.uniform(-1, 1, (16, context.obs_dim))
+        actions = agent.act(obs, {})
+        r = rng.random(16)
+        s = agent.state_x(obs)
+        rows.append(np.concatenate([agent.features(s, actions), np.eye(n)[actions]], axis=1))
+        rewards.append(r)
+        agent.update(obs, actions, r, obs, np.zeros(16, bool), {})
+    return np.concatenate(rows), np.concatenate(rewards)
+
+
+def _all_features(agent, s):
+    """(B, n, D + n): the explicit hybrid features of every track in every slot."""
+    n = agent.context.n_tracks
+    every = np.arange(n)
+    return np.stack(
+        [
+            np.concatenate([agent.features(np.repeat(s[b : b + 1], n, 0), every), np.eye(n)], 1)
+            for b in range(len(s))
+        ]
+    )
+
+
+def test_hybrid_posterior_equals_ridge_on_explicit_features(context):
+    """Schur-complement posterior and Kronecker scoring = plain ridge on [z, one-hot]."""
+    agent = make_agent("linucb", {"lam": 0.7, "refresh_every": 1})
     agent.bind(context)
     rng = np.random.default_rng(1)
-    for _ in range(5):  # some data so that A and θ are not trivial
-        obs = rng.uniform(-1, 1, (16, context.obs_dim))
-        actions = rng.integers(0, context.n_tracks, 16)
-        agent.update(obs, actions, rng.random(16), obs, np.zeros(16, bool), {})
-    obs = rng.uniform(-1, 1, (4, context.obs_dim))
-    every = np.arange(context.n_tracks)
-    x = np.stack(
-        [agent.features(np.repeat(obs[b : b + 1], len(every), 0), every) for b in range(4)]
-    )
-    assert x.shape == (4, context.n_tracks, (context.obs_dim + 1) * 10)
-    assert np.allclose(agent.mean_scores(obs), x @ agent.theta)
-    brute = np.sqrt(np.einsum("bid,de,bie->bi", x, agent.A_inv, x))
-    assert np.allclose(agent.widths(agent.state_x(obs)), brute)
+    x, r = _fit(agent, context, rng)
+    precision = 0.7 * np.eye(x.shape[1]) + x.T @ x
+    weights = np.linalg.solve(precision, x.T @ r)
+    assert np.allclose(agent.beta, weights[: agent.dim])
+    assert np.allclose(agent.theta, weights[agent.dim :])
+    s = agent.state_x(rng.uniform(-1, 1, (4, context.obs_dim)))
+    xs = _all_features(agent, s)
+    assert xs.shape == (4, context.n_tracks, (context.obs_dim + 17) * 10 + context.n_tracks)
+    assert np.allclose(agent.mean_scores(s), xs @ weights)
+    brute = np.sqrt(np.einsum("bid,de,bie->bi", xs, np.linalg.inv(precision), xs))
+    assert np.allclose(agent.widths(s), brute)
+
+
+def test_thompson_draws_have_the_posterior_covariance(context):
+    agent = make_agent("lin_ts", {"v": 0.5, "refresh_every": 1, "session_features": False})
+    agent.bind(context)
+    rng = np.random.default_rng(2)
+    x, _ = _fit(agent, context, rng, steps=8)
+    precision = agent.lam * np.eye(x.shape[1]) + x.T @ x
+    s = agent.state_x(rng.uniform(-1, 1, (1, context.obs_dim)))
+    xs = _all_features(agent, s)[0][:6]  # the first six tracks
+    expected = 0.25 * xs @ np.linalg.inv(precision) @ xs.T
+    draws = []
+    for _ in range(4000):
+        eps = agent.rng.standard_normal((1, agent.dim))
+        beta = agent.beta + agent.v * (eps @ agent._chol.T)[0]
+        theta = (
+            agent.theta
+            - (beta - agent.beta) @ agent.proj.T
+            + agent.v * agent.rng.standard_normal(context.n_tracks) * np.sqrt(agent.track_var)
+        )
+        draws.append(xs[:, : agent.dim] @ beta + theta[:6])
+    empirical = np.cov(np.array(draws).T)
+    assert np.allclose(empirical, expected, atol=0.1 * np.abs(expected).max())
+
+
+def test_session_features_follow_the_outcomes(context):
+    agent = make_agent("epsilon_greedy", {"epsilon": 0.0, "epsilon_final": 0.0})
+    agent.bind(context)
+    obs = np.zeros((2, context.obs_dim))
+    first = agent.act(obs, {})
+    agent.act(obs, {"listened": np.array([True, False])})
+    d = agent.track_emb.shape[1]
+    s = agent.state_x(obs)[:, context.obs_dim : context.obs_dim + 2 * d]
+    assert np.allclose(s[0], np.concatenate([agent.track_emb[first[0]], np.zeros(d)]))
+    assert np.allclose(s[1], np.concatenate([np.zeros(d), agent.track_emb[first[1]]]))
+    agent.episode_end(np.array([True, False]))
+    s = agent.state_x(obs)[:, context.obs_dim : context.obs_dim + 2 * d]
+    assert not s[0].any() and s[1].any()
+
+
+def test_recent_artists_are_avoided(env, context, rollout):
+    agent = make_agent("linucb")
+    agent.bind(context)
+    infos, _ = rollout(agent, env, 80, learn=True)
+    artist = context.track_artist
+    recent = [[] for _ in range(env.num_envs)]
+    for info in infos:
+        for i, track in enumerate(info["track"]):
+            assert artist[track] not in recent[i][-5:]
+            recent[i] = [] if info["done"][i] else [*recent[i], artist[track]]
+
+
+def test_update_must_follow_act_with_session_features(context):
+    agent = make_agent("linucb")
+    agent.bind(context)
+    obs = np.zeros((2, context.obs_dim))
+    with pytest.raises(ConfigError, match=r"must follow the act\(\)"):
+        agent.update(obs, np.array([0, 1]), np.ones(2), obs, np.zeros(2, bool), {})
 
 
 def test_linucb_regret_is_sublinear_on_a_linear_world():
@@ -115,10 +199,12 @@ def test_thompson_sampling_with_zero_scale_is_greedy(context):
     ts = LinTSAgent(v=0.0)
     rng = np.random.default_rng(2)
     obs = rng.uniform(-1, 1, (16, context.obs_dim))
-    actions, rewards = rng.integers(0, context.n_tracks, 16), rng.random(16)
+    rewards = rng.random(16)
     for agent in (greedy, ts):
         agent.bind(context)
-        agent.update(obs, actions, rewards, obs, np.zeros(16, bool), {})
+        actions = agent.act(obs, {})
+        agent.update(obs, actions, rewards, obs, np.ones(16, bool), {})
+        agent.episode_end(np.ones(16, bool))
     assert np.array_equal(greedy.act(obs, {}), ts.act(obs, {}))
 
 
@@ -153,7 +239,7 @@ def test_load_rejects_a_state_from_another_world(context):
     agent.bind(context)
     state = agent.state()
     state["A"] = np.eye(7)
-    with pytest.raises(ConfigError, match="another world"):
+    with pytest.raises(ConfigError, match=r"saved A has shape \(7, 7\).*another world"):
         agent.set_state(state)
 
 

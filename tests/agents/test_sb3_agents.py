@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents import make_agent
 from musicrec_gym.envs.vector import MusicRecVectorEnv
@@ -25,7 +26,12 @@ def test_learn_reports_episodes_and_acts(key, tiny_world, context, tmp_path):
     assert len(episodes) >= 5
     for steps, ret, opt, length, listens in episodes:
         assert 0 < steps <= 512 and 1 <= length <= 20 and ret == listens and opt > 0
-    assert list((tmp_path / "tb").rglob("events.out.tfevents.*")), "no SB3 TensorBoard log"
+    events = list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert events, "no SB3 TensorBoard log"
+    scalars = EventAccumulator(str(events[0].parent))
+    scalars.Reload()
+    tags = set(scalars.Tags()["scalars"])
+    assert {"rollout/ep_rew_mean", "train/learning_rate"} <= tags, tags
     obs, info = env.reset(seed=1)
     for explore in (False, True):
         actions = agent.act(obs, info, explore=explore)
@@ -48,6 +54,7 @@ def test_save_load_round_trip_gives_identical_actions(key, tiny_world, context, 
     clone = make_agent(key, FAST[key])
     clone.bind(context)
     clone.set_state(agent.state())
+    agent.episode_end(np.ones(32, dtype=bool))  # forget the recommendations made above
     assert np.array_equal(agent.act(obs, {}, explore=False), clone.act(obs, {}, explore=False))
 
 
@@ -65,6 +72,7 @@ def test_an_untrained_agent_can_act(context):
         ("ppo", {"gamma": 1.5}, r"`gamma` must be a float in \[0, 1\], got 1.5"),
         ("dqn", {"train_freq": 0}, r"`train_freq` must be an int >= 1, got 0"),
         ("dqn", {"device": "gpu"}, r"`device` must be one of 'cpu', 'cuda', 'auto', got 'gpu'"),
+        ("dqn", {"avoid_repeats": "yes"}, r"`avoid_repeats` must be a bool, got 'yes'"),
     ],
 )
 def test_invalid_hyperparameters_are_rejected(key, params, match):
@@ -77,3 +85,28 @@ def test_learn_needs_a_musicrec_vector_env(context):
     agent.bind(context)
     with pytest.raises(ConfigError, match="needs a MusicRecVectorEnv"):
         agent.learn(object(), 10)
+
+
+@pytest.mark.parametrize("key", ["ppo", "dqn"])
+def test_avoid_repeats_masks_the_policy(key, env, context, rollout, session_tracks):
+    agent = make_agent(key, FAST[key])
+    agent.bind(context)
+    for explore in (False, True):
+        infos, _ = rollout(agent, env, 40, explore=explore)
+        sessions = [s for slot in session_tracks(infos) for s in slot]
+        assert max(len(s) for s in sessions) > 3
+        assert all(len(s) == len(set(s)) for s in sessions)
+
+
+@pytest.mark.parametrize("key", ["ppo", "dqn"])
+def test_without_avoid_repeats_act_is_model_predict(key, context):
+    agent = make_agent(key, {**FAST[key], "avoid_repeats": False})
+    agent.bind(context)
+    obs = np.random.default_rng(0).uniform(-1, 1, (8, context.obs_dim)).astype(np.float32)
+    actions = agent.act(obs, {}, explore=False)
+    expected, _ = agent.model.predict(obs, deterministic=True)
+    assert np.array_equal(actions, expected)
+    masked = make_agent(key, FAST[key])
+    masked.bind(context)
+    masked.set_state(agent.state())
+    assert np.array_equal(masked.act(obs, {}, explore=False), expected)  # nothing blocked yet

@@ -56,6 +56,17 @@ def test_spaces_and_info():
     assert reward in (0.0, 1.0)
 
 
+def test_info_carries_the_warmup_plays_of_the_session():
+    env = gym.make("MusicRec-v0")
+    _, info = env.reset(seed=3)
+    sim = env.unwrapped.core.sim
+    assert info["warmup_tracks"].shape == (5,) and info["warmup_listened"].dtype == bool
+    assert np.array_equal(info["warmup_tracks"], sim.hist[0, :5])
+    assert np.array_equal(info["warmup_listened"], sim.hist_listened[0, :5].astype(bool))
+    _, _, _, _, after = env.step(int(info["optimal_action"]))
+    assert np.array_equal(after["warmup_tracks"], info["warmup_tracks"])
+
+
 def test_random_policy_over_1000_episodes():
     env = gym.make("MusicRec-v0")
     env.action_space.seed(0)

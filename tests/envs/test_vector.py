@@ -56,6 +56,12 @@ def test_autoreset_marks_final_obs_and_info():
             seen_done = True
             assert np.array_equal(info["_final_obs"], done)
             assert np.array_equal(info["final_info"]["_user"] & done, done)
+            # State keys describe the new session in a reset slot, the old one elsewhere.
+            sim = venv.core.sim
+            assert np.array_equal(info["warmup_tracks"], sim.hist[:, :5])
+            ended = np.flatnonzero(done)
+            before = info["final_info"]["warmup_tracks"][ended]
+            assert not np.array_equal(before, info["warmup_tracks"][ended])
     assert seen_done
 
 
