@@ -163,6 +163,27 @@ def test_session_features_follow_the_outcomes(context):
     assert not s[0].any() and s[1].any()
 
 
+def test_session_features_start_from_the_warmup_plays(context):
+    agent = make_agent("epsilon_greedy", {"epsilon": 0.0, "epsilon_final": 0.0})
+    agent.bind(context)
+    obs = np.zeros((2, context.obs_dim))
+    warm = np.array([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]])
+    heard = np.array([[True, True, False, True, False], [False] * 5])
+    info = {"warmup_tracks": warm, "warmup_listened": heard}
+    agent.episode_end(np.ones(2, dtype=bool))
+    actions = agent.act(obs, info)
+    assert actions[0] not in warm[0] and actions[1] not in warm[1]  # warm-up is blocked
+    d = agent.track_emb.shape[1]
+    s = agent.state_x(obs)[:, context.obs_dim : context.obs_dim + 2 * d]
+    emb = agent.track_emb
+    assert np.allclose(s[0, :d], emb[[0, 1, 3]].sum(axis=0) / 5)
+    assert np.allclose(s[0, d:], emb[[2, 4]].sum(axis=0) / 5)
+    assert np.allclose(s[1, d:], emb[5:10].sum(axis=0) / 5) and not s[1, :d].any()
+    agent.act(obs, {**info, "listened": np.array([True, True])})  # not a new session
+    s = agent.state_x(obs)[:, context.obs_dim : context.obs_dim + 2 * d]
+    assert np.allclose(s[0, :d], (emb[[0, 1, 3]].sum(axis=0) + emb[actions[0]]) / 6)
+
+
 def test_recent_artists_are_avoided(env, context, rollout):
     agent = make_agent("linucb")
     agent.bind(context)
