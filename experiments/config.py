@@ -33,6 +33,38 @@ Schema::
         params: {alpha: 1.0}   # optional; validated against the agent's fields
         train_steps: 200000    # optional; overrides budget.train_steps
 
+    sweep:                     # optional; a grid: every combination of the listed values
+      agents.LinUCB.params.alpha: [0.5, 1.0, 2.0]   # an agent's hyperparameter
+      agents.DQN.train_steps: [20000, 50000]        # an agent's training budget
+      env.kwargs.reward: [listen, time]             # an environment option (every agent)
+      env.num_envs: [16, 64]
+
+A sweep key is ``agents.<agent name>.params.<parameter>``,
+``agents.<agent name>.train_steps``, ``env.kwargs.<argument>`` or ``env.num_envs``; its
+value a non-empty list of distinct values, each validated as if written in place, and
+the key must not also be set in place. An agent's variants are the combinations of the
+environment axes and its own axes (an axis of another agent does not multiply it); each
+variant runs with every seed, and is named ``<agent>@<label>=<value>,...`` (e.g.
+``LinUCB@alpha=0.5``, ``random@reward=time``) in tables and directory names. The
+references are evaluated at every environment grid point. Seeds are not a sweep key:
+they are the top-level ``seeds`` list.
+
+``task: embeddings`` selects the other kind of experiment (``EmbeddingExperimentConfig``):
+track embeddings trained on logged sessions and scored on playlist completion::
+
+    name: embedding_ns_exponent
+    task: embeddings
+    sessions:                  # optional; where the sessions come from
+      kind: synthetic          #   synthetic: a synthetic world's logged sessions, made
+      seed: 0                  #   from its seed (0: the built-in world's); or a kind of
+      n_sessions: 20000        #   musicrec_gym.data.sources (mssd, lastfm, playlists,
+                               #   events) with a `path` and reader `options`
+    embedding: {dim: 8}        # optional; EmbeddingConfig fields except seed
+    k: 10                      # optional; length of the recommendation list
+    seeds: [0, 1, 2]           # required; the embeddings' training seeds
+    sweep:
+      embedding.ns_exponent: [-1.0, -0.5, 0.0, 0.5, 0.75, 1.0]
+
 The ``random`` and ``oracle`` references are evaluated for every seed even when the
 config does not list them (an agent of that type with no ``params`` is used as the
 reference when listed), so that every agent gets a normalised score
@@ -54,6 +86,17 @@ from musicrec_gym.errors import ConfigError, did_you_mean, unknown_name_message
 
 #: Environment ids a config may name (each must have a native vector environment).
 ENV_IDS = (ENV_ID,)
+#: What a config may ask for: ``agents`` (the default) or ``embeddings``.
+TASKS = ("agents", "embeddings")
+#: The forms of a sweep key, for messages.
+AGENT_SWEEP_KEYS = (
+    "agents.<agent name>.params.<parameter>",
+    "agents.<agent name>.train_steps",
+    "env.kwargs.<argument>",
+    "env.num_envs",
+)
+DEFAULT_N_SESSIONS = 20_000
+DEFAULT_K = 10
 #: Registry keys of the references every experiment evaluates.
 REFERENCE_TYPES = ("random", "oracle")
 #: What a name (experiment or agent) may contain: it becomes part of directory names.
@@ -115,6 +158,29 @@ class AgentSpec:
 
 
 @dataclass(frozen=True)
+class SweepAxis:
+    """One key of a ``sweep:`` block: every value is combined with every value of the others.
+
+    Attributes:
+        path: The key as written, e.g. ``agents.LinUCB.params.alpha``.
+        values: The values, in the order written (each already validated).
+        field: Where a value goes: ``("params", "alpha")`` or ``("train_steps",)`` of an
+            agent, ``("kwargs", "reward")`` or ``("num_envs",)`` of the environment,
+            ``("embedding", "ns_exponent")`` of an embeddings experiment.
+        agent: The agent it belongs to; ``None`` for an axis that applies to every cell.
+        column: Its column in the results tables (``params.alpha``, ``env.reward``, ...).
+        label: Its short name in cell names (``alpha``, ``reward``).
+    """
+
+    path: str
+    values: tuple[Any, ...]
+    field: tuple[str, ...]
+    agent: str | None = None
+    column: str = ""
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A validated experiment config.
 
@@ -125,6 +191,7 @@ class ExperimentConfig:
         budget: Training and evaluation budget.
         agents: The listed agents, then the implicit references.
         source: Where the config was read from (for messages).
+        sweep: The grid's axes (empty: one variant per agent).
     """
 
     name: str
@@ -133,6 +200,12 @@ class ExperimentConfig:
     budget: BudgetConfig
     agents: tuple[AgentSpec, ...]
     source: str = field(default="<config>", compare=False)
+    sweep: tuple[SweepAxis, ...] = ()
+
+    @property
+    def task(self) -> str:
+        """``agents``."""
+        return "agents"
 
     def agent(self, name: str) -> AgentSpec:
         """The agent called ``name``."""
@@ -156,6 +229,69 @@ class ExperimentConfig:
         """Plain data (for JSON and for comparing two configs)."""
         data = dataclasses.asdict(self)
         data.pop("source")
+        return data
+
+
+@dataclass(frozen=True)
+class SessionSource:
+    """Where an embeddings experiment's sessions come from.
+
+    Attributes:
+        kind: ``synthetic`` (a synthetic world's logged sessions, regenerated from its
+            seed) or a kind of ``musicrec_gym.data.sources`` (real logs read from ``path``).
+        path: The file or directory of a real source (``None`` for ``synthetic``).
+        seed: Seed of the synthetic world and of its logged sessions (0: the built-in
+            world's).
+        n_sessions: Logged sessions generated for a synthetic source.
+        n_tracks: Catalog size of a synthetic world.
+        n_listeners: Listeners of a synthetic world.
+        options: Reader options of a real source, as ``(name, value)`` pairs (e.g.
+            ``gap_minutes`` of ``lastfm``; see ``musicrec_gym.data.sources``).
+    """
+
+    kind: str = "synthetic"
+    path: str | None = None
+    seed: int = 0
+    n_sessions: int = DEFAULT_N_SESSIONS
+    n_tracks: int = 1000
+    n_listeners: int = 1000
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class EmbeddingExperimentConfig:
+    """A validated ``task: embeddings`` config: playlist completion over a grid.
+
+    One cell per grid point (``EmbeddingConfig`` settings) and seed.
+
+    Attributes:
+        name: Experiment name.
+        sessions: Where the sessions come from.
+        embedding: ``EmbeddingConfig`` fields held fixed (never ``seed``).
+        k: Length of the recommendation list.
+        seeds: Training seeds of the embeddings (one cell per grid point and seed).
+        sweep: The grid's axes (``embedding.<field>``).
+        source: Where the config was read from (for messages).
+    """
+
+    name: str
+    sessions: SessionSource
+    embedding: dict[str, Any]
+    k: int
+    seeds: tuple[int, ...]
+    sweep: tuple[SweepAxis, ...] = ()
+    source: str = field(default="<config>", compare=False)
+
+    @property
+    def task(self) -> str:
+        """``embeddings``."""
+        return "embeddings"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for JSON and for comparing two configs)."""
+        data = dataclasses.asdict(self)
+        data.pop("source")
+        data["task"] = self.task
         return data
 
 
@@ -322,6 +458,26 @@ class _Validator:
         return value
 
 
+class _Pinned:
+    """Stands in for a ``_Located`` and reports every error at one key path.
+
+    The checks of a value written in place (``_check_agent_params``, ...) are reused for
+    a value of a sweep list; their errors then point at the list item, not at the place
+    the value would have had.
+    """
+
+    def __init__(self, doc: _Located, path: Path_) -> None:
+        self.doc = doc
+        self.path = path
+        self.source = doc.source
+
+    def line(self, path: Path_, key: bool = False) -> int | None:
+        return self.doc.line(self.path)
+
+    def error(self, path: Path_, message: str, key: bool = False) -> ConfigError:
+        return self.doc.error(self.path, message)
+
+
 def _check_env_kwargs(v: _Validator, kwargs: Any, path: Path_) -> dict[str, Any]:
     from musicrec_gym.envs.core import ENV_KWARGS
     from musicrec_gym.sim.params import REWARD_MODES
@@ -419,7 +575,9 @@ def _check_agent_params(v: _Validator, kind: str, params: Any, path: Path_) -> d
     return dict(params)
 
 
-def parse_config(text: str, source: str = "<config>") -> ExperimentConfig:
+def parse_config(
+    text: str, source: str = "<config>"
+) -> ExperimentConfig | EmbeddingExperimentConfig:
     """Validate the text of an experiment config.
 
     Args:
@@ -427,17 +585,46 @@ def parse_config(text: str, source: str = "<config>") -> ExperimentConfig:
         source: Name of the file (used in messages).
 
     Returns:
-        The validated config, with the implicit references appended to ``agents``.
+        The validated config: an ``ExperimentConfig`` (with the implicit references
+        appended to ``agents``), or an ``EmbeddingExperimentConfig`` for
+        ``task: embeddings``.
 
     Raises:
         ConfigError: Anything wrong, with the file, line and key path.
     """
-    from agents.base import agent_types
-
     doc = _Located(text, source)
     v = _Validator(doc)
+    root = doc.data
+    task = root.get("task", "agents") if isinstance(root, dict) else "agents"
+    if task not in TASKS:
+        raise doc.error(("task",), unknown_name_message("task", str(task), TASKS))
+    if task == "embeddings":
+        return _parse_embeddings(v, root)
+    return _parse_agents(v, root)
+
+
+def _seeds(v: _Validator, raw: Any) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise v.doc.error(
+            ("seeds",), f"must be a non-empty list of ints >= 0, got {_describe(raw)}"
+        )
+    seeds = tuple(v.int_(s, ("seeds", i), 0) for i, s in enumerate(raw))
+    for i, s in enumerate(seeds):
+        if s in seeds[:i]:
+            raise v.doc.error(("seeds", i), f"seed {s} is listed twice")
+    return seeds
+
+
+def _parse_agents(v: _Validator, root: Any) -> ExperimentConfig:
+    from agents.base import agent_types
+
+    doc = v.doc
     root = v.mapping(
-        doc.data, (), ("name", "seeds", "budget", "agents"), ("env",), "experiment settings"
+        root,
+        (),
+        ("name", "seeds", "budget", "agents"),
+        ("env", "sweep", "task"),
+        "experiment settings",
     )
     name = v.name(root["name"], ("name",))
 
@@ -452,15 +639,7 @@ def parse_config(text: str, source: str = "<config>") -> ExperimentConfig:
         num_envs=v.int_(env_raw.get("num_envs", DEFAULT_NUM_ENVS), ("env", "num_envs"), 1),
     )
 
-    seeds_raw = root["seeds"]
-    if not isinstance(seeds_raw, list) or not seeds_raw:
-        raise doc.error(
-            ("seeds",), f"must be a non-empty list of ints >= 0, got {_describe(seeds_raw)}"
-        )
-    seeds = tuple(v.int_(s, ("seeds", i), 0) for i, s in enumerate(seeds_raw))
-    for i, s in enumerate(seeds):
-        if s in seeds[:i]:
-            raise doc.error(("seeds", i), f"seed {s} is listed twice")
+    seeds = _seeds(v, root["seeds"])
 
     budget_raw = v.mapping(
         root["budget"],
@@ -504,6 +683,7 @@ def parse_config(text: str, source: str = "<config>") -> ExperimentConfig:
         if steps is not None:
             steps = v.int_(steps, (*path, "train_steps"), 1)
         specs.append(AgentSpec(name=label, type=kind, params=params, train_steps=steps))
+    sweep = _agent_sweep(v, root.get("sweep"), specs, env_raw, env)
 
     for kind in REFERENCE_TYPES:
         if any(s.type == kind and not s.params for s in specs):
@@ -519,11 +699,349 @@ def parse_config(text: str, source: str = "<config>") -> ExperimentConfig:
         specs.append(AgentSpec(name=kind, type=kind, implicit=True))
 
     return ExperimentConfig(
-        name=name, env=env, seeds=seeds, budget=budget, agents=tuple(specs), source=source
+        name=name,
+        env=env,
+        seeds=seeds,
+        budget=budget,
+        agents=tuple(specs),
+        source=doc.source,
+        sweep=sweep,
     )
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
+# ------------------------------------------------------------------------ sweeps
+
+
+def _sweep_entries(v: _Validator, raw: Any) -> list[tuple[str, list[Any], Path_]]:
+    """The ``(key, values, path)`` of every entry of a ``sweep:`` block (shape only)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, dict) or not raw:
+        raise v.doc.error(
+            ("sweep",),
+            "must be a mapping of sweep keys to lists of values, e.g. "
+            f"`agents.LinUCB.params.alpha: [0.5, 1.0]`, got {_describe(raw)}",
+        )
+    entries = []
+    for key, values in raw.items():
+        where: Path_ = ("sweep", key)
+        if not isinstance(key, str):
+            raise v.doc.error(where, f"a sweep key must be a dotted string, got {key!r}", key=True)
+        if not isinstance(values, list) or not values:
+            raise v.doc.error(
+                where, f"must be a non-empty list of values to try, got {_describe(values)}"
+            )
+        entries.append((key, values, where))
+    return entries
+
+
+def _distinct_values(v: _Validator, values: list[Any], where: Path_) -> tuple[Any, ...]:
+    for i, value in enumerate(values):
+        for j, other in enumerate(values[:i]):
+            if value == other and isinstance(value, bool) == isinstance(other, bool):
+                raise v.doc.error(
+                    (*where, i), f"value {value!r} is listed twice (also item {j} of the list)"
+                )
+    return tuple(values)
+
+
+def _set_in_place(v: _Validator, key: str, where: Path_, place: Path_) -> ConfigError:
+    return v.doc.error(
+        where,
+        f"{key} is also set in place ({_dotted(place)}, line {v.doc.line(place, key=True)}); "
+        "a setting is either fixed or swept: remove one of the two",
+        key=True,
+    )
+
+
+def _unknown_sweep_key(
+    v: _Validator, key: str, where: Path_, forms: tuple[str, ...]
+) -> ConfigError:
+    return v.doc.error(
+        where, f"unknown sweep key {key!r}. Allowed forms: {', '.join(forms)}.", key=True
+    )
+
+
+def _agent_sweep(
+    v: _Validator,
+    raw: Any,
+    specs: list[AgentSpec],
+    env_raw: dict[str, Any],
+    env: EnvConfig,
+) -> tuple[SweepAxis, ...]:
+    """Validate the ``sweep:`` block of an agents experiment (every value, in place)."""
+    from agents.base import agent_params
+    from musicrec_gym.envs.core import ENV_KWARGS
+
+    doc = v.doc
+    index = {spec.name: i for i, spec in enumerate(specs)}
+    axes: list[SweepAxis] = []
+    for key, values, where in _sweep_entries(v, raw):
+        parts = key.split(".")
+        agent: str | None = None
+        if parts[0] == "seeds":
+            raise doc.error(
+                where,
+                "seeds are not a sweep key: list them in the top-level `seeds:` (every grid "
+                "point runs with every seed)",
+                key=True,
+            )
+        if key == "env.num_envs":
+            if "num_envs" in env_raw:
+                raise _set_in_place(v, key, where, ("env", "num_envs"))
+            field_: tuple[str, ...] = ("num_envs",)
+            column, label = "env.num_envs", "num_envs"
+
+            def check(value: Any, at: Path_) -> None:
+                _Validator(_Pinned(doc, at)).int_(value, at, 1)
+
+        elif len(parts) == 3 and parts[:2] == ["env", "kwargs"]:
+            kw = parts[2]
+            if kw not in ENV_KWARGS:
+                raise doc.error(
+                    where,
+                    f"{ENV_ID}: {unknown_name_message('keyword argument', kw, ENV_KWARGS)}",
+                    key=True,
+                )
+            if kw in env.kwargs:
+                raise _set_in_place(v, key, where, ("env", "kwargs", kw))
+            field_, column, label = ("kwargs", kw), f"env.{kw}", kw
+
+            def check(value: Any, at: Path_, kw: str = kw) -> None:
+                _check_env_kwargs(_Validator(_Pinned(doc, at)), {kw: value}, at)
+
+        elif parts[0] == "agents" and len(parts) >= 3:
+            rest = key[len("agents.") :]
+            matches = [s for s in specs if rest.startswith(s.name + ".")]
+            if not matches:
+                raise doc.error(
+                    where,
+                    unknown_name_message("agent name", parts[1], [s.name for s in specs])
+                    + " A sweep key names an agent of `agents` by its `name`.",
+                    key=True,
+                )
+            spec = max(matches, key=lambda s: len(s.name))
+            agent, tail = spec.name, rest[len(spec.name) + 1 :]
+            place: Path_ = ("agents", index[spec.name])
+            if spec.type in ("random", "oracle") and not spec.params:
+                raise doc.error(
+                    where,
+                    f"agent {spec.name!r} is the {spec.type} reference of every normalised "
+                    "score; it cannot be swept",
+                    key=True,
+                )
+            if tail == "train_steps":
+                if spec.train_steps is not None:
+                    raise _set_in_place(v, key, where, (*place, "train_steps"))
+                field_, column, label = ("train_steps",), "agent.train_steps", "train_steps"
+
+                def check(value: Any, at: Path_) -> None:
+                    _Validator(_Pinned(doc, at)).int_(value, at, 1)
+
+            elif tail.startswith("params.") and len(tail) > len("params."):
+                param = tail[len("params.") :]
+                fields = sorted(n for n, f in agent_params(spec.type).items() if f.init)
+                if param not in fields:
+                    raise doc.error(
+                        where,
+                        f"unknown parameter {param!r} for agent {spec.type!r}."
+                        f"{did_you_mean(param, fields)} Allowed: "
+                        f"{', '.join(fields) or 'none (this agent has no parameters)'}.",
+                        key=True,
+                    )
+                if param in spec.params:
+                    raise _set_in_place(v, key, where, (*place, "params", param))
+                field_, column, label = ("params", param), f"params.{param}", param
+
+                def check(
+                    value: Any, at: Path_, spec: AgentSpec = spec, param: str = param
+                ) -> None:
+                    pinned = _Validator(_Pinned(doc, at))
+                    _check_agent_params(pinned, spec.type, {**spec.params, param: value}, at)
+
+            else:
+                raise doc.error(
+                    where,
+                    f"after the agent name {spec.name!r} comes `params.<parameter>` or "
+                    f"`train_steps`, got {tail!r}",
+                    key=True,
+                )
+        else:
+            raise _unknown_sweep_key(v, key, where, AGENT_SWEEP_KEYS)
+        for i, value in enumerate(values):
+            check(value, (*where, i))
+        axes.append(
+            SweepAxis(
+                path=key,
+                values=_distinct_values(v, values, where),
+                field=field_,
+                agent=agent,
+                column=column,
+                label=label,
+            )
+        )
+    return tuple(axes)
+
+
+# -------------------------------------------------------------- embeddings task
+
+
+def _parse_embeddings(v: _Validator, root: dict[str, Any]) -> EmbeddingExperimentConfig:
+    from musicrec_gym.embeddings import EmbeddingConfig
+
+    doc = v.doc
+    root = v.mapping(
+        root,
+        (),
+        ("name", "task", "seeds"),
+        ("sessions", "embedding", "k", "sweep"),
+        "embeddings-experiment settings",
+    )
+    name = v.name(root["name"], ("name",))
+    seeds = _seeds(v, root["seeds"])
+    for i, s in enumerate(seeds):
+        if s >= 2**32:
+            raise doc.error(("seeds", i), f"an embedding seed must be < 2**32, got {s}")
+    sessions = _session_source(v, root.get("sessions"))
+    k = v.int_(root.get("k", DEFAULT_K), ("k",), 1)
+
+    fields = [f.name for f in dataclasses.fields(EmbeddingConfig) if f.name != "seed"]
+    embedding = root.get("embedding") or {}
+    if not isinstance(embedding, dict):
+        raise doc.error(
+            ("embedding",),
+            f"must be a mapping of EmbeddingConfig fields, got {_describe(embedding)}",
+        )
+
+    def check(values: dict[str, Any], at: Path_, pinned: bool) -> None:
+        try:
+            EmbeddingConfig(**values)
+        except ConfigError as err:
+            named = [f for f in values if f"`{f}`" in str(err)]
+            where = at if pinned or not named else (*at, named[0])
+            raise doc.error(where, f"invalid embedding setting: {err}") from err
+
+    for key in embedding:
+        if key == "seed":
+            raise doc.error(
+                ("embedding", key),
+                "the embedding seed is set by the top-level `seeds:` list (one cell per seed)",
+                key=True,
+            )
+        if key not in fields:
+            raise doc.error(
+                ("embedding", key),
+                unknown_name_message("EmbeddingConfig field", str(key), fields),
+                key=True,
+            )
+    check(dict(embedding), ("embedding",), pinned=False)
+
+    axes: list[SweepAxis] = []
+    forms = ("embedding.<EmbeddingConfig field>",)
+    for key, values, where in _sweep_entries(v, root.get("sweep")):
+        parts = key.split(".")
+        if parts[0] == "seeds" or key == "embedding.seed":
+            raise doc.error(
+                where,
+                "seeds are not a sweep key: list them in the top-level `seeds:` (every grid "
+                "point runs with every seed)",
+                key=True,
+            )
+        if len(parts) != 2 or parts[0] != "embedding":
+            raise _unknown_sweep_key(v, key, where, forms)
+        if parts[1] not in fields:
+            raise doc.error(
+                where, unknown_name_message("EmbeddingConfig field", parts[1], fields), key=True
+            )
+        if parts[1] in embedding:
+            raise _set_in_place(v, key, where, ("embedding", parts[1]))
+        for i, value in enumerate(values):
+            check({**embedding, parts[1]: value}, (*where, i), pinned=True)
+        axes.append(
+            SweepAxis(
+                path=key,
+                values=_distinct_values(v, values, where),
+                field=("embedding", parts[1]),
+                column=key,
+                label=parts[1],
+            )
+        )
+    return EmbeddingExperimentConfig(
+        name=name,
+        sessions=sessions,
+        embedding=dict(embedding),
+        k=k,
+        seeds=seeds,
+        sweep=tuple(axes),
+        source=doc.source,
+    )
+
+
+def _session_source(v: _Validator, raw: Any) -> SessionSource:
+    doc = v.doc
+    if raw is None:
+        return SessionSource()
+    synthetic_keys = ("seed", "n_sessions", "n_tracks", "n_listeners")
+    raw = v.mapping(
+        raw, ("sessions",), (), ("kind", "path", "options", *synthetic_keys), "session settings"
+    )
+    kind = raw.get("kind", "synthetic")
+    kinds = ("synthetic", *real_source_kinds())
+    if kind not in kinds or (kind != "synthetic" and not real_source_kinds()):
+        extra = (
+            ""
+            if real_source_kinds()
+            else " (real logs need musicrec_gym.data.sources, which this installation "
+            "does not have)"
+        )
+        raise doc.error(
+            ("sessions", "kind"), unknown_name_message("session source", str(kind), kinds) + extra
+        )
+    if kind == "synthetic":
+        for key in ("path", "options"):
+            if key in raw:
+                raise doc.error(
+                    ("sessions", key),
+                    f"a synthetic source is made from its seed and takes no `{key}`",
+                    key=True,
+                )
+        return SessionSource(
+            seed=v.int_(raw.get("seed", 0), ("sessions", "seed"), 0),
+            n_sessions=v.int_(
+                raw.get("n_sessions", DEFAULT_N_SESSIONS), ("sessions", "n_sessions"), 10
+            ),
+            n_tracks=v.int_(raw.get("n_tracks", 1000), ("sessions", "n_tracks"), 10),
+            n_listeners=v.int_(raw.get("n_listeners", 1000), ("sessions", "n_listeners"), 1),
+        )
+    for key in synthetic_keys:
+        if key in raw:
+            raise doc.error(
+                ("sessions", key), f"`{key}` is for a synthetic source, not {kind!r}", key=True
+            )
+    path = raw.get("path")
+    if not isinstance(path, str) or not path:
+        raise doc.error(
+            ("sessions",), f"a {kind!r} source needs `path`: the file or directory to read"
+        )
+    options = raw.get("options") or {}
+    if not isinstance(options, dict):
+        raise doc.error(
+            ("sessions", "options"), f"must be a mapping of reader options, got {options!r}"
+        )
+    return SessionSource(kind=kind, path=path, options=tuple(sorted(options.items())))
+
+
+def real_source_kinds() -> tuple[str, ...]:
+    """The kinds of real session source ``musicrec_gym.data.sources`` offers (if installed)."""
+    try:
+        from musicrec_gym.data import sources
+    except ImportError:
+        return ()
+    kinds = getattr(sources, "SOURCE_KINDS", None) or getattr(sources, "KINDS", None)
+    return tuple(kinds) if kinds else ()
+
+
+def load_config(path: str | Path) -> ExperimentConfig | EmbeddingExperimentConfig:
     """Read and validate an experiment config file.
 
     Args:

@@ -6,6 +6,11 @@ total ``optimal_reward`` along the same trajectories), the normalised score
 ``(agent - random) / (oracle - random)`` computed per seed from the evaluation
 returns, the listen rate, the mean session length, and the cumulative training
 regret. Rows are sorted by normalised score.
+
+In a grid (``sweep:``), every variant is a row of its own, the swept values are extra
+columns (``params.alpha``, ``env.reward``, ...; empty where a variant does not have the
+setting), and a variant's normalised score is against the references evaluated at
+the same environment grid point and seed.
 """
 
 from __future__ import annotations
@@ -78,13 +83,18 @@ def per_seed_table(
     """One row per finished cell, with its normalised score against its seed's references."""
     random_name = config.reference("random").name
     oracle_name = config.reference("oracle").name
+    refs = {
+        (cell.base or cell.agent.name, cell.point, cell.seed): results.get(cell.key)
+        for cell in cells
+        if (cell.base or cell.agent.name) in (random_name, oracle_name)
+    }
     rows = []
     for cell in cells:
         r = results.get(cell.key)
         if r is None:
             continue
-        lo = results.get(f"{random_name}__seed{cell.seed}")
-        hi = results.get(f"{oracle_name}__seed{cell.seed}")
+        lo = refs.get((random_name, cell.point, cell.seed))
+        hi = refs.get((oracle_name, cell.point, cell.seed))
         score = math.nan
         if lo is not None and hi is not None:
             span = hi.eval.mean_return - lo.eval.mean_return
@@ -94,6 +104,7 @@ def per_seed_table(
             {
                 "agent": r.agent,
                 "type": r.type,
+                **dict(cell.swept),
                 "seed": r.seed,
                 "normalised_score": score,
                 "return": r.eval.mean_return,
@@ -109,21 +120,36 @@ def per_seed_table(
                 "eval_episodes": r.eval.episodes,
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    swept = [c for c in swept_columns(cells) if c in table]
+    rest = [c for c in table.columns if c not in swept and c not in ("agent", "type")]
+    return table[["agent", "type", *swept, *rest]] if len(table) else table
 
 
-def summary_table(per_seed: pd.DataFrame, agent_order: Sequence[str]) -> pd.DataFrame:
-    """Per agent: n seeds, mean and 95% CI of every metric; sorted by normalised score."""
+def swept_columns(cells: Sequence[Cell]) -> list[str]:
+    """The swept settings' columns, in the order of the ``sweep:`` block."""
+    return list(dict.fromkeys(column for cell in cells for column, _ in cell.swept))
+
+
+def summary_table(
+    per_seed: pd.DataFrame, agent_order: Sequence[str], swept: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Per agent: n seeds, mean and 95% CI of every metric; sorted by normalised score.
+
+    Args:
+        per_seed: ``per_seed_table``.
+        agent_order: The agents (variants) in the order of the config.
+        swept: The swept settings' columns of ``per_seed``, copied to the summary.
+    """
     rows = []
     for name in agent_order:
         part = per_seed[per_seed["agent"] == name] if len(per_seed) else per_seed
         if not len(part):
             continue
-        row: dict[str, object] = {
-            "agent": name,
-            "type": part["type"].iloc[0],
-            "n_seeds": len(part),
-        }
+        row: dict[str, object] = {"agent": name, "type": part["type"].iloc[0]}
+        for column in swept:
+            row[column] = part[column].iloc[0] if column in part else None
+        row["n_seeds"] = len(part)
         for column, _, _ in METRICS:
             stat = Stat.of(part[column].tolist())
             row[f"{column}_mean"] = stat.mean
@@ -140,9 +166,13 @@ def summary_table(per_seed: pd.DataFrame, agent_order: Sequence[str]) -> pd.Data
     return table
 
 
-def markdown_table(config: ExperimentConfig, summary: pd.DataFrame) -> str:
-    """The Markdown of ``results.md``."""
-    headers = ["Agent", "Type", "Seeds", *(h for _, h, _ in METRICS), "Train steps", "Train s"]
+def markdown_table(
+    config: ExperimentConfig, summary: pd.DataFrame, swept: Sequence[str] = ()
+) -> str:
+    """The Markdown of ``results.md`` (with a column per swept setting of a grid)."""
+    headers = [
+        "Agent", "Type", *swept, "Seeds", *(h for _, h, _ in METRICS), "Train steps", "Train s"
+    ]  # fmt: skip
     lines = [
         f"# {config.name}: results",
         "",
@@ -152,10 +182,14 @@ def markdown_table(config: ExperimentConfig, summary: pd.DataFrame) -> str:
         "Mean ± 95% t-interval half-width over seeds (n/a with one seed).",
         "",
         "| " + " | ".join(headers) + " |",
-        "|" + "|".join(["---"] * 3 + ["---:"] * (len(headers) - 3)) + "|",
+        "|"
+        + "|".join(["---"] * (3 + len(swept)) + ["---:"] * (len(headers) - 3 - len(swept)))
+        + "|",
     ]
     for row in summary.to_dict("records"):
-        cells = [str(row["agent"]), str(row["type"]), str(row["n_seeds"])]
+        cells = [str(row["agent"]), str(row["type"])]
+        cells += [_swept_value(row[column]) for column in swept]
+        cells.append(str(row["n_seeds"]))
         for column, _, fmt in METRICS:
             stat = Stat(row[f"{column}_mean"], row[f"{column}_ci95"], int(row["n_seeds"]))
             if not np.isfinite(stat.mean):
@@ -174,6 +208,15 @@ def markdown_table(config: ExperimentConfig, summary: pd.DataFrame) -> str:
         "policies, which do not train.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _swept_value(value: object) -> str:
+    """A swept value in ``results.md``: as written in the config; ``–`` when not set."""
+    from experiments.sweep import value_label
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return value_label(value) if isinstance(value, (bool, float)) else str(value)
 
 
 # ------------------------------------------------------------------------- curves
@@ -335,9 +378,10 @@ def write_report(
     per_seed = per_seed_table(config, cells, results)
     per_seed.to_csv(run_dir / "results_per_seed.csv", index=False, float_format="%.6g")
     order = list(dict.fromkeys(c.agent.name for c in cells))
-    summary = summary_table(per_seed, order)
+    swept = swept_columns(cells)
+    summary = summary_table(per_seed, order, swept)
     summary.to_csv(run_dir / "results.csv", index=False, float_format="%.6g")
-    text = markdown_table(config, summary)
+    text = markdown_table(config, summary, swept)
     (run_dir / "results.md").write_text(text, encoding="utf-8")
     plot_curves(run_dir, config, cells, results)
     return text

@@ -23,6 +23,16 @@ Resuming: rerunning the same config into the same directory skips the cells whos
 ``result.json`` exists (and was made with the same settings); any other cell starts
 from scratch (its partial TensorBoard directory is cleared). A different config is
 refused unless ``force``, which reruns only the cells whose settings changed.
+
+Grids (``sweep:``, see ``experiments.sweep``): every variant of an agent is an agent
+of its own in the cells, tables and plots (``cells/LinUCB@alpha=0.5__seed0``), with the
+swept values as extra columns of the tables. Backends: ``local`` runs the cells in a
+pool of processes on this machine; ``ray`` runs each cell as a Ray Tune trial
+(``experiments.backends``), on a local Ray instance or a cluster. Either way a cell
+writes the same files, and ``result.json`` alone decides what a rerun skips.
+
+``task: embeddings`` configs (``experiments.embedding_task``) use the same machinery
+with cells that train track embeddings and score playlist completion.
 """
 
 from __future__ import annotations
@@ -43,12 +53,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from experiments.config import (
     AgentSpec,
+    EmbeddingExperimentConfig,
     EnvConfig,
     ExperimentConfig,
     load_config,
@@ -59,6 +70,10 @@ from musicrec_gym.errors import ConfigError, MusicRecError
 
 #: Columns of a cell's ``eval_episodes.csv``.
 EVAL_COLUMNS = ("reset_seed", "return", "optimal_return", "length", "listens", "regret")
+#: Where ``musicrec run`` can run the cells.
+BACKENDS = ("local", "ray")
+#: Why a cell that a stopped run did not finish has no result.
+INTERRUPTED = "not finished: the run stopped before this cell ended"
 
 
 class CellFailedError(MusicRecError):
@@ -80,6 +95,9 @@ class Cell:
         train_steps: Training budget in env steps (ignored by agents that do not learn).
         eval_episodes: Number of greedy evaluation episodes.
         eval_seed: Root of the evaluation seeds.
+        base: The agent's name in the config (``agent.name`` is its variant's name).
+        point: ``(column, value)`` of the environment's swept settings.
+        swept: ``(column, value)`` of every swept setting of the cell.
     """
 
     experiment: str
@@ -89,6 +107,12 @@ class Cell:
     train_steps: int
     eval_episodes: int
     eval_seed: int
+    base: str = ""
+    point: tuple[tuple[str, Any], ...] = ()
+    swept: tuple[tuple[str, Any], ...] = ()
+
+    #: What ``result.json`` holds (set below, once ``CellResult`` exists).
+    result_type: ClassVar[type]
 
     @property
     def key(self) -> str:
@@ -110,6 +134,17 @@ class Cell:
             "eval_episodes": self.eval_episodes,
             "eval_seed": self.eval_seed,
         }
+
+    def run(self, run_dir: str | Path, progress: Progress | None = None) -> CellResult:
+        """Train and evaluate the cell (``run_cell``)."""
+        return run_cell(self, run_dir, progress)
+
+    def cost(self) -> int:
+        """Relative cost: the training budget, or 0 for a policy that does not learn."""
+        from agents.base import make_agent
+
+        learns = make_agent(self.agent.type, self.agent.params).learns_online
+        return self.train_steps if learns else 0
 
     def eval_reset_seeds(self) -> np.ndarray:
         """Reset seed of each evaluation episode (the same for every agent)."""
@@ -187,6 +222,17 @@ class CellResult:
         """Inverse of ``dataclasses.asdict``."""
         return cls(**{**data, "eval": EvalSummary(**data["eval"])})
 
+    def describe(self) -> str:
+        """One line for the log when the cell finishes."""
+        e = self.eval
+        return (
+            f"return {e.mean_return:.3f} ({e.fraction_of_optimal:.1%} of optimal), "
+            f"train {self.train_time_s:.0f} s, eval {self.eval_time_s:.0f} s"
+        )
+
+
+Cell.result_type = CellResult
+
 
 @dataclass
 class RunSummary:
@@ -195,7 +241,8 @@ class RunSummary:
     Attributes:
         run_dir: The run directory.
         config: The config that ran.
-        results: Result of every cell, by key.
+        results: Result of every cell, by key (``CellResult`` or, for an embeddings
+            experiment, ``EmbeddingCellResult``).
         computed: Keys of the cells computed by this invocation.
         skipped: Keys of the cells reused from an earlier invocation.
         table: The Markdown results table.
@@ -203,8 +250,8 @@ class RunSummary:
     """
 
     run_dir: Path
-    config: ExperimentConfig
-    results: dict[str, CellResult]
+    config: ExperimentConfig | EmbeddingExperimentConfig
+    results: dict[str, Any]
     computed: list[str]
     skipped: list[str]
     table: str
@@ -577,14 +624,18 @@ def _limit_blas_threads() -> Any:
     return threadpool_limits(limits=1)
 
 
-def load_result(run_dir: Path, cell: Cell) -> CellResult | None:
-    """The cell's saved result, if it exists and was made with the cell's settings."""
-    path = cell_paths(run_dir, cell)[0] / "result.json"
+def load_result(run_dir: Path, cell: Any) -> Any:
+    """The cell's saved result, if it exists and was made with the cell's settings.
+
+    ``cells/<key>/result.json`` is the one record of a finished cell, whichever backend
+    ran it: a rerun skips exactly the cells for which this returns a result.
+    """
+    path = Path(run_dir) / "cells" / cell.key / "result.json"
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        result = CellResult.from_dict(data)
+        result = type(cell).result_type.from_dict(data)
     except (ValueError, TypeError, KeyError):
         return None
     # Round-trip the settings through JSON so tuples and lists compare equal.
@@ -605,28 +656,34 @@ def _init_worker(channel: Any) -> None:
     torch.set_num_threads(1)
 
 
-def _run_cell_in_worker(cell: Cell, run_dir: str) -> CellResult:
+def _run_cell_in_worker(cell: Any, run_dir: str) -> Any:
     progress = _QueueProgress(_CHANNEL) if _CHANNEL is not None else Progress()
-    return run_cell(cell, run_dir, progress)
+    return cell.run(run_dir, progress)
 
 
 # ------------------------------------------------------------------ experiment
 
 
 def plan_cells(config: ExperimentConfig) -> list[Cell]:
-    """Every (agent, seed) cell, the references first."""
-    ordered = sorted(config.agents, key=lambda a: (a.type not in ("random", "oracle"),))
+    """Every (agent variant, seed) cell, the references first (see ``experiments.sweep``)."""
+    from experiments.sweep import agent_variants
+
+    variants = agent_variants(config)
+    ordered = sorted(variants, key=lambda v: (v.agent.type not in ("random", "oracle"),))
     return [
         Cell(
             experiment=config.name,
-            env=config.env,
-            agent=agent,
+            env=variant.env,
+            agent=variant.agent,
             seed=seed,
-            train_steps=config.train_steps(agent),
+            train_steps=config.train_steps(variant.agent),
             eval_episodes=config.budget.eval_episodes,
             eval_seed=config.budget.eval_seed,
+            base=variant.base,
+            point=variant.point,
+            swept=variant.swept,
         )
-        for agent in ordered
+        for variant in ordered
         for seed in config.seeds
     ]
 
@@ -674,20 +731,65 @@ def _check_run_dir(run_dir: Path, config: ExperimentConfig, force: bool) -> None
 
 
 def _preflight(config: ExperimentConfig) -> None:
-    """Build the environment once, so that a bad world fails before any training."""
-    from agents.base import AgentContext, make_agent
+    """Bind every agent variant to its grid point's environment before anything runs.
 
-    try:
-        env = MusicRecVectorEnv(num_envs=1, **config.env.kwargs)
-    except MusicRecError as err:
-        raise ConfigError(f"{config.source}: env.kwargs {config.env.kwargs}: {err}") from err
-    context = AgentContext.from_env(env, 0)
-    for spec in config.agents:
+    Each environment is built once, so that a bad world or parameter fails at once.
+    """
+    from agents.base import AgentContext, make_agent
+    from experiments.sweep import agent_variants
+
+    contexts: dict[str, Any] = {}
+    for variant in agent_variants(config):
+        kwargs = variant.env.kwargs
+        marker = json.dumps(kwargs, sort_keys=True, default=str)
+        if marker not in contexts:
+            try:
+                env = MusicRecVectorEnv(num_envs=1, **kwargs)
+            except MusicRecError as err:
+                raise ConfigError(f"{config.source}: env.kwargs {kwargs}: {err}") from err
+            contexts[marker] = AgentContext.from_env(env, 0)
+        spec = variant.agent
         agent = make_agent(spec.type, spec.params)
         try:
-            agent.bind(context)
+            agent.bind(contexts[marker])
         except (ConfigError, ValueError, TypeError) as err:
             raise ConfigError(f"{config.source}: agent {spec.name!r}: {err}") from err
+
+
+@dataclass(frozen=True)
+class Task:
+    """What differs between the kinds of experiment (``task:`` of the config).
+
+    Attributes:
+        plan: ``config -> cells`` (each has ``key``, ``tb_name``, ``settings()``,
+            ``run(run_dir, progress)``, ``cost()`` and ``result_type``).
+        preflight: ``config -> None``; raises ``ConfigError`` for what would fail later.
+        report: ``(run_dir, config, cells, results) -> Markdown`` of ``results.md``.
+    """
+
+    plan: Callable[[Any], list[Any]]
+    preflight: Callable[[Any], None]
+    report: Callable[[Path, Any, list[Any], dict[str, Any]], str]
+
+
+def _write_agents_report(
+    run_dir: Path, config: ExperimentConfig, cells: list[Cell], results: dict[str, Any]
+) -> str:
+    from experiments.report import write_report
+
+    return write_report(run_dir, config, cells, results)
+
+
+AGENTS_TASK = Task(plan=plan_cells, preflight=_preflight, report=_write_agents_report)
+
+
+def task_of(config: ExperimentConfig | EmbeddingExperimentConfig) -> Task:
+    """The ``Task`` that runs a config."""
+    if config.task == "embeddings":
+        from experiments.embedding_task import EMBEDDINGS_TASK
+
+        return EMBEDDINGS_TASK
+    return AGENTS_TASK
 
 
 def run_experiment(
@@ -698,17 +800,27 @@ def run_experiment(
     force: bool = False,
     command: list[str] | None = None,
     log: Callable[[str], None] = print,
+    backend: str = "local",
+    address: str | None = None,
+    ray_callbacks: list[Any] | None = None,
 ) -> RunSummary:
     """Run (or resume) an experiment.
 
     Args:
         config_path: The YAML config.
         out: Run directory (default ``runs/<name>``).
-        jobs: Cells run in parallel processes (default ``min(2, cells to run)``).
+        jobs: Cells run at once: processes of the local pool (default ``min(2, cells to
+            run)``), or Ray Tune's limit on concurrent trials (default: as many as the
+            Ray instance has CPUs).
         quiet: No progress bars or per-cell lines.
         force: Accept a config that differs from the one saved in ``out``.
         command: The command line to save in ``command.txt`` (default ``sys.argv``).
         log: Where messages go.
+        backend: ``local`` (a process pool) or ``ray`` (one Ray Tune trial per cell).
+        address: The Ray cluster to use (``ray`` backend; default: a local instance,
+            or ``RAY_ADDRESS`` when set, as ``ray.init`` does).
+        ray_callbacks: More ``ray.tune.Callback`` objects for the ``ray`` backend (to
+            watch the trials, log them elsewhere, or stop the run).
 
     Returns:
         What ran and the results.
@@ -722,7 +834,18 @@ def run_experiment(
     config = load_config(config_path)
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"--jobs must be an int >= 1, got {jobs!r}")
-    _preflight(config)
+    if backend not in BACKENDS:
+        from musicrec_gym.errors import unknown_name_message
+
+        raise ConfigError(f"--backend: {unknown_name_message('backend', str(backend), BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise ConfigError(f"--address {address} needs --backend ray (got --backend {backend})")
+    if backend == "ray":
+        from experiments.backends import require_ray
+
+        require_ray()
+    task = task_of(config)
+    task.preflight(config)
     run_dir = Path(out) if out is not None else Path("runs") / config.name
     _check_run_dir(run_dir, config, force)
 
@@ -733,7 +856,7 @@ def run_experiment(
     with open(run_dir / "command.txt", "a", encoding="utf-8") as fh:
         fh.write(f"# {stamp} cwd={shlex.quote(os.getcwd())}\n{shlex.join(argv)}\n")
 
-    cells = plan_cells(config)
+    cells = task.plan(config)
     if force:
         _remove_stale(run_dir, cells)
     results: dict[str, CellResult] = {}
@@ -750,21 +873,21 @@ def run_experiment(
 
     # Longest first (by training budget), so that the run does not end with one long
     # cell running alone while the other workers idle.
-    pending.sort(key=lambda c: -_estimated_cost(c))
-    n_jobs = max(1, min(jobs if jobs is not None else 2, len(pending)))
-    failures = _execute(pending, run_dir, n_jobs, quiet, results, log)
+    pending.sort(key=lambda c: -c.cost())
+    if backend == "ray":
+        from experiments.backends import execute_on_ray
 
-    from experiments.report import write_report
+        failures = execute_on_ray(
+            pending, run_dir, jobs, address, quiet, results, log, callbacks=ray_callbacks
+        )
+    else:
+        n_jobs = max(1, min(jobs if jobs is not None else 2, len(pending)))
+        failures = _execute(pending, run_dir, n_jobs, quiet, results, log)
 
-    table = write_report(run_dir, config, [c for c in cells if c.key in results], results)
+    table = task.report(run_dir, config, [c for c in cells if c.key in results], results)
     elapsed = time.perf_counter() - t_start
     if failures:
-        names = ", ".join(f"{k} ({e})" for k, e in failures)
-        raise CellFailedError(
-            f"{len(failures)} cell(s) failed: {names}; tracebacks in "
-            f"{run_dir / 'cells'}/<cell>/error.txt. The results of the other cells are in "
-            f"{run_dir}; rerun the same command to retry the failed cells."
-        )
+        raise CellFailedError(_failure_message(run_dir, failures))
     return RunSummary(
         run_dir=run_dir,
         config=config,
@@ -776,12 +899,26 @@ def run_experiment(
     )
 
 
-def _estimated_cost(cell: Cell) -> int:
-    """Relative cost of a cell: its training budget, or 0 for a policy that does not learn."""
-    from agents.base import make_agent
-
-    learns = make_agent(cell.agent.type, cell.agent.params).learns_online
-    return cell.train_steps if learns else 0
+def _failure_message(run_dir: Path, failures: list[tuple[str, str]]) -> str:
+    """What went wrong: the cells that raised, and those a stopped run did not finish."""
+    broken = [(k, e) for k, e in failures if e != INTERRUPTED]
+    stopped = [k for k, e in failures if e == INTERRUPTED]
+    parts = []
+    if broken:
+        names = ", ".join(f"{k} ({e})" for k, e in broken)
+        parts.append(
+            f"{len(broken)} cell(s) failed: {names}; tracebacks in "
+            f"{run_dir / 'cells'}/<cell>/error.txt"
+        )
+    if stopped:
+        shown = ", ".join(stopped[:5]) + (
+            f" and {len(stopped) - 5} more" if len(stopped) > 5 else ""
+        )
+        parts.append(f"the run was stopped before {len(stopped)} cell(s) finished: {shown}")
+    return (
+        "; ".join(parts) + f". The results of the other cells are in {run_dir}; rerun the "
+        "same command to run only the cells that have no result yet."
+    )
 
 
 def _remove_stale(run_dir: Path, cells: list[Cell]) -> None:
@@ -809,28 +946,13 @@ def _execute(
     bars = None if quiet else _TqdmProgress(len(pending), jobs)
     say = (lambda line: None) if quiet else (bars.write if bars is not None else log)
     failures: list[tuple[str, str]] = []
-
-    def finished(key: str, result: CellResult | None, error: BaseException | None) -> None:
-        if result is not None:
-            results[key] = result
-            e = result.eval
-            say(
-                f"{key}: return {e.mean_return:.3f} ({e.fraction_of_optimal:.1%} of optimal), "
-                f"train {result.train_time_s:.0f} s, eval {result.eval_time_s:.0f} s"
-            )
-        else:
-            failures.append((key, f"{type(error).__name__}: {error}"))
-            report = run_dir / "cells" / key / "error.txt"
-            if not report.exists():  # the cell died outside run_cell (e.g. a broken pool)
-                report.parent.mkdir(parents=True, exist_ok=True)
-                report.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
-            say(f"{key}: FAILED: {type(error).__name__}: {error}")
+    finished = finisher(run_dir, results, failures, say)
 
     try:
         if jobs == 1:
             for cell in pending:
                 try:
-                    finished(cell.key, run_cell(cell, run_dir, bars), None)
+                    finished(cell.key, cell.run(run_dir, bars), None)
                 except Exception as err:
                     finished(cell.key, None, err)
         else:
@@ -839,6 +961,29 @@ def _execute(
         if bars is not None:
             bars.close()
     return failures
+
+
+def finisher(
+    run_dir: Path,
+    results: dict[str, Any],
+    failures: list[tuple[str, str]],
+    say: Callable[[str], None],
+) -> Callable[[str, Any, BaseException | None], None]:
+    """The callback of a finished cell: records its result or failure and says so."""
+
+    def finished(key: str, result: Any, error: BaseException | None) -> None:
+        if result is not None:
+            results[key] = result
+            say(f"{key}: {result.describe()}")
+        else:
+            failures.append((key, f"{type(error).__name__}: {error}"))
+            report = run_dir / "cells" / key / "error.txt"
+            if not report.exists():  # the cell died outside run_cell (e.g. a broken pool)
+                report.parent.mkdir(parents=True, exist_ok=True)
+                report.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
+            say(f"{key}: FAILED: {type(error).__name__}: {error}")
+
+    return finished
 
 
 def _execute_parallel(

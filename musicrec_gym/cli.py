@@ -1,4 +1,7 @@
-"""``musicrec``: the one console script. Subcommands: ``build``, ``run``, ``info``."""
+"""``musicrec``: the one console script.
+
+Subcommands: ``build``, ``run``, ``fit``, ``realism``, ``embeddings``, ``info``.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +58,144 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit(args: argparse.Namespace) -> int:
+    pin_cpu_kernels()  # before PyTorch loads: same hashes on every machine
+    from musicrec_gym.embeddings import EmbeddingConfig
+    from musicrec_gym.encoder import EncoderConfig
+    from musicrec_gym.fit import FitConfig, fit_world
+    from musicrec_gym.sim.fitted import ResponseConfig
+
+    base = FitConfig()
+    config = FitConfig(
+        heldout_fraction=args.heldout_fraction,
+        min_track_count=args.min_track_count,
+        embedding=EmbeddingConfig(dim=args.dim, epochs=args.embedding_epochs),
+        encoder=EncoderConfig(epochs=args.encoder_epochs, batch_size=base.encoder.batch_size),
+        response=ResponseConfig(epochs=args.epochs),
+    ).with_seed(args.seed)
+    manifest = fit_world(args.log, args.out, config, progress=not args.quiet)
+    rep = manifest["reports"]
+    resp, cat, logs = rep["response"], rep["catalog"], rep["logs"]
+    print(f"fitted world: {args.out}")
+    print(
+        f"  {logs['train_sessions']} training / {logs['heldout_sessions']} held-out sessions "
+        f"(held-out log: {Path(args.out) / 'heldout.csv.gz'})"
+    )
+    print(
+        f"  catalog {cat['tracks']} tracks (played >= {cat['min_track_count']} times; "
+        f"{cat['play_share']:.1%} of training plays)"
+    )
+    if "heldout_auc" in resp:
+        print(
+            f"  response model AUC on held-out plays {resp['heldout_auc']:.3f} "
+            f"(popularity only {resp['popularity_auc']:.3f})"
+        )
+    print(f"  next: musicrec realism {args.out} --heldout {Path(args.out) / 'heldout.csv.gz'}")
+    return 0
+
+
+def _cmd_realism(args: argparse.Namespace) -> int:
+    from musicrec_gym.realism import realism_report
+
+    heldout = args.heldout or str(Path(args.world) / "heldout.csv.gz")
+    out = args.out or str(Path(args.world) / "realism")
+    s = realism_report(args.world, heldout, out, seed=args.seed, min_track_plays=args.min_plays)
+    pop = "n/a" if s.popularity_auc is None else f"{s.popularity_auc:.3f}"
+    print(f"realism of {args.world} on {s.sessions} held-out sessions ({heldout}):")
+    print(
+        f"  skip rate (positions 6-20): real {s.real_skip_rate:.3f}, simulated "
+        f"{s.sim_skip_rate:.3f} (gap {s.skip_rate_gap:+.3f})"
+    )
+    print(
+        f"  session length: real mean {s.real_mean_length:.2f}, simulated "
+        f"{s.sim_mean_length:.2f}, KS {s.length_ks:.3f}"
+    )
+    print(
+        f"  response AUC {s.auc:.3f} (popularity only {pop}), calibration gap "
+        f"{s.calibration_error:.3f}"
+    )
+    print(
+        f"  per-track listen rate r = {s.track_corr:.3f} ({s.tracks_compared} tracks; vs "
+        f"predicted {s.track_corr_predicted:.3f})"
+    )
+    print(f"  report: {Path(out) / 'realism.md'}")
+    return 0
+
+
+def _cmd_session_length(args: argparse.Namespace) -> int:
+    from musicrec_gym.session_length.grid import load_config, run_grid
+
+    config = load_config(args.config)
+    log = (lambda *_: None) if args.quiet else print
+    result = run_grid(
+        config,
+        out=args.out,
+        progress=not args.quiet,
+        log=log,
+        command=["musicrec", *args.argv],
+    )
+    print(result.markdown, end="")
+    base = result.table[result.table["baseline"]].iloc[0]
+    best = result.table[result.table["best"]].iloc[0]
+    print(
+        f"\nbest: {best['method']} d={best['dropout']:g} {best['clusters']} "
+        f"std={best['standardisation']}: normalised MAE {best['norm_mae']:.3f} "
+        f"(baseline GRU {base['norm_mae']:.3f}); written to {result.run_dir} "
+        f"in {result.elapsed_s:.0f} s"
+    )
+    if args.leave_world:
+        from musicrec_gym.session_length.leave import (
+            listener_expected_tracks,
+            write_leave_file,
+        )
+        from musicrec_gym.world import load_world
+
+        world = load_world(args.leave_world)
+        users = set(result.summary.rows["user_id"].astype(str))
+        matched = int(world.listeners["user_id"].astype(str).isin(users).sum())
+        if matched == 0:
+            raise MusicRecError(
+                f"--leave-world {args.leave_world}: none of its listeners has a history in "
+                f"{args.config}; use the synthetic histories of that world"
+            )
+        lengths = listener_expected_tracks(world, result.best, result.summary)
+        cell = result.best.cell
+        path = write_leave_file(
+            args.leave_world,
+            lengths,
+            {"model": cell.label(), "config": str(args.config), "listeners_with_history": matched},
+        )
+        print(
+            f"{path}: expected session length of {len(lengths)} listeners ({matched} from "
+            f"their histories), mean {lengths.mean():.1f} tracks"
+        )
+    return 0
+
+
+def _cmd_embeddings(args: argparse.Namespace) -> int:
+    from musicrec_gym.data.sources import load_token_sessions, sweep_source
+    from musicrec_gym.embeddings import EmbeddingConfig
+
+    options: dict = {}
+    if args.format == "lastfm":
+        options["gap_minutes"] = args.gap_minutes
+    if args.format == "playlists":
+        options["allow_pickle"] = args.allow_pickle
+    source = load_token_sessions(args.format, args.source, **options)
+    print(source.report.summary())
+    print(
+        f"{source.note}: {len(source.sessions):,} sequences, {source.n_tokens:,} tokens, "
+        f"{source.n_tracks:,} distinct tracks"
+    )
+    base = EmbeddingConfig(dim=args.dim, epochs=args.epochs, seed=args.seed)
+    out = Path(args.out)
+    sweep_source(source, args.ns_exponent, base=base, k=args.k, out_dir=out)
+    print()
+    print((out / "embedding_sweep.md").read_text(encoding="utf-8"))
+    print(f"written: {out / 'embedding_sweep.csv'}, {out / 'embedding_sweep.md'}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from musicrec_gym.world import load_world
 
@@ -78,6 +219,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         force=args.force,
         command=["musicrec", *args.argv],
+        backend=args.backend,
+        address=args.address,
     )
     print(summary.table, end="")
     if not args.quiet:
@@ -129,7 +272,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--out", default=None, help="run directory (default: runs/<name>)")
     r.add_argument(
-        "--jobs", type=int, default=None, help="cells in parallel processes (default: 2)"
+        "--jobs",
+        type=int,
+        default=None,
+        help="cells at once: parallel processes with --backend local (default: 2); the "
+        "limit on concurrent Ray Tune trials with --backend ray (default: one per CPU of "
+        "the Ray instance)",
+    )
+    r.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where the cells run: 'local' (default) in a pool of processes on this "
+        "machine; 'ray' as Ray Tune trials (needs pip install \"musicrec-gym[ray]\"). "
+        "Same files, TensorBoard layout and resume behaviour either way",
+    )
+    r.add_argument(
+        "--address",
+        default=None,
+        help="with --backend ray: the running Ray cluster to use, e.g. HOST:6379 as printed "
+        "by `ray start --head` (default: a local Ray instance started for the run, or "
+        "RAY_ADDRESS when set). The run directory must be on a filesystem every node sees",
     )
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument(
@@ -138,6 +301,133 @@ def build_parser() -> argparse.ArgumentParser:
         help="run into a directory that holds a different config (reruns changed cells)",
     )
     r.set_defaults(func=_cmd_run)
+
+    f = sub.add_parser(
+        "fit",
+        help="fit a world to a real session log (MSSD format)",
+        description="Split the log's sessions into training and held-out sessions (by "
+        "session, seeded) and fit, on the training sessions only: the catalog, track "
+        "embeddings (gensim skip-gram), the LSTM session encoder, the response model "
+        "(listen/skip, PyTorch MLP; its AUC on the held-out sessions is printed next to a "
+        "popularity-only model's) and the leave model. Writes a world directory for "
+        'gym.make("MusicRec-v0", world=OUT), with the held-out sessions as heldout.csv.gz '
+        "(for `musicrec realism`) and a manifest of sha256 hashes: the same log and seed "
+        "give the same files.",
+    )
+    f.add_argument("log", help="session log in the MSSD log_mini format (.csv or .csv.gz)")
+    f.add_argument("--out", required=True, help="world directory to write (created)")
+    f.add_argument(
+        "--heldout-fraction", type=float, default=0.2,
+        help="share of sessions held out for evaluation, drawn at random by session (0.2)",
+    )  # fmt: skip
+    f.add_argument("--seed", type=int, default=0, help="seed of the split and every stage (0)")
+    f.add_argument(
+        "--min-track-count", type=int, default=5,
+        help="training plays a track needs to be in the catalog (the action space); rarer "
+        "tracks share one 'rare track' row that only logged plays use (5)",
+    )  # fmt: skip
+    f.add_argument("--dim", type=int, default=8, help="track embedding size (8)")
+    f.add_argument("--embedding-epochs", type=int, default=10, help="word2vec epochs (10)")
+    f.add_argument(
+        "--encoder-epochs", type=int, default=40,
+        help="session autoencoder epochs (40: the code must keep the listen flags)",
+    )  # fmt: skip
+    f.add_argument("--epochs", type=int, default=8, help="response-model epochs (8)")
+    f.add_argument("--quiet", action="store_true", help="no progress bars")
+    f.set_defaults(func=_cmd_fit)
+
+    rl = sub.add_parser(
+        "realism",
+        help="compare a fitted world with held-out real sessions",
+        description="Replay the held-out sessions under the fitted simulator (their first 5 "
+        "plays as the warm-up, their logged next tracks as the actions; listens and leaving "
+        "sampled with a fixed seed) and compare with the real sessions: skip rate overall "
+        "and by position, session-length histogram and KS statistic, the response model's "
+        "AUC and reliability curve, per-track listen-rate correlation. Writes realism.md, "
+        "realism.json and three PNGs.",
+    )
+    rl.add_argument("world", help="world directory written by `musicrec fit`")
+    rl.add_argument(
+        "--heldout", default=None,
+        help="held-out sessions, MSSD format (default: WORLD/heldout.csv.gz)",
+    )  # fmt: skip
+    rl.add_argument("--out", default=None, help="report directory (default: WORLD/realism)")
+    rl.add_argument("--seed", type=int, default=0, help="seed of the replay (0)")
+    rl.add_argument(
+        "--min-plays", type=int, default=5,
+        help="held-out plays (from position 6) a track needs for the per-track correlation (5)",
+    )  # fmt: skip
+    rl.set_defaults(func=_cmd_realism)
+
+    sl = sub.add_parser(
+        "session-length",
+        help="session-length prediction: a grid of GRU/LSTM models from a YAML config",
+        description="Sessionise listening histories (synthetic world or Last.fm-1K files), "
+        "build per-user session rows, train GRU / LSTM / two-layer LSTM models (optionally "
+        "one per user cluster, with standardisation off, on or mixed) for every cell of the "
+        "config's grid and write results.csv and results.md (MAE and MAE normalised by the "
+        "mean predictor's, on each user's last sessions), summary.csv, and the clustering "
+        "diagnostics elbow.png and silhouette.png. Schema: musicrec_gym/session_length/grid.py.",
+    )
+    sl.add_argument(
+        "config",
+        help="grid config (YAML), e.g. experiments/configs/session_length_synthetic.yaml",
+    )
+    sl.add_argument(
+        "--out", default=None, help="run directory (default: runs/session-length/<name>)"
+    )
+    sl.add_argument(
+        "--leave-world",
+        default=None,
+        metavar="DIR",
+        help="also write leave.npz (each listener's expected session length in tracks, from "
+        "the best cell's model) into this world directory and its manifest, so that its "
+        "simulator's leave base rate is 1/expected length; not the built-in world",
+    )
+    sl.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    sl.set_defaults(func=_cmd_session_length)
+
+    em = sub.add_parser(
+        "embeddings",
+        help="playlist-completion scores of track embeddings of a real log, per ns_exponent",
+        description="Read a listening log or playlist corpus, cut it into token sequences "
+        "(MSSD: sessions; Last.fm: sessions cut at a gap; playlists: track tokens of each "
+        "playlist; events: each user's items in file order), and for each ns_exponent train "
+        "gensim skip-gram embeddings and score them on playlist completion (the last track "
+        "of each sequence predicted from the one before by cosine nearest neighbours; Hit@K "
+        "and NDCG@K next to a most-popular baseline). Writes OUT/embedding_sweep.csv and "
+        "OUT/embedding_sweep.md (one row per ns_exponent) and prints the table.",
+    )
+    em.add_argument("source", help="the file to read (.gz allowed for CSV/TSV formats)")
+    em.add_argument(
+        "--format", required=True, choices=("mssd", "lastfm", "playlists", "events"),
+        help="mssd: MSSD session log (log_mini schema); lastfm: Last.fm-1K history TSV; "
+        "playlists: Deezer-style .npy/.npz array of track_<id>/artist_<id> tokens; events: "
+        "implicit-feedback event log CSV",
+    )  # fmt: skip
+    em.add_argument(
+        "--ns-exponent", type=float, nargs="+", default=[-1.0, -0.5, 0.0, 0.5, 1.0],
+        metavar="X",
+        help="values of gensim's negative-sampling exponent, one run each "
+        "(default: -1 -0.5 0 0.5 1; word2vec's own default is 0.75)",
+    )  # fmt: skip
+    em.add_argument("--dim", type=int, default=8, help="size of a track vector (8)")
+    em.add_argument("--epochs", type=int, default=10, help="passes over the sequences (10)")
+    em.add_argument("--seed", type=int, default=0, help="seed of gensim's training (0)")
+    em.add_argument("--k", type=int, default=10, help="length of the recommendation list (10)")
+    em.add_argument(
+        "--gap-minutes", type=float, default=20.0,
+        help="lastfm only: a gap longer than this many minutes starts a new session (20)",
+    )  # fmt: skip
+    em.add_argument(
+        "--allow-pickle", action="store_true",
+        help="playlists only: read an object array (playlists of different lengths are "
+        "stored with pickle, which can run code: only for files you trust)",
+    )  # fmt: skip
+    em.add_argument(
+        "--out", default="embedding_sweep", help="directory of the results (./embedding_sweep)"
+    )
+    em.set_defaults(func=_cmd_embeddings)
 
     i = sub.add_parser("info", help="describe a world (the built-in one by default)")
     i.add_argument("world", nargs="?", default=None, help="world directory")

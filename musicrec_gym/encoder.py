@@ -17,8 +17,9 @@ The PyTorch names (``SessionAutoencoder``, ``train_autoencoder``, ``save_state_d
 loaded from :mod:`musicrec_gym.encoder_train` on first access, so
 ``from musicrec_gym.encoder import NumpyEncoder`` never imports torch.
 
-How :class:`NumpyEncoder` is fast (measured on the 2-core dev machine, where a NumPy
-call costs ~0.7 us and float32 ``exp``/``tanh`` cost ~1.5/~2.9 ns per element):
+How :class:`NumpyEncoder` is fast (NumPy's float32 ``tanh`` is SIMD and, measured on
+the 2-core dev machine with AVX-512, about half the price of ``exp`` per element, and a
+NumPy call costs ~1 us):
 
 * both LSTM layers run as one *wavefront*: step ``t`` of layer 1 and step ``t-1`` of
   layer 2 take their gates from one matmul of ``[h1, h2, x_t, 1]`` with a fused weight
@@ -26,14 +27,16 @@ call costs ~0.7 us and float32 ``exp``/``tanh`` cost ~1.5/~2.9 ns per element):
 * layer 1's first step starts from zeros, so after :meth:`NumpyEncoder.bind_tracks` it
   is a table lookup per (track, listened) pair: a window takes ``T`` waves, not
   ``2T``;
-* small batches (B <= 24, e.g. one env) use a row layout and ``tanh`` for every gate:
-  the fewest NumPy calls (8 per wave, pre-bound to preallocated views);
-* larger batches use a gate-major layout (every elementwise call contiguous) and
-  ``exp`` for every nonlinearity (half the price of ``tanh``), the constants folded
-  into the weights; their matmuls run on blocks of at most 256 rows, so OpenBLAS stays
+* every gate is one ``tanh`` (``sigmoid(a) = (1 + tanh(a/2)) / 2``, the 1/2 inside
+  folded into the weights);
+* small batches (B <= 24, e.g. one env) use a row layout: the fewest NumPy calls (8 per
+  wave, pre-bound to preallocated views);
+* larger batches use a gate-major layout (every elementwise call contiguous; 7 calls
+  per wave); their matmuls run on blocks of at most 256 rows, so OpenBLAS stays
   single-threaded (faster on a busy machine, and the codes do not depend on its
   thread count);
-* buffers are allocated once per batch shape and reused.
+* buffers are allocated once and reused: a large-batch plan serves every batch up to
+  the next power of two through views, so autoresets' varying batches do not allocate.
 """
 
 from __future__ import annotations
@@ -378,94 +381,96 @@ class _RowPlan:
 
 
 class _GatePlan:
-    """Buffers for larger batches: gate-major layout, exp path.
+    """Buffers for larger batches: gate-major layout, tanh path.
 
-    Every elementwise call runs on C-contiguous arrays (strided row views cost a loop
-    per row): ``gm`` is ``(5, B, H)`` with blocks ``[c, g, f, i, o]``, so ``[c, g] *
-    [f, i]`` is one contiguous call. With ``1/(1 + exp(-a)) = sigmoid(a)`` and
-    ``1/(1 + exp(-2a)) - 1/2 = tanh(a)/2``, one ``exp`` (half the price of ``tanh`` in
-    NumPy's float32 kernels) serves each nonlinearity; ``h`` and ``c`` are stored
-    halved, the factors folded into the weights. Matmuls run on row blocks of at most
-    ``_ROWS_PER_MATMUL``.
+    Every elementwise call runs on C-contiguous blocks (strided row views cost a loop
+    per row): ``gm`` is ``(5, capacity, H)`` with blocks ``[c, g, f, i, o]``, so ``[c, g]
+    * [f, i]`` is one call. ``sigmoid(a) = (1 + tanh(a/2)) / 2`` with the 1/2 inside
+    folded into the weights, so one ``tanh`` call (NumPy's cheapest transcendental in
+    float32, SIMD) serves all four gates. A plan serves every batch up to its
+    ``capacity`` through views of its first rows, so the varying batches of autoreset
+    slots reuse a few plans instead of allocating. Matmuls run on row blocks of at
+    most ``_ROWS_PER_MATMUL``.
     """
 
-    def __init__(self, enc: NumpyEncoder, batch: int, window: int) -> None:
+    def __init__(self, enc: NumpyEncoder, capacity: int, window: int) -> None:
         f, h1, h2 = enc.feature_dim, enc._h1, enc._h2
         h = h1 + h2
         self.f, self.h, self.h1, self.window = f, h, h1, window
-        self.hb = np.empty((batch, h), np.float32)  # h / 2
-        self.gm = np.empty((5, batch, h), np.float32)  # c/2, then the gates
-        self.p = np.empty((2, batch, h), np.float32)
-        self.tmp = np.empty((batch, h), np.float32)
-        self.gml = np.empty((5, batch, h2), np.float32)  # the last wave: layer 2 only
-        self.pl = np.empty((2, batch, h2), np.float32)
-        self.tmpl = np.empty((batch, h2), np.float32)
-        self.code = np.empty((batch, window), np.int64)
-        self.flag = np.empty((batch, window), np.bool_)
-        self.rows = [
+        self.hb = np.empty((capacity, h), np.float32)  # h of both layers
+        self.gm = np.empty((5, capacity, h), np.float32)  # c, then the gates
+        self.p = np.empty((2, capacity, h), np.float32)
+        self.tmp = np.empty((capacity, h), np.float32)
+        self.gml = np.empty((5, capacity, h2), np.float32)  # the last wave: layer 2 only
+        self.pl = np.empty((2, capacity, h2), np.float32)
+        self.tmpl = np.empty((capacity, h2), np.float32)
+        self.code = np.empty((capacity, window), np.int64)
+        self.flag = np.empty((capacity, window), np.bool_)
+        self._xa: np.ndarray | None = None  # encode(): [x_t | 1], (T, capacity, F+1)
+        self._xp: np.ndarray | None = None  # encode(): projections, (4, T, capacity, H)
+
+    @staticmethod
+    def _blocks(batch: int) -> list[slice]:
+        return [
             slice(start, min(start + _ROWS_PER_MATMUL, batch))
             for start in range(0, batch, _ROWS_PER_MATMUL)
         ]
-        self._xa: np.ndarray | None = None  # encode(): [x_t | 1], (T, B, F+1)
-        self._xp: np.ndarray | None = None  # encode(): projections, (4, T, B, H)
 
     def encode_ids(self, enc: NumpyEncoder, code_t: np.ndarray, out: np.ndarray) -> None:
-        state0 = enc._state0_half[code_t[0]]  # raises IndexError before any write
+        b = code_t.shape[1]
+        state0 = enc._state0[code_t[0]]  # raises IndexError before any write
         # Input projections of steps 1 .. T-1, biases included: (4, T-1, B, H).
         xp = np.take(enc._gm_table, code_t[1:], axis=1)
-        np.copyto(self.hb, state0[:, : self.h])
-        np.copyto(self.gm[0], state0[:, self.h :])
-        self._run(enc, xp, 1, out)
+        np.copyto(self.hb[:b], state0[:, : self.h])
+        np.copyto(self.gm[0, :b], state0[:, self.h :])
+        self._run(enc, b, xp, 1, out)
 
     def encode(self, enc: NumpyEncoder, x: np.ndarray, out: np.ndarray) -> None:
+        b = x.shape[0]
         if self._xa is None or self._xp is None:
-            batch = len(self.hb)
-            self._xa = np.ones((self.window, batch, self.f + 1), np.float32)
-            self._xp = np.empty((4, self.window, batch, self.h), np.float32)
-        xa, xp = self._xa, self._xp
+            capacity = len(self.hb)
+            self._xa = np.ones((self.window, capacity, self.f + 1), np.float32)
+            self._xp = np.empty((4, self.window, capacity, self.h), np.float32)
+        xa, xp = self._xa[:, :b], self._xp[:, :, :b]
         np.copyto(xa[:, :, :-1], x.transpose(1, 0, 2))
-        for rows in self.rows:
+        for rows in self._blocks(b):
             np.matmul(xa[None, :, rows], enc._gm_x[:, None], out=xp[:, :, rows])
-        gm = self.gm
+        gm, hb = self.gm[:, :b], self.hb[:b]
         gm[0] = 0.0
         np.copyto(gm[1:], xp[:, 0])
-        self._cell(gm, self.p, self.tmp, self.hb)
-        self.hb[:, self.h1 :] = 0.0  # wave 0 is layer 1's first step only
+        self._cell(gm, self.p[:, :b], self.tmp[:b], hb)
+        hb[:, self.h1 :] = 0.0  # wave 0 is layer 1's first step only
         gm[0, :, self.h1 :] = 0.0
-        self._run(enc, xp, 0, out)
+        self._run(enc, b, xp, 0, out)
 
     @staticmethod
     def _cell(gm: np.ndarray, p: np.ndarray, tmp: np.ndarray, h_out: np.ndarray) -> None:
-        """Gates in ``gm[1:]`` -> new ``c/2`` in ``gm[0]`` and ``h/2`` in ``h_out``."""
-        gates = gm[1:]
-        np.exp(gates, out=gates)
-        np.add(gates, 1.0, out=gates)
-        np.divide(1.0, gates, out=gates)  # f, i, o: sigmoid; g: (1 + tanh(g)) / 2
-        np.subtract(gm[1], 0.5, out=gm[1])  # tanh(g) / 2
-        np.multiply(gm[:2], gm[2:4], out=p)  # [f * c/2, i * tanh(g)/2]
-        np.add(p[0], p[1], out=gm[0])  # c/2
-        np.multiply(gm[0], -4.0, out=tmp)  # -2c
-        np.exp(tmp, out=tmp)
-        np.add(tmp, 1.0, out=tmp)
-        np.divide(1.0, tmp, out=tmp)
-        np.subtract(tmp, 0.5, out=tmp)  # tanh(c) / 2
-        np.multiply(gm[4], tmp, out=h_out)  # h/2 = o * tanh(c)/2
+        """Gates in ``gm[1:]`` (f, i, o pre-halved) -> ``c`` in ``gm[0]``, ``h`` in ``h_out``."""
+        gates, fio = gm[1:], gm[2:]
+        np.tanh(gates, out=gates)  # tanh(g), tanh(f/2), tanh(i/2), tanh(o/2)
+        np.multiply(fio, 0.5, out=fio)
+        np.add(fio, 0.5, out=fio)  # sigmoid(f), sigmoid(i), sigmoid(o)
+        np.multiply(gm[:2], gm[2:4], out=p)  # [f * c, i * tanh(g)]
+        np.add(p[0], p[1], out=gm[0])  # c
+        np.tanh(gm[0], out=tmp)
+        np.multiply(gm[4], tmp, out=h_out)  # h = o * tanh(c)
 
-    def _run(self, enc: NumpyEncoder, xp: np.ndarray, first: int, out: np.ndarray) -> None:
-        """Waves 1 .. T; ``xp[:, t - first]`` is step ``t``'s input projection."""
-        gm, gates, hb, m = self.gm, self.gm[1:], self.hb, enc._gm_h
+    def _run(self, enc: NumpyEncoder, b: int, xp: np.ndarray, first: int, out: np.ndarray) -> None:
+        """Waves 1 .. T on the first ``b`` rows; ``xp[:, t - first]`` is step ``t``'s input."""
+        gm, hb, m = self.gm[:, :b], self.hb[:b], enc._gm_h
+        gates, p, tmp = gm[1:], self.p[:, :b], self.tmp[:b]
+        blocks = self._blocks(b)
         for t in range(1, self.window):
-            for rows in self.rows:
+            for rows in blocks:
                 np.matmul(hb[rows], m, out=gates[:, rows])
             np.add(gates, xp[:, t - first], out=gates)
-            self._cell(gm, self.p, self.tmp, hb)
-        gml, m = self.gml, enc._gm_h_last
+            self._cell(gm, p, tmp, hb)
+        gml, m = self.gml[:, :b], enc._gm_h_last
         np.copyto(gml[0], gm[0, :, self.h1 :])
-        for rows in self.rows:
+        for rows in blocks:
             np.matmul(hb[rows], m, out=gml[1:, rows])
         np.add(gml[1:], enc._gm_b_last, out=gml[1:])
-        self._cell(gml, self.pl, self.tmpl, out)
-        np.multiply(out, 2.0, out=out)
+        self._cell(gml, self.pl[:, :b], self.tmpl[:b], out)
 
 
 class NumpyEncoder:
@@ -508,8 +513,8 @@ class NumpyEncoder:
         m = self._fused(w, (1.0, 0.5, 0.5, 0.5), 1.0)
         self._row_m = m.reshape(h + f + 1, 4 * h).astype(np.float32)
         self._row_half = np.full(3 * h, 0.5, np.float32)
-        # Gate path: exp(-a) for f, i, o and exp(-2g) for g; h is stored halved.
-        m = self._fused(w, (-2.0, -1.0, -1.0, -1.0), 2.0).transpose(1, 0, 2)  # (4, K, H)
+        # Gate path: the same scaled weights, gate-major.
+        m = self._fused(w, (1.0, 0.5, 0.5, 0.5), 1.0).transpose(1, 0, 2)  # (4, K, H)
         self._gm_x64 = m[:, h:]
         self._gm_h = np.ascontiguousarray(m[:, :h], np.float32)
         self._gm_x = np.ascontiguousarray(m[:, h:], np.float32)  # rows [x | 1]
@@ -518,7 +523,6 @@ class NumpyEncoder:
         self._plans: dict[tuple[int, int], _RowPlan | _GatePlan] = {}
         self._features = np.zeros((0, f), np.float32)  # [vector, flag] per (track, flag)
         self._state0 = np.zeros((0, 2 * h), np.float32)  # [h, c] after layer 1's first step
-        self._state0_half = self._state0
         self._gm_table = np.zeros((4, 0, h), np.float32)  # gate path input projections
 
     def __getstate__(self) -> dict[str, Any]:
@@ -667,19 +671,21 @@ class NumpyEncoder:
         state[:, h : h + h1] = c
         self._features = feats[:, :-1].astype(np.float32)
         self._state0 = state.astype(np.float32)
-        self._state0_half = (0.5 * state).astype(np.float32)
         self._gm_table = (feats @ self._gm_x64).astype(np.float32)
         self.n_tracks = n
 
     # ---------------------------------------------------------------- inference
 
     def _plan(self, batch: int, window: int) -> _RowPlan | _GatePlan:
-        plan = self._plans.get((batch, window))
+        # Row plans fit their batch exactly; gate plans serve every batch up to the next
+        # power of two, so that autoresets' varying batches share a few of them.
+        size = batch if batch <= _SMALL_BATCH else 1 << (batch - 1).bit_length()
+        plan = self._plans.get((size, window))
         if plan is None:
             if len(self._plans) >= _MAX_PLANS:
                 del self._plans[next(iter(self._plans))]
             kind = _RowPlan if batch <= _SMALL_BATCH else _GatePlan
-            plan = self._plans[batch, window] = kind(self, batch, window)
+            plan = self._plans[size, window] = kind(self, size, window)
         return plan
 
     def _result(self, batch: int, out: np.ndarray | None) -> np.ndarray:
@@ -724,8 +730,7 @@ class NumpyEncoder:
                 plan.load_windows(x)
                 plan.run(result)
             else:
-                with np.errstate(over="ignore"):  # exp(large) = inf gives sigmoid 0: fine
-                    plan.encode(self, x, result)
+                plan.encode(self, x, result)
         return result[0] if single else result
 
     def encode_ids(
@@ -769,17 +774,16 @@ class NumpyEncoder:
         if not batch:
             return result[0] if single else result
         plan = self._plan(batch, window)
-        code = plan.code
+        code, flag = plan.code[:batch], plan.flag[:batch]
         try:
             np.multiply(tracks, 2, code)
-            np.not_equal(flags, 0, plan.flag)
-            np.add(code, plan.flag, code)
+            np.not_equal(flags, 0, flag)
+            np.add(code, flag, code)
             if isinstance(plan, _RowPlan):
                 plan.load_ids(self, code.T)
                 plan.run(result)
             else:
-                with np.errstate(over="ignore"):
-                    plan.encode_ids(self, code.T, result)
+                plan.encode_ids(self, code.T, result)
         except IndexError:
             raise DataFormatError(
                 f"`track_idx` holds a row outside [-{self.n_tracks}, {self.n_tracks})"

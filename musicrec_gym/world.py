@@ -7,6 +7,7 @@ many environments costs one load.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,17 +48,27 @@ class World:
         embeddings: (n_tracks, d) learned track embeddings, in catalog order.
         encoder: The session encoder, bound to ``embeddings``.
         manifest: The directory's manifest.
+        fitted: The learned models of a world fitted to real logs (``musicrec fit``);
+            ``None`` for a synthetic world. A fitted world has no hidden truth
+            (``truth`` is ``None``).
+        expected_lengths: (n_listeners,) expected session lengths in tracks from the
+            optional ``leave.npz`` (a fitted session-length model, ``musicrec
+            session-length --leave-world``); when present, ``truth.patience`` holds these
+            values, so the simulator's leave base rate is ``1 / expected_length``
+            (``LeaveModel``). ``None`` otherwise (the built-in world).
     """
 
     directory: Path
     catalog: pd.DataFrame
     listeners: pd.DataFrame
-    truth: WorldTruth
+    truth: WorldTruth | None
     params: SimulatorParams
     embeddings: np.ndarray
     encoder: NumpyEncoder
     manifest: dict[str, Any]
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    fitted: Any = field(default=None, repr=False, compare=False)
+    expected_lengths: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_tracks(self) -> int:
@@ -136,6 +147,10 @@ def _load_world(directory: str) -> World:
     from musicrec_gym.embeddings import TrackEmbeddings
 
     path = Path(directory)
+    if path.is_dir() and read_json(path / "manifest.json").get("kind") == "fitted":
+        from musicrec_gym.sim.fitted import load_fitted_world
+
+        return load_fitted_world(path)
     manifest = verify_manifest(path, REQUIRED_FILES)
     catalog = _read_table(path / "catalog.csv", CATALOG_COLUMNS)
     listeners = _read_table(path / "listeners.csv", LISTENER_COLUMNS)
@@ -151,6 +166,9 @@ def _load_world(directory: str) -> World:
         },
     )
     truth = WorldTruth(**arrays)
+    expected_lengths = _read_leave(path, manifest, m)
+    if expected_lengths is not None:
+        truth = dataclasses.replace(truth, patience=expected_lengths.astype(np.float32))
     params = SimulatorParams.from_dict(
         read_json(path / "simulator.json"), source=str(path / "simulator.json")
     )
@@ -172,4 +190,21 @@ def _load_world(directory: str) -> World:
         embeddings=embeddings.astype(np.float32),
         encoder=encoder,
         manifest=manifest,
+        expected_lengths=expected_lengths,
     )
+
+
+LEAVE_FILE = "leave.npz"
+
+
+def _read_leave(path: Path, manifest: dict[str, Any], n_listeners: int) -> np.ndarray | None:
+    """The optional per-listener expected session lengths (``leave.npz``), else ``None``."""
+    if not (path / LEAVE_FILE).is_file() and LEAVE_FILE not in manifest.get("files", {}):
+        return None
+    verify_manifest(path, (LEAVE_FILE,))
+    lengths = load_npz(path / LEAVE_FILE, {"expected_length": (n_listeners,)})["expected_length"]
+    if not np.all(np.isfinite(lengths)) or np.any(lengths <= 0):
+        raise ArtifactError(
+            f"{path / LEAVE_FILE}: expected_length must hold finite numbers > 0 (tracks)"
+        )
+    return lengths

@@ -69,15 +69,27 @@ class SessionCore:
             if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
                 raise ConfigError(f"`max_steps` must be an int >= 1, got {max_steps!r}")
             params = replace(params, leave=replace(params.leave, max_steps=int(max_steps)))
-        self.sim = BatchSimulator(
-            self.world.truth,
-            self.world.artist_index,
-            self.world.popularity,
-            params,
-            n,
-            reward_mode=reward,
-            candidates=self.world.candidates,
-        )
+        if self.world.fitted is not None:
+            from musicrec_gym.sim.fitted import FittedSimulator
+
+            if profile_features:
+                raise ConfigError(
+                    "`profile_features=True` needs listener profiles, and a world fitted "
+                    f"to logs ({self.world.directory}) has none"
+                )
+            self.sim = FittedSimulator(
+                self.world.fitted, self.world.encoder, params, n, reward_mode=reward
+            )
+        else:
+            self.sim = BatchSimulator(
+                self.world.truth,
+                self.world.artist_index,
+                self.world.popularity,
+                params,
+                n,
+                reward_mode=reward,
+                candidates=self.world.candidates,
+            )
         self.n = n
         self.reward_mode = reward
         self.profile_features = profile_features
@@ -90,10 +102,13 @@ class SessionCore:
     def observe(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Encoded session state of ``slots``: (B, obs_dim) float32."""
         sim = self.sim
-        obs = self.world.encoder.encode_ids(sim.win_tracks[slots], sim.win_listened[slots])
+        return self.encode(sim.win_tracks[slots], sim.win_listened[slots], sim.user[slots])
+
+    def encode(self, tracks: np.ndarray, listened: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """Observations of windows ``(tracks, listened)`` of listeners ``users``: (B, obs_dim)."""
+        obs = self.world.encoder.encode_ids(tracks, listened)
         if self.profile_features:
-            prof = self.world.profile_features[sim.user[slots]]
-            obs = np.concatenate([obs, prof], axis=1)
+            obs = np.concatenate([obs, self.world.profile_features[users]], axis=1)
         return obs.astype(np.float32, copy=False)
 
     def check_actions(self, actions: Any) -> np.ndarray:
@@ -132,12 +147,15 @@ class SessionCore:
         """The warm-up plays that opened the session now in each slot.
 
         What a real service knows when it takes over: the tracks just played
-        (``warmup_tracks``, catalog rows) and whether each was listened to
+        (``warmup_tracks``, catalog rows; -1 for a fitted world's track outside the
+        catalog) and whether each was listened to
         (``warmup_listened``), each of shape (B, warm-up length).
         """
         warmup = self.sim.params.warmup
+        tracks = self.sim.hist[slots, :warmup].copy()
+        tracks[tracks >= self.world.n_tracks] = -1  # a fitted world's track outside the catalog
         return {
-            "warmup_tracks": self.sim.hist[slots, :warmup].copy(),
+            "warmup_tracks": tracks,
             "warmup_listened": self.sim.hist_listened[slots, :warmup].astype(bool),
         }
 
@@ -165,9 +183,15 @@ class SessionCore:
         warmup = sim.params.warmup
         for pos in range(int(sim.hist_len[slot])):
             track = int(sim.hist[slot, pos])
-            row = cat.iloc[track]
             mark = "listened" if sim.hist_listened[slot, pos] else "skipped"
             who = "warm-up" if pos < warmup else f"step {pos - warmup + 1:2d}"
+            if track >= len(cat):  # a fitted world's rare-track row (warm-up only)
+                lines.append(f"{pos + 1:2d} [{who}] (a track outside the catalog) {mark}")
+                continue
+            row = cat.iloc[track]
+            if self.world.fitted is not None:  # logs have no titles, artists or genres
+                lines.append(f"{pos + 1:2d} [{who}] {row['track_id']} {mark}")
+                continue
             lines.append(
                 f"{pos + 1:2d} [{who}] {row['track_id']} {row['title']!s:<12} "
                 f"{row['artist']!s:<10} {row['genre']!s:<11} {mark}"

@@ -103,25 +103,36 @@ class MusicRecVectorEnv(VectorEnv):
         """Recommend ``actions[i]`` in slot ``i``; ended sessions restart in the same call."""
         if not self._started:
             raise ConfigError("step() called before reset(): call reset() first")
-        core = self.core
+        core, sim = self.core, self.core.sim
         acts = core.check_actions(actions)
-        result = core.sim.step(acts)
-        obs = core.observe()
+        result = sim.step(acts)
         info = self._with_masks(core.step_info(acts, result))
         done = result.terminated | result.truncated
-        if done.any():
-            ended = np.flatnonzero(done)
-            info["final_obs"] = np.where(done[:, None], obs, 0.0).astype(np.float32)
-            info["_final_obs"] = done
-            info["final_info"] = {k: v for k, v in info.items() if not k.startswith("final")}
-            info["_final_info"] = done
-            core.sim.reset(ended)
-            obs[ended] = core.observe(ended)
-            fresh = core.reset_info(ended)
-            for key in _STATE_KEYS:
-                merged = info[key].copy()
-                merged[ended] = fresh[key]
-                info[key] = merged
+        if not done.any():
+            return core.observe(), result.reward, result.terminated, result.truncated, info
+        ended = np.flatnonzero(done)
+        final_info = dict(info)
+        # The ended sessions' last windows, then the restart: one encoder call encodes
+        # every slot's new observation and the ended sessions' final ones.
+        last = (sim.win_tracks[ended], sim.win_listened[ended], sim.user[ended])
+        sim.reset(ended)
+        both = core.encode(
+            np.concatenate([sim.win_tracks, last[0]]),
+            np.concatenate([sim.win_listened, last[1]]),
+            np.concatenate([sim.user, last[2]]),
+        )
+        obs = both[: self.num_envs]
+        info["final_obs"] = np.zeros_like(obs)
+        info["final_obs"][ended] = both[self.num_envs :]
+        info["_final_obs"] = done
+        final_info["_final_obs"] = done  # (as before: every key but the final ones)
+        info["final_info"] = final_info
+        info["_final_info"] = done
+        fresh = core.reset_info(ended)
+        for key in _STATE_KEYS:
+            merged = info[key].copy()
+            merged[ended] = fresh[key]
+            info[key] = merged
         return obs, result.reward, result.terminated, result.truncated, info
 
     def _with_masks(self, info: dict[str, np.ndarray]) -> dict[str, Any]:

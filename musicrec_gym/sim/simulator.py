@@ -5,23 +5,76 @@ It puts together the parts a researcher swaps (``ResponseModel``, ``LeaveModel``
 listener, tracks played, the last five plays, and a cache of the listener's best
 tracks so that the optimal expected reward costs O(candidates), not O(catalog), per
 step. The single environment is a batch of one, so both give the same trajectories.
+
+Where the time goes (README "Speed"): a reset's warm-up is vectorised over its plays
+(the logging policy's continuations looked up in per-listener tables), and a step
+updates the slots' state in place, touching only the candidates whose fatigue changes;
+``tests/envs/test_trajectories.py`` checks that every number is the one the plain,
+play-by-play code gave.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from musicrec_gym.data.synthetic import WorldTruth
 from musicrec_gym.sim.leave import LeaveModel
-from musicrec_gym.sim.params import SimulatorParams
+from musicrec_gym.sim.params import ResponseParams, SimulatorParams
 from musicrec_gym.sim.response import ResponseModel, RewardModel, sigmoid
 from musicrec_gym.sim.rng import SlotStreams
 
 WINDOW = 5
 _RESET_DRAWS = 1 + 3 * WINDOW
 _STEP_DRAWS = 4
+# Memory allowed for the listeners' pool-similarity tables (ListenerCandidates).
+_POOL_SIM_BYTES = 64 * 2**20
+
+
+@dataclass
+class _Rows:
+    """The session state of some slots, what a play reads and updates.
+
+    In a step these are views of the simulator's arrays (updated in place); in a reset,
+    the new sessions' own small arrays, written back once after the warm-up.
+    """
+
+    index: np.ndarray  # arange(len(user)), for row-wise fancy indexing
+    user: np.ndarray
+    hist: np.ndarray
+    hist_listened: np.ndarray
+    hist_len: np.ndarray
+    win_tracks: np.ndarray
+    win_listened: np.ndarray
+    win_artist: np.ndarray
+    cand: np.ndarray
+    cand_artist: np.ndarray
+    cand_pen: np.ndarray
+
+
+@functools.lru_cache(maxsize=8)
+def _warmup_fatigue(response: ResponseParams, w: int) -> np.ndarray:
+    """A candidate's fatigue after ``w`` warm-up plays, by base-3 code of what each did.
+
+    Digit ``j`` of the code is play ``j``'s kind: 0 nothing, 1 by the candidate's artist,
+    2 the candidate itself (first time). The sums are made in play order, each term as
+    one play at a time adds it, so they are the same floats.
+    """
+    codes = np.arange(3**w)
+    pen = np.zeros(3**w)
+    for j in range(w):
+        kind = codes // 3**j % 3
+        pen = np.where(kind == 2, pen + response.repeat, pen)
+        pen = np.where(kind >= 1, pen + response.artist, pen)
+    return pen
+
+
+def _shift_in(window: np.ndarray, new: np.ndarray) -> None:
+    """Drop a window's oldest column and append ``new`` as its newest, in place."""
+    window[:, :-1] = window[:, 1:]  # NumPy copies overlapping memory correctly
+    window[:, -1] = new
 
 
 @dataclass(frozen=True)
@@ -65,6 +118,47 @@ class ListenerCandidates:
             self.index[users] = top[:, :m]
             self.static[users] = vals[:, :m]
             self.threshold[users] = vals[:, m]
+        self._pool_sim: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def pool_nearest(
+        self, factors: np.ndarray, pool: int, k: int, users: np.ndarray
+    ) -> np.ndarray | None:
+        """For each listener and each of its first ``pool`` candidates, the ``k`` most similar.
+
+        ``table[u, q]`` holds, in increasing order, the pool positions of listener ``u``'s
+        ``k`` candidates most similar to its candidate ``q`` (``q`` itself excluded): what
+        the logging policy's continuation computes after a play from the pool, looked
+        up. A listener's rows are filled on first use (here, for ``users``) by the same
+        ``einsum`` and ``argpartition`` on the same vectors, so the choices are the same.
+
+        Returns:
+            The ``(n_users, pool, k)`` table, or ``None`` when it would take more than
+            64 MB (the caller then computes the similarities itself).
+        """
+        n_users = self.index.shape[0]
+        if n_users * pool * k * 2 > _POOL_SIM_BYTES:
+            return None
+        if (pool, k) not in self._pool_sim:
+            self._pool_sim[pool, k] = (
+                np.empty((n_users, pool, k), np.int16),
+                np.zeros(n_users, bool),
+            )
+        table, done = self._pool_sim[pool, k]
+        new = np.unique(users[~done[users]])
+        diag = np.arange(pool)
+        for start in range(0, len(new), 16):
+            chunk = new[start : start + 16]
+            vec = factors[self.index[chunk, :pool]]  # (c, pool, d)
+            c, d = len(chunk), vec.shape[2]
+            every = np.broadcast_to(vec[:, None], (c, pool, pool, d)).reshape(c * pool, pool, d)
+            sim = np.einsum("bpk,bk->bp", every, vec.reshape(c * pool, d))
+            sim = sim.reshape(c, pool, pool)
+            sim[:, diag, diag] = -np.inf
+            nearest = np.argpartition(-sim.reshape(c * pool, pool), k - 1, axis=1)[:, :k]
+            nearest.sort(axis=1)
+            table[chunk] = nearest.reshape(c, pool, k)
+            done[chunk] = True
+        return table
 
 
 class BatchSimulator:
@@ -105,6 +199,7 @@ class BatchSimulator:
         # artist_of[-1] is a sentinel artist for empty window places.
         self.artist_of = np.append(np.asarray(artist, dtype=np.int64), -1)
         self.streams = SlotStreams(n_slots)
+        self._cand_artist_of_user = self.artist_of[self.candidates.index]
 
         b, h, m = n_slots, params.warmup + self.max_steps, self.candidates.index.shape[1]
         self.user = np.zeros(b, dtype=np.int64)
@@ -139,25 +234,133 @@ class BatchSimulator:
         u = self.streams.uniform(slots, _RESET_DRAWS)
         drawn = np.minimum((u[:, 0] * self.n_users).astype(np.int64), self.n_users - 1)
         user = drawn if users is None else np.asarray(users, dtype=np.int64)
+        # The warm-up plays on the new sessions' own small arrays (the history only as
+        # wide as the warm-up), written back once: no gather and scatter of every
+        # state array per warm-up play.
+        b, warmup, cands = len(slots), self.params.warmup, self.candidates
+        rows = _Rows(
+            index=np.arange(b),
+            user=user,
+            hist=np.full((b, warmup), -1, dtype=np.int64),
+            hist_listened=np.zeros((b, warmup), dtype=np.int8),
+            hist_len=np.zeros(b, dtype=np.int64),
+            win_tracks=np.full((b, WINDOW), -1, dtype=np.int64),
+            win_listened=np.zeros((b, WINDOW), dtype=np.float64),
+            win_artist=np.full((b, WINDOW), -1, dtype=np.int64),
+            cand=cands.index[user],
+            cand_artist=self._cand_artist_of_user[user],
+            cand_pen=np.zeros((b, cands.index.shape[1]), dtype=np.float64),
+        )
+        if warmup <= WINDOW:
+            self._warmup(rows, u)
+        else:
+            self._warmup_by_play(rows, u)
         self.user[slots] = user
-        self.hist[slots] = -1
-        self.hist_listened[slots] = 0
-        self.hist_len[slots] = 0
-        self.win_tracks[slots] = -1
-        self.win_listened[slots] = 0.0
-        self.win_artist[slots] = -1
+        self.hist[slots, :warmup] = rows.hist
+        self.hist[slots, warmup:] = -1
+        self.hist_listened[slots, :warmup] = rows.hist_listened
+        self.hist_listened[slots, warmup:] = 0
+        self.hist_len[slots] = rows.hist_len
+        self.win_tracks[slots] = rows.win_tracks
+        self.win_listened[slots] = rows.win_listened
+        self.win_artist[slots] = rows.win_artist
         self.steps[slots] = 0
-        cands = self.candidates
-        self.cand[slots] = cands.index[user]
-        self.cand_artist[slots] = self.artist_of[cands.index[user]]
+        self.cand[slots] = rows.cand
+        self.cand_artist[slots] = rows.cand_artist
         self.cand_static[slots] = cands.static[user]
-        self.cand_pen[slots] = 0.0
+        self.cand_pen[slots] = rows.cand_pen
         self.threshold[slots] = cands.threshold[user]
+        self._update_optimal(slots)
+
+    def _warmup_by_play(self, rows: _Rows, u: np.ndarray) -> None:
+        """The warm-up, one play at a time: the reference :meth:`_warmup` must equal."""
         for j in range(self.params.warmup):
             mix, idx, listen = u[:, 1 + 3 * j], u[:, 2 + 3 * j], u[:, 3 + 3 * j]
-            actions = self._logging_choice(slots, mix, idx)
-            self._play(slots, actions, listen)
-        self._update_optimal(slots)
+            actions = self._logging_choice(rows, mix, idx)
+            self._play(rows, actions, listen)
+
+    def _warmup(self, rows: _Rows, u: np.ndarray) -> None:
+        """The warm-up plays of fresh sessions, vectorised over the plays.
+
+        The logging policy's choices depend on the draws and on the previous play (a
+        continuation), never on the listener's responses: so the plays are chosen first
+        (only chains of continuations take a pass per play), then responded to all at
+        once. The candidates' fatigue, a float sum whose order matters, comes from a
+        table of every possible sequence of terms, summed in play order. The numbers
+        equal :meth:`_warmup_by_play`'s bit for bit (a test checks). Needs ``warmup <=
+        WINDOW``, so that no play leaves the window during the warm-up.
+        """
+        w = self.params.warmup
+        if w == 0:
+            return
+        mix, idx, listen = (u[:, k : 1 + 3 * w : 3] for k in (1, 2, 3))  # (B, w) each
+        params = self.params
+        pop_share, next_share = params.logging_pop_share, params.logging_continuation_share
+        by_pop = np.searchsorted(self.pop_cdf, idx, side="right")
+        np.minimum(by_pop, self.n_tracks - 1, out=by_pop)
+        pool = rows.cand[:, : self.pool]
+        pool_pos = np.minimum((idx * self.pool).astype(np.int64), self.pool - 1)
+        plays = np.where(mix < pop_share, by_pop, np.take_along_axis(pool, pool_pos, axis=1))
+        at_pool = np.where(mix < pop_share, -1, pool_pos)  # a play's place in the pool
+        cont = (mix >= pop_share) & (mix < pop_share + next_share)
+        cont[:, 0] = False  # play 0 follows an empty window: never a continuation
+        chained = np.zeros_like(cont)  # a continuation right after a continuation
+        chained[:, 1:] = cont[:, 1:] & cont[:, :-1]
+        # Continuations after a play that is not one: all at once. Those after one wait
+        # for it, play by play; they follow a play from the pool, so with the table
+        # each is one lookup.
+        table = self.candidates.pool_nearest(
+            self.response.factors, self.pool, params.continuation_pool, rows.user
+        )
+        r, j = np.nonzero(cont & ~chained)
+        if r.size:
+            self._continue(rows, table, plays, at_pool, idx, r, j)
+        if table is None:
+            for j in range(2, w):
+                r = np.flatnonzero(chained[:, j])
+                if r.size:
+                    self._continue(rows, table, plays, at_pool, idx, r, j)
+        elif chained.any():
+            k = table.shape[2]
+            pick = np.minimum((idx * k).astype(np.int64), k - 1)
+            for j in range(2, w):
+                r = np.flatnonzero(chained[:, j])
+                if r.size:
+                    at_pool[r, j] = table[rows.user[r], at_pool[r, j - 1], pick[r, j]]
+            r, j = np.nonzero(chained)
+            plays[r, j] = rows.cand[r, at_pool[r, j]]
+
+        artist = self.artist_of[plays]
+        # Repeats and same-artist counts among the plays before each (play-major arrays:
+        # reductions over the leading axis are the fast ones).
+        plays_t, artist_t = np.ascontiguousarray(plays.T), np.ascontiguousarray(artist.T)
+        repeated = np.zeros((w, len(plays)), dtype=bool)
+        same_artist = np.zeros((w, len(plays)), dtype=np.int64)
+        for j in range(1, w):
+            np.any(plays_t[:j] == plays_t[j], axis=0, out=repeated[j])
+            np.sum(artist_t[:j] == artist_t[j], axis=0, out=same_artist[j])
+        repeated, same_artist = repeated.T, same_artist.T
+        logit = self.response.static(np.repeat(rows.user, w), plays.ravel()).reshape(plays.shape)
+        logit -= self.response.fatigue(repeated, same_artist)
+        listened = listen < sigmoid(logit)
+
+        # The candidates' fatigue. Play j adds to a candidate +repeat if it is the play
+        # (not a repeat), then +artist if it is by the play's artist (no artist leaves
+        # the window during the warm-up): 3 kinds per play, 3**w sequences, whose sums
+        # in play order are tabulated (a base-3 code per candidate picks its sum).
+        same = rows.cand_artist[None] == artist.T[:, :, None]  # (w, B, m)
+        hit = rows.cand[None] == np.where(repeated, -1, plays).T[:, :, None]  # -1: no hit
+        kind = same.view(np.uint8) + hit.view(np.uint8)  # 0, 1 or 2 (a hit is by the artist)
+        code = kind[w - 1]
+        for j in range(w - 2, -1, -1):
+            code = code * np.uint8(3) + kind[j]  # < 3**5: stays in uint8
+        rows.cand_pen[...] = _warmup_fatigue(params.response, w)[code]
+        rows.hist[:, :w] = plays
+        rows.hist_listened[:, :w] = listened
+        rows.hist_len[:] = w
+        rows.win_tracks[:, WINDOW - w :] = plays
+        rows.win_listened[:, WINDOW - w :] = listened
+        rows.win_artist[:, WINDOW - w :] = artist
 
     # ----------------------------------------------------------------- stepping
     def step(self, actions: np.ndarray) -> StepResult:
@@ -165,7 +368,7 @@ class BatchSimulator:
         every = slice(None)
         u = self.streams.uniform(every, _STEP_DRAWS)
         optimal = self.reward.expected(sigmoid(self.opt_logit))
-        p, listened = self._play(every, actions, u[:, 0])
+        p, listened = self._play(self._rows(every), actions, u[:, 0])
         reward = self.reward.draw(listened, u[:, 2], u[:, 3])
         self.steps += 1
         k = self.params.leave.skip_window
@@ -185,79 +388,139 @@ class BatchSimulator:
     def logging_actions(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Actions of the radio-like logging policy, drawn from each slot's own stream."""
         u = self.streams.uniform(slots, 2)
-        return self._logging_choice(slots, u[:, 0], u[:, 1])
+        return self._logging_choice(self._rows(slots), u[:, 0], u[:, 1])
 
     def expected_rewards(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Expected reward of every track in the current state: (B, n_tracks). O(catalog)."""
         return self.reward.expected(sigmoid(self._full_logits(slots)))
 
     # ----------------------------------------------------------------- internals
-    def _logging_choice(self, slots, mix: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def _rows(self, slots: np.ndarray | slice) -> _Rows:
+        """The state of ``slots``: views for a slice, copies for an index array."""
+        user = self.user[slots]
+        return _Rows(
+            index=np.arange(len(user)),
+            user=user,
+            hist=self.hist[slots],
+            hist_listened=self.hist_listened[slots],
+            hist_len=self.hist_len[slots],
+            win_tracks=self.win_tracks[slots],
+            win_listened=self.win_listened[slots],
+            win_artist=self.win_artist[slots],
+            cand=self.cand[slots],
+            cand_artist=self.cand_artist[slots],
+            cand_pen=self.cand_pen[slots],
+        )
+
+    def _logging_choice(self, rows: _Rows, mix: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Radio-like logging policy.
 
         A popular track, a track to the listener's taste, or a continuation (of the
         listener's ``continuation_pool`` pool tracks most like the last play, one at
-        random), by the shares in ``SimulatorParams``.
+        random), by the shares in ``SimulatorParams``. The continuation's similarities
+        are computed only for the rows that take it.
         """
         params = self.params
-        by_pop = np.searchsorted(self.pop_cdf, idx, side="right")
-        by_pop = np.minimum(by_pop, self.n_tracks - 1)
-        pool = self.cand[slots][:, : self.pool]
-        pool_pos = np.minimum((idx * self.pool).astype(np.int64), self.pool - 1)
-        by_taste = np.take_along_axis(pool, pool_pos[:, None], axis=1)[:, 0]
-        last = self.win_tracks[slots][:, -1]
-        factors = self.response.factors
-        sim = np.einsum("bpk,bk->bp", factors[pool], factors[np.maximum(last, 0)])
-        sim[pool == last[:, None]] = -np.inf
-        k = params.continuation_pool
-        nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        nearest = np.sort(nearest, axis=1)
-        pick = np.minimum((idx * k).astype(np.int64), k - 1)
-        by_next = np.take_along_axis(pool, np.take_along_axis(nearest, pick[:, None], 1), 1)[:, 0]
-        by_next = np.where(last >= 0, by_next, by_taste)
         pop_share, next_share = params.logging_pop_share, params.logging_continuation_share
-        return np.where(
-            mix < pop_share, by_pop, np.where(mix < pop_share + next_share, by_next, by_taste)
-        )
+        by_pop = np.searchsorted(self.pop_cdf, idx, side="right")
+        np.minimum(by_pop, self.n_tracks - 1, out=by_pop)
+        pool = rows.cand[:, : self.pool]
+        pool_pos = np.minimum((idx * self.pool).astype(np.int64), self.pool - 1)
+        choice = np.where(mix < pop_share, by_pop, pool[rows.index, pool_pos])
+        last = rows.win_tracks[:, -1]
+        cont = np.flatnonzero((mix >= pop_share) & (mix < pop_share + next_share) & (last >= 0))
+        if cont.size:
+            choice[cont] = self._continuation(pool[cont], last[cont], idx[cont])
+        return choice
 
-    def _play(self, slots, actions: np.ndarray, u_listen: np.ndarray):
-        """Play ``actions`` in ``slots``: response, then state updates. Returns (p, listened)."""
-        users = self.user[slots]
-        hist = self.hist[slots]
-        win_artist = self.win_artist[slots]
+    def _continue(
+        self,
+        rows: _Rows,
+        table: np.ndarray | None,
+        plays: np.ndarray,
+        at_pool: np.ndarray,
+        idx: np.ndarray,
+        r: np.ndarray,
+        j: np.ndarray | int,
+    ) -> None:
+        """Warm-up play ``j`` of rows ``r`` is a continuation of play ``j - 1``: choose it.
+
+        After a play from the pool (``at_pool >= 0``) the nearest tracks are looked up in
+        ``table`` (see ``ListenerCandidates.pool_nearest``); otherwise (or without a
+        table) they are computed.
+        """
+        pool = rows.cand[r, : self.pool]
+        last, q, u = plays[r, j - 1], at_pool[r, j - 1], idx[r, j]
+        if table is None:
+            chosen = self._pick(self._similarity(pool, last), u)
+        else:
+            k = table.shape[2]
+            pick = np.minimum((u * k).astype(np.int64), k - 1)
+            chosen = table[rows.user[r], q, pick].astype(np.int64)  # q = -1: redone next
+            rest = np.flatnonzero(q < 0)
+            if rest.size:
+                chosen[rest] = self._pick(self._similarity(pool[rest], last[rest]), u[rest])
+        at_pool[r, j] = chosen
+        plays[r, j] = pool[np.arange(len(r)), chosen]
+
+    def _continuation(self, pool: np.ndarray, last: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """The continuation after ``last``: a track of ``pool`` picked by ``idx`` (a uniform).
+
+        Of each row's ``pool`` tracks, the ``continuation_pool`` most like ``last`` (other
+        than it), in pool order; the one ``idx`` picks.
+        """
+        return pool[np.arange(len(last)), self._pick(self._similarity(pool, last), idx)]
+
+    def _similarity(self, pool: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Each row's ``pool`` tracks' similarity to ``last`` (``-inf`` for ``last`` itself)."""
+        factors = self.response.factors
+        sim = np.einsum("bpk,bk->bp", factors[pool], factors[last])
+        sim[pool == last[:, None]] = -np.inf
+        return sim
+
+    def _pick(self, sim: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Pool position of the continuation, given the similarities ``sim``.
+
+        Of the ``continuation_pool`` most similar, in pool order, the one ``idx`` (a
+        uniform) picks.
+        """
+        k = self.params.continuation_pool
+        nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        nearest.sort(axis=1)
+        pick = np.minimum((idx * k).astype(np.int64), k - 1)
+        return nearest[np.arange(len(idx)), pick]
+
+    def _play(self, rows: _Rows, actions: np.ndarray, u_listen: np.ndarray):
+        """Play ``actions`` in ``rows``: response, then state updates. Returns (p, listened)."""
+        hist, win_artist = rows.hist, rows.win_artist
         artist = self.artist_of[actions]
         repeated = (hist == actions[:, None]).any(axis=1)
         same_artist = (win_artist == artist[:, None]).sum(axis=1)
-        logit = self.response.static(users, actions)
+        logit = self.response.static(rows.user, actions)
         logit -= self.response.fatigue(repeated, same_artist)
         p = sigmoid(logit)
         listened = u_listen < p
 
+        # The candidates' fatigue: the dense update ``pen += repeat * hit`` then ``pen +=
+        # artist * (same - gone)`` adds exactly +-repeat, +-artist or 0 to each entry, so
+        # adding only where the delta is nonzero gives the same numbers bit for bit.
         params = self.params.response
-        cand, cand_artist = self.cand[slots], self.cand_artist[slots]
-        pen = self.cand_pen[slots]
-        pen += params.repeat * ((cand == actions[:, None]) & ~repeated[:, None])
-        leaving = win_artist[:, 0]
-        pen += params.artist * (
-            (cand_artist == artist[:, None]).astype(np.float64) - (cand_artist == leaving[:, None])
-        )
-        self.cand_pen[slots] = pen
+        pen, cand_artist = rows.cand_pen, rows.cand_artist
+        hit = rows.cand == actions[:, None]
+        hit &= ~repeated[:, None]
+        np.add(pen, params.repeat, out=pen, where=hit)
+        same = cand_artist == artist[:, None]
+        gone = cand_artist == win_artist[:, :1]  # the artist leaving the window
+        np.add(pen, params.artist, out=pen, where=same > gone)
+        np.subtract(pen, params.artist, out=pen, where=gone > same)
 
-        rows = np.arange(len(users))
-        pos = self.hist_len[slots]
-        hist[rows, pos] = actions
-        self.hist[slots] = hist
-        hl = self.hist_listened[slots]
-        hl[rows, pos] = listened
-        self.hist_listened[slots] = hl
-        self.hist_len[slots] = pos + 1
-        self.win_tracks[slots] = np.concatenate(
-            [self.win_tracks[slots][:, 1:], actions[:, None]], axis=1
-        )
-        self.win_listened[slots] = np.concatenate(
-            [self.win_listened[slots][:, 1:], listened[:, None]], axis=1
-        )
-        self.win_artist[slots] = np.concatenate([win_artist[:, 1:], artist[:, None]], axis=1)
+        pos = rows.hist_len
+        hist[rows.index, pos] = actions
+        rows.hist_listened[rows.index, pos] = listened
+        pos += 1
+        _shift_in(rows.win_tracks, actions)
+        _shift_in(rows.win_listened, listened)
+        _shift_in(win_artist, artist)
         return p, listened
 
     def _update_optimal(self, slots) -> None:

@@ -38,7 +38,7 @@ INVALID = [
     pytest.param(
         edit("seeds:", "seedz:"),
         r"c\.yaml, line 5: seedz: unknown key 'seedz'\. Did you mean 'seeds'\? Allowed: agents, "
-        r"budget, env, name, seeds\.",
+        r"budget, env, name, seeds, sweep, task\.",
         id="unknown-top-level-key",
     ),
     pytest.param(

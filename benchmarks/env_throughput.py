@@ -1,0 +1,281 @@
+"""Environment throughput, in one run: CartPole-v1 against MusicRec-v0 in every form.
+
+    python benchmarks/env_throughput.py            # about 3 minutes on 2 cores
+    python benchmarks/env_throughput.py --quick    # shorter timings, no memory soak
+
+Every figure is env steps per second with uniformly random actions (so sessions are
+short and resets frequent: the hardest case for MusicRec-v0), measured for a fixed
+wall time after a warm-up, and printed as a ratio to CartPole-v1 (single env, random
+actions) measured in the same run. Then stable-baselines3 PPO's training fps on the
+native batch env against CartPole with the same PPO settings and number of envs, and
+the resident memory over a long run of the native batch env.
+
+The 100,000-track catalog is a scaled copy of the built-in world made in memory (new
+tracks, listeners' taste and learned-looking embeddings drawn from the same
+generator, the built-in encoder), because throughput depends on the catalog's size,
+not on how well its embeddings were trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+
+import musicrec_gym  # noqa: F401  (registers MusicRec-v0)
+from musicrec_gym.data.synthetic import SyntheticConfig, generate_world
+from musicrec_gym.encoder import NumpyEncoder
+from musicrec_gym.envs.sb3 import MusicRecSB3VecEnv
+from musicrec_gym.envs.vector import MusicRecVectorEnv
+from musicrec_gym.world import World, load_world
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MB (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def timed(step: Callable[[], int], seconds: float) -> float:
+    """Call ``step`` (which returns env steps done) for ``seconds``; steps per second."""
+    for _ in range(3):
+        step()
+    done, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        done += step()
+    return done / elapsed
+
+
+def single_env_rate(env: gym.Env, seconds: float) -> float:
+    """A single Gymnasium env with random actions, resetting at each episode's end."""
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    sample = env.action_space.sample
+
+    def step() -> int:
+        for _ in range(100):
+            _, _, terminated, truncated, _ = env.step(sample())
+            if terminated or truncated:
+                env.reset()
+        return 100
+
+    return timed(step, seconds)
+
+
+def vector_env_rate(env: gym.vector.VectorEnv, seconds: float, seed: int = 0) -> float:
+    """A Gymnasium vector env (autoresetting itself) with random actions."""
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    n_actions = int(env.single_action_space.n)
+    actions = rng.integers(0, n_actions, size=(64, env.num_envs))
+    state = {"i": 0}
+
+    def step() -> int:
+        env.step(actions[state["i"] % 64])
+        state["i"] += 1
+        return env.num_envs
+
+    return timed(step, seconds)
+
+
+def scaled_world(n_tracks: int, seed: int = 0) -> World:
+    """The built-in world's listeners and encoder over a new catalog of ``n_tracks``."""
+    base = load_world()
+    config = dataclasses.replace(
+        SyntheticConfig(),
+        n_tracks=n_tracks,
+        n_artists=max(300, n_tracks // 10),
+        n_listeners=base.n_listeners,
+        seed=seed,
+    )
+    catalog, listeners, truth = generate_world(config)
+    rng = np.random.default_rng(seed)
+    plays = rng.poisson(catalog["popularity"].to_numpy() * 1.7e6)
+    catalog = catalog.assign(plays=plays)
+    # Embeddings that look learned: the built-in ones, resampled with a little noise.
+    emb = base.embeddings[rng.integers(0, base.n_tracks, n_tracks)]
+    emb = (emb + 0.05 * rng.standard_normal(emb.shape)).astype(np.float32)
+    encoder = NumpyEncoder.load(base.directory / "encoder.npz")
+    encoder.bind_tracks(emb.astype(np.float64))
+    return World(
+        directory=base.directory,
+        catalog=catalog,
+        listeners=listeners,
+        truth=truth,
+        params=base.params,
+        embeddings=emb,
+        encoder=encoder,
+        manifest={"kind": "scaled", "n_tracks": n_tracks},
+    )
+
+
+def ppo_fps(make_env: Callable[[], object], steps: int) -> float:
+    """SB3 PPO's training fps (env steps per wall second of ``learn``)."""
+    from stable_baselines3 import PPO
+
+    env = make_env()
+    model = PPO("MlpPolicy", env, n_steps=128, batch_size=512, n_epochs=4, seed=0, device="cpu")
+    model.learn(total_timesteps=2 * 128 * env.num_envs)  # warm-up: 2 rollouts
+    start = time.perf_counter()
+    model.learn(total_timesteps=steps, reset_num_timesteps=False)
+    return steps / (time.perf_counter() - start)
+
+
+class NullVecEnv:
+    """An SB3 ``VecEnv`` with MusicRec-v0's spaces that costs nothing to step.
+
+    PPO's fps on it is what the policy alone allows with a 1,000-way action head: the
+    ceiling for PPO on any environment with these spaces.
+    """
+
+    @staticmethod
+    def make(num_envs: int, like: MusicRecSB3VecEnv) -> object:
+        """A null VecEnv of ``num_envs`` with the spaces of ``like``."""
+        from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+        class _Null(VecEnv):
+            def __init__(self) -> None:
+                super().__init__(num_envs, like.observation_space, like.action_space)
+                self._obs = np.zeros((num_envs, *like.observation_space.shape), np.float32)
+                self._t = 0
+
+            def reset(self):
+                return self._obs
+
+            def step_async(self, actions) -> None:
+                self._t += 1
+
+            def step_wait(self):
+                done = np.full(num_envs, self._t % 10 == 0)
+                infos = [{"terminal_observation": self._obs[0]} if d else {} for d in done]
+                return self._obs, np.zeros(num_envs, np.float32), done, infos
+
+            def close(self) -> None:
+                pass
+
+            def get_attr(self, attr_name, indices=None):
+                return [None] * num_envs
+
+            def set_attr(self, attr_name, value, indices=None) -> None:
+                pass
+
+            def env_method(self, method_name, *args, indices=None, **kwargs):
+                return [None] * num_envs
+
+            def env_is_wrapped(self, wrapper_class, indices=None):
+                return [False] * num_envs
+
+        return _Null()
+
+
+def memory_soak(total: int, n: int = 1024) -> tuple[float, float, float]:
+    """RSS (MB) after 1M and after ``total`` native batch steps, and the growth in %."""
+    env = MusicRecVectorEnv(num_envs=n)
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, env.world.n_tracks, size=(64, n))
+    after_1m = None
+    done = 0
+    i = 0
+    while done < total:
+        env.step(actions[i % 64])
+        i += 1
+        done += n
+        if after_1m is None and done >= 1_000_000:
+            gc.collect()
+            after_1m = rss_mb()
+    gc.collect()
+    end = rss_mb()
+    return after_1m, end, 100.0 * (end - after_1m) / after_1m
+
+
+def main() -> None:
+    """Run every measurement and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="wall time per figure")
+    parser.add_argument("--quick", action="store_true", help="1 s per figure, no soak")
+    parser.add_argument("--soak-steps", type=int, default=10_000_000, help="memory soak")
+    parser.add_argument("--ppo-steps", type=int, default=32_768, help="PPO steps timed")
+    parser.add_argument("--out", default=None, help="also write the table (Markdown) here")
+    args = parser.parse_args()
+    seconds = 1.0 if args.quick else args.seconds
+
+    rows: list[tuple[str, float]] = []
+
+    def record(label: str, rate: float) -> None:
+        rows.append((label, rate))
+        print(f"  {label:<52} {rate:>14,.0f} steps/s", flush=True)
+
+    print("env steps per second (random actions)")
+    cartpole = single_env_rate(gym.make("CartPole-v1"), seconds)
+    record("CartPole-v1, single env", cartpole)
+    record("MusicRec-v0, single env (gym.make)", single_env_rate(gym.make("MusicRec-v0"), seconds))
+    sync = gym.make_vec("MusicRec-v0", num_envs=16, vectorization_mode="sync")
+    record("MusicRec-v0, SyncVectorEnv of 16", vector_env_rate(sync, seconds))
+    big = scaled_world(100_000)
+    for n_tracks, world in ((1_000, None), (100_000, big)):
+        for n in (1, 64, 1024, 4096):
+            env = MusicRecVectorEnv(num_envs=n, world=world)
+            label = f"native batch env, {n:>5,} listeners, {n_tracks:>7,} tracks"
+            record(label, vector_env_rate(env, seconds))
+            del env
+    gc.collect()
+
+    print("stable-baselines3 PPO training fps (MlpPolicy, 64 envs, n_steps 128, 4 epochs)")
+    from stable_baselines3.common.env_util import make_vec_env
+
+    ppo_cartpole = ppo_fps(lambda: make_vec_env("CartPole-v1", n_envs=64, seed=0), args.ppo_steps)
+    ppo_music = ppo_fps(lambda: MusicRecSB3VecEnv(num_envs=64, seed=0), args.ppo_steps)
+    print(f"  PPO on CartPole-v1 (DummyVecEnv of 64)  {ppo_cartpole:>10,.0f} fps")
+    print(f"  PPO on the native batch env (64)        {ppo_music:>10,.0f} fps")
+    ppo_null = ppo_fps(
+        lambda: NullVecEnv.make(64, MusicRecSB3VecEnv(num_envs=1, seed=0)), args.ppo_steps
+    )
+    print(f"  PPO on a null env, MusicRec's spaces    {ppo_null:>10,.0f} fps")
+
+    lines = [
+        "| environment | steps/s | × CartPole-v1 |",
+        "|---|---:|---:|",
+        *(f"| {label} | {rate:,.0f} | {rate / cartpole:.2f} |" for label, rate in rows),
+        "",
+        "| PPO (MlpPolicy, 64 envs, n_steps 128, batch 512, 4 epochs) | fps | ratio |",
+        "|---|---:|---:|",
+        f"| CartPole-v1, DummyVecEnv of 64 | {ppo_cartpole:,.0f} | 1.00 |",
+        f"| MusicRec-v0, native batch env of 64 | {ppo_music:,.0f} | "
+        f"{ppo_music / ppo_cartpole:.2f} |",
+        f"| null env with MusicRec-v0's spaces (the policy's own ceiling) | {ppo_null:,.0f} | "
+        f"{ppo_null / ppo_cartpole:.2f} |",
+    ]
+    if not args.quick:
+        print(f"memory soak: {args.soak_steps:,} native batch steps at 1,024 listeners")
+        first, last, growth = memory_soak(args.soak_steps)
+        lines += [
+            "",
+            f"Resident memory over {args.soak_steps:,} native batch steps (1,024 listeners): "
+            f"{first:.0f} MB after 1M, {last:.0f} MB at the end ({growth:+.1f} %).",
+        ]
+    lines += ["", f"Peak resident memory of the whole run: {peak_rss_mb():.0f} MB."]
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB (Linux ``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+if __name__ == "__main__":
+    pd.set_option("display.width", 120)
+    main()

@@ -1,0 +1,93 @@
+"""``musicrec realism``: the held-out replay, its figures, report and PNGs."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from musicrec_gym.data.mssd import read_mssd_log
+from musicrec_gym.errors import ArtifactError, DataFormatError
+from musicrec_gym.fit import Plays, fit_world
+from musicrec_gym.realism import PNG_FILES, realism_report, replay
+from musicrec_gym.world import load_world
+
+from .test_fit import QUIET, TINY, make_log
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(fitted_mssd_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("realism")
+    summary = realism_report(fitted_mssd_world, fitted_mssd_world / "heldout.csv.gz", out)
+    return summary, out
+
+
+def test_report_writes_markdown_json_and_pngs(report):
+    summary, out = report
+    for name in PNG_FILES:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    text = (out / "realism.md").read_text()
+    assert f"{summary.sim_skip_rate:.3f}" in text and f"{summary.length_ks:.3f}" in text
+    for name in PNG_FILES:
+        assert f"]({name})" in text
+    saved = json.loads((out / "realism.json").read_text())
+    assert saved["sessions"] == summary.sessions == 834  # 20% of the sample's 4,168
+    assert 0 <= summary.length_ks <= 1 and 0.5 < summary.auc <= 1
+    assert summary.popularity_auc is not None and summary.tracks_compared > 0
+
+
+def test_replay_opens_with_the_logged_warm_up_and_is_seeded(fitted_mssd_world):
+    world = load_world(fitted_mssd_world)
+    frame = read_mssd_log(fitted_mssd_world / "heldout.csv.gz").frame
+    plays, _ = Plays.from_frame(frame, 20)
+    a, b = replay(world, plays, seed=3), replay(world, plays, seed=3)
+    assert np.array_equal(a.sim_lengths, b.sim_lengths)
+    assert np.array_equal(a.sim_skip, b.sim_skip, equal_nan=True)
+    # Positions 1-5 are the logged plays in both.
+    assert np.allclose(a.sim_skip[:5], a.real_skip[:5])
+    assert np.all(a.sim_plays[:5] == len(plays.lengths))
+    # Sessions never exceed the cap, and every one outlives its warm-up.
+    assert a.sim_lengths.max() <= 20 and a.sim_lengths.min() >= 6
+    assert not np.array_equal(a.sim_lengths, replay(world, plays, seed=4).sim_lengths)
+
+
+def test_realism_needs_a_fitted_world(tmp_path, tiny_world):
+    log = tmp_path / "log.csv"
+    make_log(10).to_csv(log, index=False)
+    with pytest.raises(ArtifactError, match="fitted"):
+        realism_report(tiny_world, log, tmp_path / "out")
+
+
+def test_heldout_without_replayable_sessions_is_a_clear_error(tmp_path):
+    log = tmp_path / "log.csv"
+    make_log(40).to_csv(log, index=False)
+    world = tmp_path / "world"
+    fit_world(log, world, TINY, **QUIET)
+    short = tmp_path / "short.csv"
+    frame = make_log(5)
+    frame[frame["session_position"] <= 4].assign(session_length=4).to_csv(short, index=False)
+    with pytest.raises(DataFormatError, match="more than 5 plays"):
+        realism_report(world, short, tmp_path / "out")
+
+
+def test_cli_realism_prints_the_figures(fitted_mssd_world, tmp_path):
+    out = tmp_path / "report"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "musicrec_gym.cli",
+            "realism",
+            str(fitted_mssd_world),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "skip rate" in run.stdout and "KS" in run.stdout
+    assert (out / "realism.md").is_file()
