@@ -417,3 +417,29 @@ def test_encoder_module_does_not_import_torch():
     assert encoder_module.SessionAutoencoder is SessionAutoencoder
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = encoder_module.nope
+
+
+def test_shared_plans_serve_every_batch_size(trained, world):
+    """Mixed batch sizes in any order give each batch's own codes.
+
+    Large-batch buffers are shared by every batch up to the next power of two (views of
+    their first rows), so a stale row must never leak into another batch's codes.
+    """
+    model, _ = trained
+    vectors = world[0]
+    encoder = NumpyEncoder(encoder_weights(model))
+    encoder.bind_tracks(vectors)
+    rng = np.random.default_rng(7)
+    sizes = (300, 25, 64, 257, 33, 300, 512, 40)  # plans of 512, 32, 64, 512, 64, ...
+    batches = [
+        (rng.integers(0, len(vectors), (n, WINDOW)), rng.integers(0, 2, (n, WINDOW))) for n in sizes
+    ]
+    codes = [encoder.encode_ids(ids, flags) for ids, flags in batches]
+    assert len(encoder._plans) < len(set(sizes))  # plans were shared
+    for (ids, flags), got in zip(batches, codes, strict=True):
+        x = np.concatenate([vectors[ids], flags[..., None]], axis=-1)
+        assert np.abs(got - torch_encode(model, x)).max() < TOL
+        # the same batch again, alone in a fresh encoder: the same codes
+        alone = NumpyEncoder(encoder_weights(model))
+        alone.bind_tracks(vectors)
+        np.testing.assert_array_equal(alone.encode_ids(ids, flags), got)
