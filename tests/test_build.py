@@ -54,3 +54,13 @@ def test_musicrec_build_reproduces_the_shipped_world(tmp_path):
     built = json.loads((out / "manifest.json").read_text())["files"]
     shipped = json.loads((default_world_dir() / "manifest.json").read_text())["files"]
     assert built == shipped
+
+
+def test_check_needs_the_default_settings(tmp_path, capsys):
+    """``--check`` with other settings is refused before anything is built."""
+    from musicrec_gym.cli import main
+
+    out = tmp_path / "world"
+    assert main(["build", "--check", "--seed", "3", "--out", str(out), "--quiet"]) == 2
+    assert "--check compares the build with the shipped default world" in capsys.readouterr().err
+    assert not out.exists()
