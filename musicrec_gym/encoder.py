@@ -42,6 +42,7 @@ NumPy call costs ~1 us):
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -479,8 +480,9 @@ class NumpyEncoder:
     Computes the code ``h_T`` of the second LSTM, what ``SessionAutoencoder.encode``
     computes in PyTorch (float32, within ~1e-6), without importing torch.
 
-    Not thread-safe: an instance reuses its work buffers across calls; give each thread
-    its own (``NumpyEncoder.load`` is cheap).
+    Thread-safe: the weights and track tables are read-only once bound, and the work
+    buffers that calls reuse are kept per thread (environments on one world share its
+    encoder, and may step in different threads).
 
     Attributes:
         feature_dim: Input features per play (``d + 1``).
@@ -520,18 +522,28 @@ class NumpyEncoder:
         self._gm_x = np.ascontiguousarray(m[:, h:], np.float32)  # rows [x | 1]
         self._gm_h_last = np.ascontiguousarray(m[:, :h, h1:], np.float32)
         self._gm_b_last = np.ascontiguousarray(m[:, -1:, h1:], np.float32)  # (4, 1, H2)
-        self._plans: dict[tuple[int, int], _RowPlan | _GatePlan] = {}
+        self._local = threading.local()  # per thread: {(size, window): plan}
         self._features = np.zeros((0, f), np.float32)  # [vector, flag] per (track, flag)
         self._state0 = np.zeros((0, 2 * h), np.float32)  # [h, c] after layer 1's first step
         self._gm_table = np.zeros((4, 0, h), np.float32)  # gate path input projections
 
+    @property
+    def _plans(self) -> dict[tuple[int, int], _RowPlan | _GatePlan]:
+        """This thread's plans (work buffers), built on demand."""
+        plans = getattr(self._local, "plans", None)
+        if plans is None:
+            plans = self._local.plans = {}
+        return plans
+
     def __getstate__(self) -> dict[str, Any]:
         # The plans hold views of their own buffers, which copy.deepcopy and pickle
-        # would turn into separate arrays: drop them, they are rebuilt on demand.
-        return {**self.__dict__, "_plans": {}}
+        # would turn into separate arrays (and thread-locals do not pickle): drop
+        # them, they are rebuilt on demand.
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._local = threading.local()
 
     # ---------------------------------------------------------------- construction
 

@@ -443,3 +443,26 @@ def test_shared_plans_serve_every_batch_size(trained, world):
         alone = NumpyEncoder(encoder_weights(model))
         alone.bind_tracks(vectors)
         np.testing.assert_array_equal(alone.encode_ids(ids, flags), got)
+
+
+def test_threads_sharing_an_encoder_get_their_own_codes(trained, world):
+    """Environments on one world share its encoder; threads must not mix their buffers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, _ = trained
+    vectors = world[0]
+    encoder = NumpyEncoder(encoder_weights(model))
+    encoder.bind_tracks(vectors)
+    rng = np.random.default_rng(11)
+    jobs = [
+        (rng.integers(0, len(vectors), (512, WINDOW)), rng.integers(0, 2, (512, WINDOW)))
+        for _ in range(2)
+    ]
+    serial = [encoder.encode_ids(ids, flags) for ids, flags in jobs]
+
+    def repeat(job: int) -> bool:
+        ids, flags = jobs[job]
+        return all(np.array_equal(encoder.encode_ids(ids, flags), serial[job]) for _ in range(200))
+
+    with ThreadPoolExecutor(2) as pool:
+        assert all(pool.map(repeat, (0, 1)))

@@ -135,6 +135,8 @@ class ListenerCandidates:
             The ``(n_users, pool, k)`` table, or ``None`` when it would take more than
             64 MB (the caller then computes the similarities itself).
         """
+        # Simulators in several threads may fill rows at once: a row is only ever written
+        # with the same values, and marked done after it is written, so that is benign.
         n_users = self.index.shape[0]
         if n_users * pool * k * 2 > _POOL_SIM_BYTES:
             return None
