@@ -116,9 +116,10 @@ class World:
         ).astype(np.float32)
 
 
-def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+def read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A world's CSV table (ids kept as strings), checked to have ``columns``."""
     try:
-        frame = pd.read_csv(path, keep_default_na=False)
+        frame = pd.read_csv(path, keep_default_na=False, dtype={"track_id": str, "user_id": str})
     except Exception as err:
         raise ArtifactError(f"{path}: not a readable CSV file ({err})") from err
     missing = [c for c in columns if c not in frame.columns]
@@ -142,9 +143,29 @@ def load_world(directory: str | Path | None = None) -> World:
     return _load_world(str(path.resolve()))
 
 
+def load_embeddings_and_encoder(
+    path: Path, catalog: pd.DataFrame
+) -> tuple[np.ndarray, NumpyEncoder]:
+    """A world's track embeddings in catalog order and its (unbound) session encoder.
+
+    Raises:
+        ArtifactError: A file is malformed, or the encoder expects other embeddings.
+    """
+    from musicrec_gym.embeddings import TrackEmbeddings
+
+    table = TrackEmbeddings.from_csv(path / "embeddings.csv")
+    embeddings = table.matrix_for(catalog["track_id"].astype(str).tolist(), missing="mean")
+    encoder = NumpyEncoder.load(path / "encoder.npz")
+    if encoder.feature_dim != embeddings.shape[1] + 1:
+        raise ArtifactError(
+            f"{path / 'encoder.npz'}: encoder expects {encoder.feature_dim - 1}-dim embeddings "
+            f"but embeddings.csv has {embeddings.shape[1]}"
+        )
+    return embeddings, encoder
+
+
 @functools.lru_cache(maxsize=8)
 def _load_world(directory: str) -> World:
-    from musicrec_gym.embeddings import TrackEmbeddings
 
     path = Path(directory)
     if path.is_dir() and read_json(path / "manifest.json").get("kind") == "fitted":
@@ -152,8 +173,8 @@ def _load_world(directory: str) -> World:
 
         return load_fitted_world(path)
     manifest = verify_manifest(path, REQUIRED_FILES)
-    catalog = _read_table(path / "catalog.csv", CATALOG_COLUMNS)
-    listeners = _read_table(path / "listeners.csv", LISTENER_COLUMNS)
+    catalog = read_table(path / "catalog.csv", CATALOG_COLUMNS)
+    listeners = read_table(path / "listeners.csv", LISTENER_COLUMNS)
     n, m = len(catalog), len(listeners)
     arrays = load_npz(
         path / "truth.npz",
@@ -172,14 +193,7 @@ def _load_world(directory: str) -> World:
     params = SimulatorParams.from_dict(
         read_json(path / "simulator.json"), source=str(path / "simulator.json")
     )
-    table = TrackEmbeddings.from_csv(path / "embeddings.csv")
-    embeddings = table.matrix_for(catalog["track_id"].astype(str).tolist(), missing="mean")
-    encoder = NumpyEncoder.load(path / "encoder.npz")
-    if encoder.feature_dim != embeddings.shape[1] + 1:
-        raise ArtifactError(
-            f"{path / 'encoder.npz'}: encoder expects {encoder.feature_dim - 1}-dim embeddings "
-            f"but embeddings.csv has {embeddings.shape[1]}"
-        )
+    embeddings, encoder = load_embeddings_and_encoder(path, catalog)
     encoder.bind_tracks(embeddings)
     return World(
         directory=path,

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from musicrec_gym.artifacts import load_npz, read_json, verify_manifest
 from musicrec_gym.errors import ArtifactError, ConfigError
@@ -353,13 +352,11 @@ def load_fitted_world(path: Path) -> World:
     Raises:
         ArtifactError: A file is missing, corrupted or malformed (names it).
     """
-    from musicrec_gym.embeddings import TrackEmbeddings
-    from musicrec_gym.encoder import NumpyEncoder
-    from musicrec_gym.world import World
+    from musicrec_gym.world import World, load_embeddings_and_encoder, read_table
 
     manifest = verify_manifest(path, FITTED_FILES)
-    catalog = _read_csv(path / "catalog.csv", ("track_id", "plays", "popularity"))
-    listeners = _read_csv(path / "listeners.csv", ("user_id",))
+    catalog = read_table(path / "catalog.csv", ("track_id", "plays", "popularity"))
+    listeners = read_table(path / "listeners.csv", ("user_id",))
     info = read_json(path / "fitted.json")
     for key in ("max_length", "popularity_mean", "popularity_std", "rare_plays", "leave"):
         if key not in info:
@@ -368,15 +365,8 @@ def load_fitted_world(path: Path) -> World:
         read_json(path / "simulator.json"), source=str(path / "simulator.json")
     )
     n = len(catalog)
-    table = TrackEmbeddings.from_csv(path / "embeddings.csv")
-    embeddings = table.matrix_for(catalog["track_id"].astype(str).tolist(), missing="mean")
+    embeddings, encoder = load_embeddings_and_encoder(path, catalog)
     vectors = with_rare_row(embeddings)
-    encoder = NumpyEncoder.load(path / "encoder.npz")
-    if encoder.feature_dim != embeddings.shape[1] + 1:
-        raise ArtifactError(
-            f"{path / 'encoder.npz'}: encoder expects {encoder.feature_dim - 1}-dim embeddings "
-            f"but embeddings.csv has {embeddings.shape[1]}"
-        )
     encoder.bind_tracks(vectors)
     plays = np.append(catalog["plays"].to_numpy(np.float64), float(info["rare_plays"]))
     pop = popularity_z(plays, info["popularity_mean"], info["popularity_std"])
@@ -428,17 +418,6 @@ def _response_shapes() -> dict[str, tuple[int | None, ...]]:
         "w3": (1, None),
         "b3": (1,),
     }
-
-
-def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, keep_default_na=False, dtype={"track_id": str, "user_id": str})
-    except Exception as err:
-        raise ArtifactError(f"{path}: not a readable CSV file ({err})") from err
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ArtifactError(f"{path}: missing column(s) {missing}; expected {list(columns)}")
-    return frame
 
 
 # --------------------------------------------------------------------------- simulator
