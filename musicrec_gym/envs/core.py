@@ -16,8 +16,9 @@ import numpy as np
 from gymnasium import spaces
 
 from musicrec_gym.errors import ConfigError, InvalidActionError, unknown_name_message
+from musicrec_gym.sim.compiled import CompiledSimulator, Encoded
 from musicrec_gym.sim.params import REWARD_MODES
-from musicrec_gym.sim.simulator import BatchSimulator, StepResult
+from musicrec_gym.sim.simulator import StepResult
 from musicrec_gym.world import PROFILE_FEATURES, World, load_world
 
 ENV_KWARGS = ("world", "reward", "profile_features", "max_steps")
@@ -81,12 +82,13 @@ class SessionCore:
                 self.world.fitted, self.world.encoder, params, n, reward_mode=reward
             )
         else:
-            self.sim = BatchSimulator(
+            self.sim = CompiledSimulator(
                 self.world.truth,
                 self.world.artist_index,
                 self.world.popularity,
                 params,
                 n,
+                encoder=self.world.encoder,
                 reward_mode=reward,
                 candidates=self.world.candidates,
             )
@@ -110,6 +112,64 @@ class SessionCore:
         if self.profile_features:
             obs = np.concatenate([obs, self.world.profile_features[users]], axis=1)
         return obs.astype(np.float32, copy=False)
+
+    def reset(self, slots: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
+        """Start sessions in ``slots``; their observations ``(len(slots), obs_dim)``."""
+        sim = self.sim
+        if isinstance(sim, CompiledSimulator):
+            codes = sim.reset_encode(slots, users)
+            return self._with_profile(codes, sim.user[slots])
+        sim.reset(slots, users)
+        return self.observe(slots)
+
+    def step(self, actions: np.ndarray, autoreset: bool = False) -> tuple[StepResult, Encoded]:
+        """Step every slot; observations after it and, with ``autoreset``, after restarts.
+
+        ``Encoded`` also holds each slot's state after the step and before any restart
+        (what ``info["final_info"]`` reports for an ended session).
+        """
+        sim = self.sim
+        if isinstance(sim, CompiledSimulator):
+            result, enc = sim.step_encode(actions, autoreset)
+            if not self.profile_features:
+                return result, enc
+            final = enc.final_obs
+            return result, Encoded(
+                obs=self._with_profile(enc.obs, sim.user),
+                final_obs=None if final is None else self._with_profile(final, enc.user),
+                user=enc.user,
+                optimal_action=enc.optimal_action,
+                steps=enc.steps,
+                warmup_tracks=enc.warmup_tracks,
+                warmup_listened=enc.warmup_listened,
+            )
+        result = sim.step(actions)
+        warm = self.warmup_info()
+        pre = {"user": sim.user.copy(), "optimal_action": sim.opt_action.copy()}
+        steps = sim.steps.copy()
+        done = result.terminated | result.truncated
+        final = None
+        if autoreset:
+            final = np.zeros((self.n, self.obs_dim), np.float32)
+            ended = np.flatnonzero(done)
+            if ended.size:
+                final[ended] = self.observe(ended)
+                sim.reset(ended)
+        return result, Encoded(
+            obs=self.observe(),
+            final_obs=final,
+            steps=steps,
+            warmup_tracks=warm["warmup_tracks"],
+            warmup_listened=warm["warmup_listened"],
+            **pre,
+        )
+
+    def _with_profile(self, codes: np.ndarray, users: np.ndarray) -> np.ndarray:
+        if not self.profile_features:
+            return codes
+        return np.concatenate([codes, self.world.profile_features[users]], axis=1).astype(
+            np.float32, copy=False
+        )
 
     def check_actions(self, actions: Any) -> np.ndarray:
         """Validate a batch of actions; returns them as an int64 array of shape (n,)."""
@@ -159,9 +219,12 @@ class SessionCore:
             "warmup_listened": self.sim.hist_listened[slots, :warmup].astype(bool),
         }
 
-    def step_info(self, actions: np.ndarray, result: StepResult) -> dict[str, np.ndarray]:
-        """Info after a step (before any autoreset)."""
-        sim = self.sim
+    def step_info(
+        self, actions: np.ndarray, result: StepResult, enc: Encoded
+    ) -> dict[str, np.ndarray]:
+        """Info after a step, every key describing the session as it was after the step."""
+        warmup_tracks = enc.warmup_tracks.copy()
+        warmup_tracks[warmup_tracks >= self.world.n_tracks] = -1  # fitted: outside the catalog
         return {
             "optimal_reward": result.optimal_reward,
             "expected_reward": result.expected_reward,
@@ -169,11 +232,12 @@ class SessionCore:
             "listened": result.listened,
             "track": actions,
             "track_id": self.track_ids[actions],
-            "user": sim.user.copy(),
-            "user_id": self.user_ids[sim.user],
-            "optimal_action": sim.opt_action.copy(),
-            "step": sim.steps.copy(),
-            **self.warmup_info(),
+            "user": enc.user,
+            "user_id": self.user_ids[enc.user],
+            "optimal_action": enc.optimal_action,
+            "step": enc.steps,
+            "warmup_tracks": warmup_tracks,
+            "warmup_listened": enc.warmup_listened,
         }
 
     def render_session(self, slot: int) -> str:

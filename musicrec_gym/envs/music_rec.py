@@ -146,10 +146,10 @@ class MusicRecEnv(gym.Env):
         elif not self._seeded:
             sim.seed(_ONE, entropy_seeds(1))
             self._seeded = True
-        sim.reset(_ONE, resolve_user(self.core, options))
+        obs = self.core.reset(_ONE, resolve_user(self.core, options))
         self._done = False
         info = _first(self.core.reset_info())
-        return self.core.observe()[0], info
+        return obs[0], info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Recommend track ``action``."""
@@ -164,11 +164,11 @@ class MusicRecEnv(gym.Env):
                 f"expected one integer track index in [0, {self.world.n_tracks}), got {action!r}"
             )
         actions = self.core.check_actions(arr.reshape(1))
-        result = self.core.sim.step(actions)
+        result, enc = self.core.step(actions)
         terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
         self._done = terminated or truncated
-        info = _first(self.core.step_info(actions, result))
-        return self.core.observe()[0], float(result.reward[0]), terminated, truncated, info
+        info = _first(self.core.step_info(actions, result, enc))
+        return enc.obs[0], float(result.reward[0]), terminated, truncated, info
 
     def render(self) -> str | None:
         """The session so far as text (``render_mode="ansi"``)."""

@@ -93,9 +93,9 @@ class MusicRecVectorEnv(VectorEnv):
         elif not self._seeded:
             sim.seed(self._all, entropy_seeds(self.num_envs))
             self._seeded = True
-        sim.reset(self._all)
+        obs = self.core.reset(self._all)
         self._started = True
-        return self.core.observe(), self._with_masks(self.core.reset_info())
+        return obs, self._with_masks(self.core.reset_info())
 
     def step(
         self, actions: Any
@@ -103,29 +103,20 @@ class MusicRecVectorEnv(VectorEnv):
         """Recommend ``actions[i]`` in slot ``i``; ended sessions restart in the same call."""
         if not self._started:
             raise ConfigError("step() called before reset(): call reset() first")
-        core, sim = self.core, self.core.sim
+        core = self.core
         acts = core.check_actions(actions)
-        result = sim.step(acts)
-        info = self._with_masks(core.step_info(acts, result))
+        result, enc = core.step(acts, autoreset=True)
+        info = self._with_masks(core.step_info(acts, result, enc))
         done = result.terminated | result.truncated
         if not done.any():
-            return core.observe(), result.reward, result.terminated, result.truncated, info
+            return enc.obs, result.reward, result.terminated, result.truncated, info
         ended = np.flatnonzero(done)
         final_info = dict(info)
-        # The ended sessions' last windows, then the restart: one encoder call encodes
-        # every slot's new observation and the ended sessions' final ones.
-        last = (sim.win_tracks[ended], sim.win_listened[ended], sim.user[ended])
-        sim.reset(ended)
-        both = core.encode(
-            np.concatenate([sim.win_tracks, last[0]]),
-            np.concatenate([sim.win_listened, last[1]]),
-            np.concatenate([sim.user, last[2]]),
-        )
-        obs = both[: self.num_envs]
-        info["final_obs"] = np.zeros_like(obs)
-        info["final_obs"][ended] = both[self.num_envs :]
-        info["_final_obs"] = done
         final_info["_final_obs"] = done  # (as before: every key but the final ones)
+        final_obs = enc.final_obs
+        final_obs[~done] = 0.0
+        info["final_obs"] = final_obs
+        info["_final_obs"] = done
         info["final_info"] = final_info
         info["_final_info"] = done
         fresh = core.reset_info(ended)
@@ -133,7 +124,7 @@ class MusicRecVectorEnv(VectorEnv):
             merged = info[key].copy()
             merged[ended] = fresh[key]
             info[key] = merged
-        return obs, result.reward, result.terminated, result.truncated, info
+        return enc.obs, result.reward, result.terminated, result.truncated, info
 
     def _with_masks(self, info: dict[str, np.ndarray]) -> dict[str, Any]:
         out: dict[str, Any] = dict(info)

@@ -38,11 +38,14 @@ class SlotStreams:
 
     Args:
         n: Number of slots.
+        state: Optional ``(n, 2)`` uint64 array to hold the keys and counters.
     """
 
-    def __init__(self, n: int) -> None:
-        self.key = np.zeros(n, dtype=np.uint64)
-        self.counter = np.zeros(n, dtype=np.uint64)
+    def __init__(self, n: int, state: np.ndarray | None = None) -> None:
+        # (n, 2) uint64: key and counter per slot; the compiled kernels share it.
+        self.state = np.zeros((n, 2), dtype=np.uint64) if state is None else state
+        self.key = self.state[:, 0]
+        self.counter = self.state[:, 1]
 
     def seed(self, slots: np.ndarray, seeds: np.ndarray) -> None:
         """Restart the streams of ``slots`` from ``seeds``."""

@@ -54,6 +54,15 @@ class _Rows:
     cand_pen: np.ndarray
 
 
+def _columns(**widths: int) -> tuple[dict[str, tuple[int, int]], int]:
+    """Column ranges ``name -> (start, width)`` of named fields in a state arena, and its width."""
+    out, start = {}, 0
+    for name, width in widths.items():
+        out[name] = (start, width)
+        start += width
+    return out, start
+
+
 @functools.lru_cache(maxsize=8)
 def _warmup_fatigue(response: ResponseParams, w: int) -> np.ndarray:
     """A candidate's fatigue after ``w`` warm-up plays, by base-3 code of what each did.
@@ -204,21 +213,27 @@ class BatchSimulator:
         self._cand_artist_of_user = self.artist_of[self.candidates.index]
 
         b, h, m = n_slots, params.warmup + self.max_steps, self.candidates.index.shape[1]
-        self.user = np.zeros(b, dtype=np.int64)
-        self.hist = np.full((b, h), -1, dtype=np.int64)
-        self.hist_listened = np.zeros((b, h), dtype=np.int8)
-        self.hist_len = np.zeros(b, dtype=np.int64)
-        self.win_tracks = np.full((b, WINDOW), -1, dtype=np.int64)
-        self.win_listened = np.zeros((b, WINDOW), dtype=np.float64)
-        self.win_artist = np.full((b, WINDOW), -1, dtype=np.int64)
-        self.steps = np.zeros(b, dtype=np.int64)
-        self.cand = np.zeros((b, m), dtype=np.int64)
-        self.cand_artist = np.zeros((b, m), dtype=np.int64)
-        self.cand_static = np.zeros((b, m), dtype=np.float64)
-        self.cand_pen = np.zeros((b, m), dtype=np.float64)
-        self.threshold = np.zeros(b, dtype=np.float64)
-        self.opt_logit = np.zeros(b, dtype=np.float64)
-        self.opt_action = np.zeros(b, dtype=np.int64)
+        # The slots' state lives in two arrays, one row per slot (what the compiled
+        # kernels take); the named arrays below are views of their columns.
+        self.int_columns, int_width = _columns(
+            user=1, hist_len=1, steps=1, opt_action=1, hist=h, hist_listened=h,
+            win_tracks=WINDOW, win_artist=WINDOW, cand=m, cand_artist=m,
+        )  # fmt: skip
+        self.float_columns, float_width = _columns(
+            opt_logit=1, threshold=1, win_listened=WINDOW, cand_static=m, cand_pen=m
+        )
+        self.int_state = np.zeros((b, int_width), dtype=np.int64)
+        self.float_state = np.zeros((b, float_width), dtype=np.float64)
+        for names, arena in (
+            (self.int_columns, self.int_state),
+            (self.float_columns, self.float_state),
+        ):
+            for name, (start, width) in names.items():
+                view = arena[:, start] if width == 1 else arena[:, start : start + width]
+                setattr(self, name, view)
+        self.hist[:] = -1
+        self.win_tracks[:] = -1
+        self.win_artist[:] = -1
 
     # ----------------------------------------------------------------- seeding and reset
     def seed(self, slots: np.ndarray, seeds: np.ndarray) -> None:

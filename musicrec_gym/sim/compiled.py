@@ -1,0 +1,197 @@
+"""``CompiledSimulator``: ``BatchSimulator`` whose step and reset run as numba kernels.
+
+The environments use it for synthetic worlds. Its state is the reference simulator's
+own arrays (views of ``int_state`` and ``float_state``), so everything that reads the
+state (info, rendering, the oracle's ``expected_rewards``) works unchanged; only
+``step`` and ``reset`` run compiled (:mod:`musicrec_gym.sim.kernels`), and a step
+also encodes the observations and, if asked, restarts ended sessions in the same pass.
+
+A batch of at least ``PARALLEL_FROM`` slots is split over the cores (``NUMBA_NUM_THREADS``
+caps them); smaller ones run on the calling thread. The first use in a process compiles
+the kernels (or loads them from numba's cache next to the sources, a second or two).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicrec_gym.data.synthetic import WorldTruth
+from musicrec_gym.encoder import NumpyEncoder
+from musicrec_gym.encoder_kernel import E_H2, pack_encoder, work_size
+from musicrec_gym.sim import kernels as kn
+from musicrec_gym.sim.params import SimulatorParams
+from musicrec_gym.sim.simulator import BatchSimulator, ListenerCandidates, StepResult
+
+PARALLEL_FROM = 64
+"""Batches of at least this many slots run on every core."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A compiled step's extras: observations, ended sessions' last ones, pre-reset state."""
+
+    obs: np.ndarray  # (B, code_dim) float32: each slot's observation now
+    final_obs: np.ndarray | None  # (B, code_dim): last observation of ended sessions (autoreset)
+    user: np.ndarray  # the session's state after the step, before any restart
+    optimal_action: np.ndarray
+    steps: np.ndarray
+    warmup_tracks: np.ndarray
+    warmup_listened: np.ndarray
+
+
+def _encoder_pack(encoder: NumpyEncoder) -> tuple[np.ndarray, np.ndarray]:
+    """The packed encoder, made once per encoder (environments on a world share it)."""
+    pack = getattr(encoder, "_kernel_pack", None)
+    if pack is None or pack[0] != encoder.n_tracks:
+        pack = (encoder.n_tracks, *pack_encoder(encoder))
+        encoder._kernel_pack = pack
+    return pack[1], pack[2]
+
+
+class CompiledSimulator(BatchSimulator):
+    """``BatchSimulator`` with compiled ``step``, ``reset`` and :meth:`step_encode`.
+
+    Args:
+        truth, artist, popularity, params, n_slots, reward_mode, candidates: As for
+            ``BatchSimulator``.
+        encoder: The world's session encoder, bound to its track embeddings.
+    """
+
+    def __init__(
+        self,
+        truth: WorldTruth,
+        artist: np.ndarray,
+        popularity: np.ndarray,
+        params: SimulatorParams,
+        n_slots: int,
+        encoder: NumpyEncoder,
+        reward_mode: str = "listen",
+        candidates: ListenerCandidates | None = None,
+    ) -> None:
+        super().__init__(
+            truth, artist, popularity, params, n_slots, reward_mode=reward_mode,
+            candidates=candidates,
+        )  # fmt: skip
+        self.cf, self.ci = self._pack()
+        self.ce, self.lay = _encoder_pack(encoder)
+        self.code_dim = int(self.lay[E_H2])
+        threads = kn.num_threads() if n_slots >= PARALLEL_FROM else 1
+        self._kernel = kn.step_parallel if threads > 1 else kn.step_serial
+        self._work = np.empty((threads, work_size(self.lay)), np.float32)
+        warm = params.warmup
+        self._pre_width = 3 + 2 * warm
+
+    def _pack(self) -> tuple[np.ndarray, np.ndarray]:
+        """The world's constants and the state layout as the kernels' ``cf`` and ``ci``."""
+        resp, p, cands = self.response, self.params, self.candidates
+        m = cands.index.shape[1]
+        params = np.zeros(kn.N_PARAMS)
+        params[kn.P_REPEAT], params[kn.P_ARTIST] = p.response.repeat, p.response.artist
+        params[kn.P_PER_SKIP] = p.leave.per_skip
+        params[kn.P_A], params[kn.P_B] = self.reward.a, self.reward.b
+        params[kn.P_POP], params[kn.P_NEXT] = p.logging_pop_share, p.logging_continuation_share
+        params[kn.P_TLL], params[kn.P_TLH] = p.reward.time_listened
+        params[kn.P_TSL], params[kn.P_TSH] = p.reward.time_skipped
+        params[kn.P_LIKE], params[kn.P_ADD] = p.reward.p_like, p.reward.p_add
+        floats = [
+            ("O_TASTE", resp.taste), ("O_FACT", resp.factors), ("O_UTERM", resp.user_term),
+            ("O_TTERM", resp.track_term), ("O_POPCDF", self.pop_cdf),
+            ("O_BASE", self.leave.base_rate), ("O_CSTAT", cands.static),
+            ("O_CTHR", cands.threshold),
+        ]  # fmt: skip
+        ci = np.zeros(kn.HEADER, np.int64)
+        sizes = {
+            "C_U": self.n_users, "C_T": self.n_tracks, "C_K": resp.factors.shape[1], "C_M": m,
+            "C_HW": self.hist.shape[1], "C_WARM": p.warmup, "C_POOL": self.pool,
+            "C_CONTK": p.continuation_pool, "C_SKIPW": p.leave.skip_window,
+            "C_MAXS": self.max_steps, "C_MODE": kn.MODES.index(self.reward.mode),
+        }  # fmt: skip
+        for name, value in sizes.items():
+            ci[getattr(kn, name)] = value
+        parts, at = [params], kn.N_PARAMS
+        for name, arr in floats:
+            ci[getattr(kn, name)] = at
+            parts.append(np.ascontiguousarray(arr, np.float64).ravel())
+            at += parts[-1].size
+        ints = [
+            ("O_ARTIST", self.artist_of[:-1]), ("O_CIDX", cands.index),
+            ("O_CART", self._cand_artist_of_user),
+        ]  # fmt: skip
+        iparts, iat = [ci], kn.HEADER
+        for name, arr in ints:
+            ci[getattr(kn, name)] = iat
+            iparts.append(np.ascontiguousarray(arr, np.int64).ravel())
+            iat += iparts[-1].size
+        columns = {
+            "I_USER": "user", "I_HLEN": "hist_len", "I_STEPS": "steps", "I_OPTA": "opt_action",
+            "I_HIST": "hist", "I_HLIS": "hist_listened", "I_WT": "win_tracks",
+            "I_WA": "win_artist", "I_CAND": "cand", "I_CART": "cand_artist",
+        }  # fmt: skip
+        for key, name in columns.items():
+            ci[getattr(kn, key)] = self.int_columns[name][0]
+        ci[kn.I_WIDTH] = self.int_state.shape[1]
+        fcolumns = {
+            "F_OPTL": "opt_logit", "F_THR": "threshold", "F_WL": "win_listened",
+            "F_CST": "cand_static", "F_PEN": "cand_pen",
+        }  # fmt: skip
+        for key, name in fcolumns.items():
+            ci[getattr(kn, key)] = self.float_columns[name][0]
+        ci[kn.F_WIDTH] = self.float_state.shape[1]
+        return np.concatenate(parts), np.concatenate(iparts)
+
+    # ----------------------------------------------------------------- compiled paths
+    def reset(self, slots: np.ndarray, users: np.ndarray | None = None) -> None:
+        """Start new sessions in ``slots`` (as ``BatchSimulator.reset``), compiled."""
+        self.reset_encode(slots, users)
+
+    def reset_encode(self, slots: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
+        """Start new sessions in ``slots``; their observations, ``(len(slots), code_dim)``."""
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        who = np.full(len(slots), -1, np.int64) if users is None else np.asarray(users, np.int64)
+        obs = np.empty((len(slots), self.code_dim), np.float32)
+        kn.reset_slots(
+            self.cf, self.ci, self.int_state, self.float_state, self.streams.state,
+            self.ce, self.lay, slots, np.ascontiguousarray(who), obs, self._work,
+        )  # fmt: skip
+        return obs
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Recommend ``actions[i]`` in slot ``i`` (as ``BatchSimulator.step``), compiled."""
+        return self.step_encode(actions)[0]
+
+    def step_encode(
+        self, actions: np.ndarray, autoreset: bool = False
+    ) -> tuple[StepResult, Encoded]:
+        """Step every slot, encode the observations and (``autoreset``) restart ended sessions."""
+        b = self.n_slots
+        resf = np.empty((3, b), np.float64)  # reward, expected, optimal
+        resb = np.empty((3, b), np.bool_)  # listened, terminated, truncated
+        pre = np.empty((self._pre_width, b), np.int64)
+        obs = np.empty((b, self.code_dim), np.float32)
+        final = np.zeros((b, self.code_dim), np.float32) if autoreset else obs
+        self._kernel(
+            self.cf, self.ci, self.int_state, self.float_state, self.streams.state,
+            self.ce, self.lay, np.ascontiguousarray(actions, dtype=np.int64), autoreset,
+            resf, resb, pre, obs, final, self._work,
+        )  # fmt: skip
+        warm = self.params.warmup
+        result = StepResult(
+            reward=resf[0],
+            listened=resb[0],
+            expected_reward=resf[1],
+            optimal_reward=resf[2],
+            terminated=resb[1],
+            truncated=resb[2],
+        )
+        encoded = Encoded(
+            obs=obs,
+            final_obs=final if autoreset else None,
+            user=pre[0],
+            optimal_action=pre[1],
+            steps=pre[2],
+            warmup_tracks=pre[3 : 3 + warm].T,
+            warmup_listened=pre[3 + warm :].T.astype(bool),
+        )
+        return result, encoded

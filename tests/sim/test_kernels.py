@@ -1,0 +1,144 @@
+"""The compiled simulator against the NumPy reference (``BatchSimulator``'s own methods)."""
+
+import numpy as np
+import pytest
+
+from musicrec_gym.encoder_kernel import BLOCK, encode_block, pack_encoder, work_size
+from musicrec_gym.sim.compiled import CompiledSimulator
+from musicrec_gym.sim.simulator import BatchSimulator
+from musicrec_gym.world import load_world
+
+
+@pytest.fixture(scope="module")
+def world():
+    return load_world(None)
+
+
+def _pair(world, n, mode):
+    args = (world.truth, world.artist_index, world.popularity, world.params, n)
+    ref = BatchSimulator(*args, reward_mode=mode, candidates=world.candidates)
+    fast = CompiledSimulator(*args, encoder=world.encoder, reward_mode=mode,
+                             candidates=world.candidates)  # fmt: skip
+    slots = np.arange(n)
+    for sim in (ref, fast):
+        sim.seed(slots, slots + 11)
+        sim.reset(slots)
+    return ref, fast
+
+
+def _same_state(ref, fast, when):
+    for name in ref.int_columns:
+        assert np.array_equal(getattr(ref, name), getattr(fast, name)), (when, name)
+    for name in ref.float_columns:  # fatigue sums and cached logits: the same floats
+        assert np.array_equal(getattr(ref, name), getattr(fast, name)), (when, name)
+    assert np.array_equal(ref.streams.state, fast.streams.state), when
+
+
+@pytest.mark.parametrize("mode", ["listen", "time", "event"])
+def test_compiled_steps_and_resets_match_the_reference(world, mode):
+    ref, fast = _pair(world, 128, mode)
+    _same_state(ref, fast, "reset")
+    rng = np.random.default_rng(3)
+    ends = 0
+    for t in range(120):
+        # random tracks, the optimum and repeats: cache hits, misses and fatigue
+        kind = rng.integers(0, 3, ref.n_slots)
+        actions = rng.integers(0, ref.n_tracks, ref.n_slots)
+        actions = np.where(kind == 1, ref.opt_action, actions)
+        actions = np.where(kind == 2, ref.hist[:, 0], actions)
+        a, b = ref.step(actions), fast.step(actions)
+        for key in ("reward", "listened", "terminated", "truncated"):
+            assert np.array_equal(getattr(a, key), getattr(b, key)), (t, key)
+        for key in ("expected_reward", "optimal_reward"):  # exp may differ in the last bit
+            assert np.allclose(getattr(a, key), getattr(b, key), atol=1e-12, rtol=0), (t, key)
+        done = np.flatnonzero(a.terminated | a.truncated)
+        ends += done.size
+        if done.size:
+            ref.reset(done)
+            fast.reset(done)
+        _same_state(ref, fast, t)
+    assert ends > 100
+
+
+def test_autoreset_restarts_ended_sessions_as_a_reset_would(world):
+    ref, fast = _pair(world, 64, "listen")
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        actions = rng.integers(0, ref.n_tracks, ref.n_slots)
+        a = ref.step(actions)
+        users_before = ref.user.copy()
+        done = np.flatnonzero(a.terminated | a.truncated)
+        codes_before = world.encoder.encode_ids(ref.win_tracks, ref.win_listened)
+        if done.size:
+            ref.reset(done)
+        b, enc = fast.step_encode(actions, autoreset=True)
+        assert np.array_equal(enc.user, users_before)
+        _same_state(ref, fast, "autoreset")
+        now = world.encoder.encode_ids(ref.win_tracks, ref.win_listened)
+        assert np.allclose(enc.obs, now, atol=1e-6, rtol=0)
+        assert np.allclose(enc.final_obs[done], codes_before[done], atol=1e-6, rtol=0)
+
+
+def test_parallel_and_serial_kernels_give_the_same_numbers(world):
+    from musicrec_gym.sim import kernels
+
+    big, _ = _pair(world, 8, "listen")  # (the reference only provides the world's parts)
+    sims = []
+    for kernel in (kernels.step_parallel, kernels.step_serial):
+        _, fast = _pair(world, 200, "listen")
+        fast._kernel = kernel
+        fast._work = np.empty((3, fast._work.shape[1]), np.float32)  # 3 uneven chunks
+        sims.append(fast)
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        actions = rng.integers(0, big.n_tracks, 200)
+        (ra, ea), (rb, eb) = (s.step_encode(actions, autoreset=True) for s in sims)
+        assert np.array_equal(ra.reward, rb.reward)
+        assert np.array_equal(ea.obs, eb.obs) and np.array_equal(ea.final_obs, eb.final_obs)
+
+
+def test_encoder_kernel_matches_numpy_encoder_and_block_sizes_agree(world):
+    enc = world.encoder
+    ce, lay = pack_encoder(enc)
+    rng = np.random.default_rng(0)
+    n = 3 * BLOCK + 5
+    tracks = rng.integers(-1, enc.n_tracks, (n, 5))  # -1: an empty window place
+    flags = rng.integers(0, 2, (n, 5)).astype(np.float64)
+    expected = enc.encode_ids(tracks, flags)
+    work = np.empty(work_size(lay), np.float32)
+    blocks = np.empty((n, enc.code_dim), np.float32)
+    for start in range(0, n, BLOCK):
+        end = min(start + BLOCK, n)
+        encode_block(ce, lay, tracks[start:end], flags[start:end], blocks[start:end], work)
+    ones = np.empty_like(blocks)
+    for i in range(n):
+        encode_block(ce, lay, tracks[i : i + 1], flags[i : i + 1], ones[i : i + 1], work)
+    assert np.allclose(blocks, expected, atol=1e-6, rtol=0)
+    assert np.array_equal(blocks, ones)  # a window's code does not depend on its block
+
+
+def test_encoder_kernel_matches_pytorch(world):
+    """Within 1e-5 of PyTorch's two LSTMs run in float64 on the world's weights."""
+    torch = pytest.importorskip("torch")
+    enc = world.encoder
+    f, h1 = enc.feature_dim, enc._h1
+    ce, lay = pack_encoder(enc)
+    rng = np.random.default_rng(1)
+    tracks = rng.integers(0, enc.n_tracks, (BLOCK, 5))
+    flags = rng.integers(0, 2, (BLOCK, 5)).astype(np.float64)
+    x = np.concatenate([world.embeddings[tracks], flags[..., None]], axis=2)
+    w = {k: torch.tensor(v) for k, v in enc._w.items()}
+    lstm1 = torch.nn.LSTM(f, h1, batch_first=True).double()
+    lstm2 = torch.nn.LSTM(h1, enc.code_dim, batch_first=True).double()
+    with torch.no_grad():
+        for lstm, k in ((lstm1, "l1"), (lstm2, "l2")):
+            lstm.weight_ih_l0.copy_(w[f"{k}_w_ih"])
+            lstm.weight_hh_l0.copy_(w[f"{k}_w_hh"])
+            lstm.bias_ih_l0.copy_(w[f"{k}_b"])
+            lstm.bias_hh_l0.zero_()
+        out1, _ = lstm1(torch.tensor(x))
+        _, (h2, _) = lstm2(out1)
+    expected = h2[0].numpy()
+    got = np.empty((BLOCK, enc.code_dim), np.float32)
+    encode_block(ce, lay, tracks, flags, got, np.empty(work_size(lay), np.float32))
+    assert np.abs(got - expected).max() < 1e-5
