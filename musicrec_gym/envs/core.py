@@ -108,10 +108,7 @@ class SessionCore:
 
     def encode(self, tracks: np.ndarray, listened: np.ndarray, users: np.ndarray) -> np.ndarray:
         """Observations of windows ``(tracks, listened)`` of listeners ``users``: (B, obs_dim)."""
-        obs = self.world.encoder.encode_ids(tracks, listened)
-        if self.profile_features:
-            obs = np.concatenate([obs, self.world.profile_features[users]], axis=1)
-        return obs.astype(np.float32, copy=False)
+        return self._with_profile(self.world.encoder.encode_ids(tracks, listened), users)
 
     def reset(self, slots: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
         """Start sessions in ``slots``; their observations ``(len(slots), obs_dim)``."""
@@ -134,35 +131,30 @@ class SessionCore:
             if not self.profile_features:
                 return result, enc
             final = enc.final_obs
-            return result, Encoded(
-                obs=self._with_profile(enc.obs, sim.user),
-                final_obs=None if final is None else self._with_profile(final, enc.user),
-                user=enc.user,
-                optimal_action=enc.optimal_action,
-                steps=enc.steps,
-                warmup_tracks=enc.warmup_tracks,
-                warmup_listened=enc.warmup_listened,
-            )
+            if final is not None:  # zeros stay zeros where no session ended
+                done = result.terminated | result.truncated
+                final = np.where(done[:, None], self._with_profile(final, enc.user), 0.0)
+            obs = self._with_profile(enc.obs, sim.user)
+            return result, replace(enc, obs=obs, final_obs=final)
         result = sim.step(actions)
-        warm = self.warmup_info()
-        pre = {"user": sim.user.copy(), "optimal_action": sim.opt_action.copy()}
-        steps = sim.steps.copy()
-        done = result.terminated | result.truncated
+        warmup = sim.params.warmup
+        before = Encoded(
+            obs=np.empty(0, np.float32),  # set below, after any restart
+            final_obs=None,
+            user=sim.user.copy(),
+            optimal_action=sim.opt_action.copy(),
+            steps=sim.steps.copy(),
+            warmup_tracks=sim.hist[:, :warmup].copy(),
+            warmup_listened=sim.hist_listened[:, :warmup].astype(bool),
+        )
         final = None
         if autoreset:
             final = np.zeros((self.n, self.obs_dim), np.float32)
-            ended = np.flatnonzero(done)
+            ended = np.flatnonzero(result.terminated | result.truncated)
             if ended.size:
                 final[ended] = self.observe(ended)
                 sim.reset(ended)
-        return result, Encoded(
-            obs=self.observe(),
-            final_obs=final,
-            steps=steps,
-            warmup_tracks=warm["warmup_tracks"],
-            warmup_listened=warm["warmup_listened"],
-            **pre,
-        )
+        return result, replace(before, obs=self.observe(), final_obs=final)
 
     def _with_profile(self, codes: np.ndarray, users: np.ndarray) -> np.ndarray:
         if not self.profile_features:
@@ -212,19 +204,21 @@ class SessionCore:
         (``warmup_listened``), each of shape (B, warm-up length).
         """
         warmup = self.sim.params.warmup
-        tracks = self.sim.hist[slots, :warmup].copy()
-        tracks[tracks >= self.world.n_tracks] = -1  # a fitted world's track outside the catalog
         return {
-            "warmup_tracks": tracks,
+            "warmup_tracks": self._catalog_rows(self.sim.hist[slots, :warmup]),
             "warmup_listened": self.sim.hist_listened[slots, :warmup].astype(bool),
         }
+
+    def _catalog_rows(self, tracks: np.ndarray) -> np.ndarray:
+        """A copy of ``tracks`` with a fitted world's rows outside the catalog as -1."""
+        rows = tracks.copy()
+        rows[rows >= self.world.n_tracks] = -1
+        return rows
 
     def step_info(
         self, actions: np.ndarray, result: StepResult, enc: Encoded
     ) -> dict[str, np.ndarray]:
         """Info after a step, every key describing the session as it was after the step."""
-        warmup_tracks = enc.warmup_tracks.copy()
-        warmup_tracks[warmup_tracks >= self.world.n_tracks] = -1  # fitted: outside the catalog
         return {
             "optimal_reward": result.optimal_reward,
             "expected_reward": result.expected_reward,
@@ -236,7 +230,7 @@ class SessionCore:
             "user_id": self.user_ids[enc.user],
             "optimal_action": enc.optimal_action,
             "step": enc.steps,
-            "warmup_tracks": warmup_tracks,
+            "warmup_tracks": self._catalog_rows(enc.warmup_tracks),
             "warmup_listened": enc.warmup_listened,
         }
 

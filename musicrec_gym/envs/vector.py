@@ -113,9 +113,7 @@ class MusicRecVectorEnv(VectorEnv):
         ended = np.flatnonzero(done)
         final_info = dict(info)
         final_info["_final_obs"] = done  # (as before: every key but the final ones)
-        final_obs = enc.final_obs
-        final_obs[~done] = 0.0
-        info["final_obs"] = final_obs
+        info["final_obs"] = enc.final_obs  # zeros where no session ended
         info["_final_obs"] = done
         info["final_info"] = final_info
         info["_final_info"] = done

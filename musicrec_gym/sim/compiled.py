@@ -33,7 +33,7 @@ class Encoded:
     """A compiled step's extras: observations, ended sessions' last ones, pre-reset state."""
 
     obs: np.ndarray  # (B, code_dim) float32: each slot's observation now
-    final_obs: np.ndarray | None  # (B, code_dim): last observation of ended sessions (autoreset)
+    final_obs: np.ndarray | None  # (B, code_dim): ended sessions' last observations, else 0
     user: np.ndarray  # the session's state after the step, before any restart
     optimal_action: np.ndarray
     steps: np.ndarray
@@ -131,14 +131,12 @@ class CompiledSimulator(BatchSimulator):
         }  # fmt: skip
         for key, name in columns.items():
             ci[getattr(kn, key)] = self.int_columns[name][0]
-        ci[kn.I_WIDTH] = self.int_state.shape[1]
         fcolumns = {
             "F_OPTL": "opt_logit", "F_THR": "threshold", "F_WL": "win_listened",
             "F_CST": "cand_static", "F_PEN": "cand_pen",
         }  # fmt: skip
         for key, name in fcolumns.items():
             ci[getattr(kn, key)] = self.float_columns[name][0]
-        ci[kn.F_WIDTH] = self.float_state.shape[1]
         return np.concatenate(parts), np.concatenate(iparts)
 
     # ----------------------------------------------------------------- compiled paths

@@ -34,10 +34,10 @@ from musicrec_gym.encoder_kernel import BLOCK, encode_block
     C_U, C_T, C_K, C_M, C_HW, C_WARM, C_POOL, C_CONTK, C_SKIPW, C_MAXS, C_MODE,
     O_TASTE, O_FACT, O_UTERM, O_TTERM, O_POPCDF, O_BASE, O_CSTAT, O_CTHR,
     O_ARTIST, O_CIDX, O_CART,
-    I_USER, I_HLEN, I_STEPS, I_OPTA, I_HIST, I_HLIS, I_WT, I_WA, I_CAND, I_CART, I_WIDTH,
-    F_OPTL, F_THR, F_WL, F_CST, F_PEN, F_WIDTH,
+    I_USER, I_HLEN, I_STEPS, I_OPTA, I_HIST, I_HLIS, I_WT, I_WA, I_CAND, I_CART,
+    F_OPTL, F_THR, F_WL, F_CST, F_PEN,
     HEADER,
-) = range(40)  # fmt: skip
+) = range(38)  # fmt: skip
 # float parameters, the first entries of ``cf``
 (
     P_REPEAT, P_ARTIST, P_PER_SKIP, P_A, P_B, P_POP, P_NEXT,
@@ -85,6 +85,31 @@ def _dot(cf: np.ndarray, a: int, b: int, k: int) -> float:
 
 
 @njit(**_JIT)
+def _in_history(ir: np.ndarray, hist: int, hlen: int, track: int) -> bool:
+    """Whether ``track`` was played this session (the first ``hlen`` history places)."""
+    for j in range(hlen):  # noqa: SIM110  (a loop numba compiles; not a generator)
+        if ir[hist + j] == track:
+            return True
+    return False
+
+
+@njit(**_JIT)
+def _window_count(ir: np.ndarray, wa: int, artist: int) -> int:
+    """Plays by ``artist`` among the window's five."""
+    same = 0
+    for j in range(WINDOW):
+        if ir[wa + j] == artist:
+            same += 1
+    return same
+
+
+@njit(**_JIT)
+def _fatigue(cf: np.ndarray, repeated: bool, same: int) -> float:
+    """``ResponseModel.fatigue``: ``repeat * repeated + artist * same_artist``."""
+    return cf[P_REPEAT] * (1.0 if repeated else 0.0) + cf[P_ARTIST] * same
+
+
+@njit(**_JIT)
 def _play(cf, ci, ir, fr, action, u_listen):
     """Play ``action`` in one slot (state rows ``ir``, ``fr``): (listen prob., listened)."""
     k, m = ci[C_K], ci[C_M]
@@ -92,21 +117,13 @@ def _play(cf, ci, ir, fr, action, u_listen):
     hlen = ir[ci[I_HLEN]]
     hist, wt, wa = ci[I_HIST], ci[I_WT], ci[I_WA]
     artist = ci[ci[O_ARTIST] + action]
-    repeated = False
-    for j in range(hlen):
-        if ir[hist + j] == action:
-            repeated = True
-    same = 0
-    for j in range(WINDOW):
-        if ir[wa + j] == artist:
-            same += 1
+    repeated = _in_history(ir, hist, hlen, action)
     static = (
         cf[ci[O_UTERM] + user]
         + _dot(cf, ci[O_TASTE] + user * k, ci[O_FACT] + action * k, k)
         + cf[ci[O_TTERM] + action]
     )
-    logit = static - (cf[P_REPEAT] * (1.0 if repeated else 0.0) + cf[P_ARTIST] * same)
-    p = _sigmoid(logit)
+    p = _sigmoid(static - _fatigue(cf, repeated, _window_count(ir, wa, artist)))
     listened = u_listen < p
     # The candidates' fatigue, as the reference's masked adds.
     cand, cart, pen = ci[I_CAND], ci[I_CART], ci[F_PEN]
@@ -154,16 +171,8 @@ def _update_optimal(cf, ci, ir, fr) -> None:
         uterm = cf[ci[O_UTERM] + user]
         for t in range(n_tracks):
             logit = (_dot(cf, taste, fact + t * k, k) + cf[ci[O_TTERM] + t]) + uterm
-            played = False
-            for q in range(hlen):
-                if ir[hist + q] == t:
-                    played = True
-            artist = ci[ci[O_ARTIST] + t]
-            same = 0
-            for q in range(WINDOW):
-                if ir[wa + q] == artist:
-                    same += 1
-            v = logit - (cf[P_REPEAT] * (1.0 if played else 0.0) + cf[P_ARTIST] * same)
+            played = _in_history(ir, hist, hlen, t)
+            v = logit - _fatigue(cf, played, _window_count(ir, wa, ci[ci[O_ARTIST] + t]))
             if t == 0 or v > best:
                 best, action = v, t
     fr[ci[F_OPTL]] = best

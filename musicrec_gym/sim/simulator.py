@@ -6,7 +6,11 @@ listener, tracks played, the last five plays, and a cache of the listener's best
 tracks so that the optimal expected reward costs O(candidates), not O(catalog), per
 step. The single environment is a batch of one, so both give the same trajectories.
 
-Where the time goes (README "Speed"): a reset's warm-up is vectorised over its plays
+The environments run synthetic worlds on ``CompiledSimulator``
+(:mod:`musicrec_gym.sim.compiled`), whose numba kernels must leave this class's state
+bit for bit (``tests/sim/test_kernels.py``); the NumPy methods here are the reference
+and serve the offline users (log generation, session-length histories, realism).
+They are vectorised too: a reset's warm-up is vectorised over its plays
 (the logging policy's continuations looked up in per-listener tables), and a step
 updates the slots' state in place, touching only the candidates whose fatigue changes;
 ``tests/envs/test_trajectories.py`` checks that every number is the one the plain,
