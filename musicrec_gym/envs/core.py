@@ -22,6 +22,8 @@ from musicrec_gym.sim.simulator import StepResult
 from musicrec_gym.world import PROFILE_FEATURES, World, load_world
 
 ENV_KWARGS = ("world", "reward", "profile_features", "max_steps")
+SLOT0 = np.zeros(1, dtype=np.int64)
+"""The one slot of a single environment's core."""
 
 
 def check_kwargs(kwargs: dict[str, Any], env_id: str = "MusicRec-v0") -> None:
@@ -31,6 +33,14 @@ def check_kwargs(kwargs: dict[str, Any], env_id: str = "MusicRec-v0") -> None:
             raise ConfigError(
                 f"{env_id}: {unknown_name_message('keyword argument', key, ENV_KWARGS)}"
             )
+
+
+def first_slot(info: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Slot 0 of a batched info dict, as plain Python values (arrays copied)."""
+    return {
+        k: (v[0] if v.dtype == object else v[0].copy() if v.ndim > 1 else v[0].item())
+        for k, v in info.items()
+    }
 
 
 def entropy_seeds(n: int) -> np.ndarray:
@@ -100,6 +110,9 @@ class SessionCore:
         self.action_space = spaces.Discrete(self.world.n_tracks)
         self.track_ids = self.world.catalog["track_id"].to_numpy(dtype=object)
         self.user_ids = self.world.listeners["user_id"].to_numpy(dtype=object)
+        # the single env's fast path: plain lists index faster than object arrays
+        self._track_id_list, self._user_id_list = self.track_ids.tolist(), self.user_ids.tolist()
+        self._warmup_len = params.warmup
 
     def observe(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Encoded session state of ``slots``: (B, obs_dim) float32."""
@@ -191,7 +204,11 @@ class SessionCore:
             "user": users.copy(),
             "user_id": self.user_ids[users],
             "optimal_action": sim.opt_action[slots].copy(),
-            "optimal_reward": sim.reward.expected(1.0 / (1.0 + np.exp(-sim.opt_logit[slots]))),
+            "optimal_reward": (
+                sim.optimal_reward(slots)
+                if isinstance(sim, CompiledSimulator)
+                else sim.reward.expected(1.0 / (1.0 + np.exp(-sim.opt_logit[slots])))
+            ),
             **self.warmup_info(slots),
         }
 
@@ -233,6 +250,60 @@ class SessionCore:
             "warmup_tracks": self._catalog_rows(enc.warmup_tracks),
             "warmup_listened": enc.warmup_listened,
         }
+
+    # ------------------------------------------------------------ single env fast path
+    def reset_one(self, users: np.ndarray | None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start the session of a one-slot core; its observation and info (plain values).
+
+        The session's listener and warm-up are kept for its steps' infos.
+        """
+        sim = self.sim
+        if not isinstance(sim, CompiledSimulator):
+            obs = self.reset(SLOT0, users)[0]
+            info = first_slot(self.reset_info())
+        else:  # the same values, without batch arrays
+            obs = np.empty(self.obs_dim, np.float32)
+            user, action, optimal = sim.reset_one(-1 if users is None else int(users[0]), obs)
+            if self.profile_features:
+                obs[sim.code_dim :] = self.world.profile_features[user]
+            warmup = self._warmup_len
+            info = {
+                "user": user,
+                "user_id": self._user_id_list[user],
+                "optimal_action": action,
+                "optimal_reward": optimal,
+                "warmup_tracks": sim.hist[0, :warmup].copy(),
+                "warmup_listened": sim.hist_listened[0, :warmup].astype(bool),
+            }
+        self._user, self._user_id = info["user"], info["user_id"]
+        self._warmup = info["warmup_tracks"].copy(), info["warmup_listened"].copy()
+        self._profile = self.world.profile_features[info["user"]] if self.profile_features else None
+        return obs, info
+
+    def step_one(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """A one-slot compiled core steps with a valid track ``action``: ``env.step``'s tuple."""
+        obs = np.empty(self.obs_dim, np.float32)
+        reward, expected, optimal, listened, term, trunc, opt_action, step = self.sim.step_one(
+            action, obs
+        )
+        if self._profile is not None:
+            obs[self.sim.code_dim :] = self._profile
+        warmup_tracks, warmup_listened = self._warmup
+        info = {
+            "optimal_reward": optimal,
+            "expected_reward": expected,
+            "regret": optimal - expected,
+            "listened": listened,
+            "track": action,
+            "track_id": self._track_id_list[action],
+            "optimal_action": opt_action,
+            "step": step,
+            "user": self._user,
+            "user_id": self._user_id,
+            "warmup_tracks": warmup_tracks.copy(),  # new arrays per info, as Gymnasium asks
+            "warmup_listened": warmup_listened.copy(),
+        }
+        return obs, reward, term, trunc, info
 
     def render_session(self, slot: int) -> str:
         """The session so far as text: one line per play."""

@@ -76,19 +76,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from musicrec_gym.envs.core import SessionCore, check_kwargs, entropy_seeds
+from musicrec_gym.envs.core import SLOT0, SessionCore, check_kwargs, entropy_seeds, first_slot
 from musicrec_gym.errors import ConfigError, EpisodeEndedError, InvalidActionError
+from musicrec_gym.sim.compiled import CompiledSimulator
 from musicrec_gym.world import World
 
-_ONE = np.zeros(1, dtype=np.int64)
-
-
-def _first(info: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Slot 0 of a batched info dict, as plain Python values."""
-    return {
-        k: (v[0] if v.dtype == object else v[0].copy() if v.ndim > 1 else v[0].item())
-        for k, v in info.items()
-    }
+_INDEX_TYPES = frozenset({int, *(np.dtype(c).type for c in np.typecodes["AllInteger"])})
+"""Action types the single env's fast path takes (``bool`` is not one)."""
 
 
 def resolve_user(core: SessionCore, options: dict[str, Any] | None) -> np.ndarray | None:
@@ -133,6 +127,9 @@ class MusicRecEnv(gym.Env):
         self.action_space = self.core.action_space
         self._seeded = False
         self._done = True
+        compiled = isinstance(self.core.sim, CompiledSimulator)
+        self._fast_types = _INDEX_TYPES if compiled else frozenset()
+        self._n_tracks = self.world.n_tracks
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -141,15 +138,14 @@ class MusicRecEnv(gym.Env):
         super().reset(seed=seed)
         sim = self.core.sim
         if seed is not None:
-            sim.seed(_ONE, np.array([seed], dtype=np.int64))
+            sim.seed(SLOT0, np.array([seed], dtype=np.int64))
             self._seeded = True
         elif not self._seeded:
-            sim.seed(_ONE, entropy_seeds(1))
+            sim.seed(SLOT0, entropy_seeds(1))
             self._seeded = True
-        obs = self.core.reset(_ONE, resolve_user(self.core, options))
+        obs, info = self.core.reset_one(resolve_user(self.core, options))
         self._done = False
-        info = _first(self.core.reset_info())
-        return obs[0], info
+        return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Recommend track ``action``."""
@@ -158,6 +154,11 @@ class MusicRecEnv(gym.Env):
                 "step() called after the episode ended (or before the first reset): "
                 "call reset() to start a new session"
             )
+        if type(action) in self._fast_types and 0 <= action < self._n_tracks:
+            # the common case, without batch arrays (a fifth of the generic path's cost)
+            obs, reward, terminated, truncated, info = self.core.step_one(int(action))
+            self._done = terminated or truncated
+            return obs, reward, terminated, truncated, info
         arr = np.asarray(action)
         if arr.size != 1:
             raise InvalidActionError(
@@ -167,7 +168,7 @@ class MusicRecEnv(gym.Env):
         result, enc = self.core.step(actions)
         terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
         self._done = terminated or truncated
-        info = _first(self.core.step_info(actions, result, enc))
+        info = first_slot(self.core.step_info(actions, result, enc))
         return enc.obs[0], float(result.reward[0]), terminated, truncated, info
 
     def render(self) -> str | None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from musicrec_gym.data.synthetic import WorldTruth
 from musicrec_gym.encoder import NumpyEncoder
-from musicrec_gym.encoder_kernel import E_H2, pack_encoder, work_size
+from musicrec_gym.encoder_kernel import E_H2, aligned_empty, pack_encoder, work_size
 from musicrec_gym.sim import kernels as kn
 from musicrec_gym.sim.params import SimulatorParams
 from musicrec_gym.sim.simulator import BatchSimulator, ListenerCandidates, StepResult
@@ -79,9 +79,16 @@ class CompiledSimulator(BatchSimulator):
         self.code_dim = int(self.lay[E_H2])
         threads = kn.num_threads() if n_slots >= PARALLEL_FROM else 1
         self._kernel = kn.step_parallel if threads > 1 else kn.step_serial
-        self._work = np.empty((threads, work_size(self.lay)), np.float32)
+        self._work = aligned_empty((threads, work_size(self.lay)))
         warm = params.warmup
         self._pre_width = 3 + 2 * warm
+        self._one = np.empty(kn.one_out_size(self.pool), np.float64)
+        self._one_entries: tuple | None = None
+        # the kernels' leading arguments: constants, state, encoder
+        self._state = (
+            self.cf, self.ci, self.int_state, self.float_state, self.streams.state,
+            self.ce, self.lay,
+        )  # fmt: skip
 
     def _pack(self) -> tuple[np.ndarray, np.ndarray]:
         """The world's constants and the state layout as the kernels' ``cf`` and ``ci``."""
@@ -108,6 +115,11 @@ class CompiledSimulator(BatchSimulator):
             "C_CONTK": p.continuation_pool, "C_SKIPW": p.leave.skip_window,
             "C_MAXS": self.max_steps, "C_MODE": kn.MODES.index(self.reward.mode),
         }  # fmt: skip
+        # The warm-up's continuations after a pool play, looked up (None: too big a table).
+        table = cands.pool_nearest(
+            resp.factors, self.pool, p.continuation_pool, np.arange(self.n_users)
+        )
+        sizes["C_PTAB"] = int(table is not None)
         for name, value in sizes.items():
             ci[getattr(kn, name)] = value
         parts, at = [params], kn.N_PARAMS
@@ -118,6 +130,7 @@ class CompiledSimulator(BatchSimulator):
         ints = [
             ("O_ARTIST", self.artist_of[:-1]), ("O_CIDX", cands.index),
             ("O_CART", self._cand_artist_of_user),
+            ("O_PTAB", np.zeros(0) if table is None else table),
         ]  # fmt: skip
         iparts, iat = [ci], kn.HEADER
         for name, arr in ints:
@@ -193,3 +206,40 @@ class CompiledSimulator(BatchSimulator):
             warmup_listened=pre[3 + warm :].T.astype(bool),
         )
         return result, encoded
+
+    def step_one(self, action: int, obs: np.ndarray) -> tuple:
+        """Slot 0 of a one-slot simulator steps with a valid ``action``; no batch arrays.
+
+        Writes the observation's code into ``obs[:code_dim]``; returns reward, expected
+        reward, optimal reward, listened, terminated, truncated, the next optimal
+        action and the step count (a single environment's step, at a fraction of
+        :meth:`step_encode`'s cost).
+        """
+        if self._one_entries is None:
+            self._one_entries = self._single_entries(obs)
+        return self._one_entries[0](*self._state, action, self._one, obs, self._work)
+
+    def reset_one(self, user: int, obs: np.ndarray) -> tuple:
+        """Slot 0 of a one-slot simulator restarts (``user``, or drawn if negative).
+
+        Writes the observation's code into ``obs[:code_dim]``; returns the listener,
+        the best first recommendation and its expected reward.
+        """
+        if self._one_entries is None:
+            self._one_entries = self._single_entries(obs)
+        return self._one_entries[1](*self._state, user, self._one, obs, self._work)
+
+    def _single_entries(self, obs: np.ndarray) -> tuple:
+        """The single-env kernels' entry points for this simulator's argument types."""
+        tail = (self._one, obs, self._work)
+        return (
+            kn.entry_point(kn.step_one, *self._state, 0, *tail),
+            kn.entry_point(kn.reset_one, *self._state, 0, *tail),
+        )
+
+    def optimal_reward(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The best expected reward available now in ``slots`` (what the next step reports)."""
+        rows = np.arange(self.n_slots, dtype=np.int64)[slots]
+        out = np.empty(len(rows), np.float64)
+        kn.optimal_rewards(self.cf, self.ci, self.float_state, rows, out)
+        return out

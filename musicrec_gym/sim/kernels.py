@@ -23,21 +23,24 @@ same (``tests/sim/test_kernels.py`` compares the two on thousands of steps).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
 from numba import njit, prange
 
-from musicrec_gym.encoder_kernel import BLOCK, encode_block
+from musicrec_gym.encoder_kernel import BLOCK, MIN_BLOCK, encode_block, encode_window
 
 # ``ci`` header: sizes and parameters, then offsets (into ``cf`` or ``ci``) and state columns.
 (
-    C_U, C_T, C_K, C_M, C_HW, C_WARM, C_POOL, C_CONTK, C_SKIPW, C_MAXS, C_MODE,
+    C_U, C_T, C_K, C_M, C_HW, C_WARM, C_POOL, C_CONTK, C_SKIPW, C_MAXS, C_MODE, C_PTAB,
     O_TASTE, O_FACT, O_UTERM, O_TTERM, O_POPCDF, O_BASE, O_CSTAT, O_CTHR,
-    O_ARTIST, O_CIDX, O_CART,
+    O_ARTIST, O_CIDX, O_CART, O_PTAB,
     I_USER, I_HLEN, I_STEPS, I_OPTA, I_HIST, I_HLIS, I_WT, I_WA, I_CAND, I_CART,
     F_OPTL, F_THR, F_WL, F_CST, F_PEN,
     HEADER,
-) = range(38)  # fmt: skip
+) = range(40)  # fmt: skip
 # float parameters, the first entries of ``cf``
 (
     P_REPEAT, P_ARTIST, P_PER_SKIP, P_A, P_B, P_POP, P_NEXT,
@@ -46,6 +49,25 @@ from musicrec_gym.encoder_kernel import BLOCK, encode_block
 WINDOW = 5
 RESET_DRAWS = 1 + 3 * WINDOW
 STEP_DRAWS = 4
+
+
+def one_out_size(pool: int) -> int:
+    """Length of the scratch ``out`` of :func:`step_one` and :func:`reset_one`."""
+    return RESET_DRAWS + 2 * pool
+
+
+def entry_point(kernel: Any, *args: Any) -> Callable[..., Any]:
+    """``kernel`` compiled for ``args``' types, callable without numba's type dispatch.
+
+    Compiles (or loads from the cache) without running. The call then skips resolving
+    each argument's type, a quarter of a microsecond of a single env's step; the
+    caller must pass arguments of exactly these types.
+    """
+    sig = tuple(numba.typeof(a) for a in args)
+    kernel.compile(sig)
+    return kernel.overloads[sig].entry_point
+
+
 MODES = ("listen", "time", "event")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -125,20 +147,21 @@ def _play(cf, ci, ir, fr, action, u_listen):
     )
     p = _sigmoid(static - _fatigue(cf, repeated, _window_count(ir, wa, artist)))
     listened = u_listen < p
-    # The candidates' fatigue, as the reference's masked adds.
-    cand, cart, pen = ci[I_CAND], ci[I_CART], ci[F_PEN]
+    # The candidates' fatigue, as the reference's masked adds (in the same order), as
+    # selects over views indexed by an unsigned counter: a loop the compiler vectorises.
+    cands, carts = ir[ci[I_CAND] : ci[I_CAND] + m], ir[ci[I_CART] : ci[I_CART] + m]
+    pens = fr[ci[F_PEN] : ci[F_PEN] + m]
     hlis, hlen_at, wl = ci[I_HLIS], ci[I_HLEN], ci[F_WL]
     w_repeat, w_artist = cf[P_REPEAT], cf[P_ARTIST]
     gone_artist = ir[wa]
-    for c in range(m):
-        if ir[cand + c] == action and not repeated:
-            fr[pen + c] += w_repeat
-        ca = ir[cart + c]
-        is_same, gone = ca == artist, ca == gone_artist
-        if is_same and not gone:
-            fr[pen + c] += w_artist
-        elif gone and not is_same:
-            fr[pen + c] -= w_artist
+    hit = -2 if repeated else action  # -2: no candidate is a new repeat
+    for c in range(np.uint64(m)):
+        x = pens[c]
+        x = x + w_repeat if cands[c] == hit else x
+        ca = carts[c]
+        same, gone = ca == artist, ca == gone_artist
+        x = x + w_artist if same and not gone else (x - w_artist if gone and not same else x)
+        pens[c] = x
     ir[hist + hlen] = action
     ir[hlis + hlen] = 1 if listened else 0
     ir[hlen_at] = hlen + 1
@@ -153,17 +176,46 @@ def _play(cf, ci, ir, fr, action, u_listen):
 
 
 @njit(**_JIT)
+def _best_candidate(static: np.ndarray, pen: np.ndarray) -> tuple[float, int]:
+    """Max of ``static - pen`` and its first place: four interleaved scans, then merged.
+
+    (One scan is a chain of dependent compares; four run side by side. Ties keep the
+    first place, as ``argmax`` does.)
+    """
+    m = static.shape[0]
+    b0, b1, b2, b3 = -np.inf, -np.inf, -np.inf, -np.inf
+    j0, j1, j2, j3 = m, m, m, m
+    c = 0
+    while c + 4 <= m:
+        v0, v1 = static[c] - pen[c], static[c + 1] - pen[c + 1]
+        v2, v3 = static[c + 2] - pen[c + 2], static[c + 3] - pen[c + 3]
+        if v0 > b0 or j0 == m:
+            b0, j0 = v0, c
+        if v1 > b1 or j1 == m:
+            b1, j1 = v1, c + 1
+        if v2 > b2 or j2 == m:
+            b2, j2 = v2, c + 2
+        if v3 > b3 or j3 == m:
+            b3, j3 = v3, c + 3
+        c += 4
+    while c < m:
+        v0 = static[c] - pen[c]
+        if v0 > b0 or j0 == m:
+            b0, j0 = v0, c
+        c += 1
+    best, j = b0, j0
+    for b, i in ((b1, j1), (b2, j2), (b3, j3)):
+        if i < m and (j == m or b > best or (b == best and i < j)):
+            best, j = b, i
+    return best, j
+
+
+@njit(**_JIT)
 def _update_optimal(cf, ci, ir, fr) -> None:
     """The best track now and its logit, from the cached candidates or the whole catalog."""
     m, k, n_tracks = ci[C_M], ci[C_K], ci[C_T]
-    cst, pen, cand = ci[F_CST], ci[F_PEN], ci[I_CAND]
-    best = fr[cst] - fr[pen]
-    j = 0
-    for c in range(1, m):
-        v = fr[cst + c] - fr[pen + c]
-        if v > best:
-            best, j = v, c
-    action = ir[cand + j]
+    best, j = _best_candidate(fr[ci[F_CST] : ci[F_CST] + m], fr[ci[F_PEN] : ci[F_PEN] + m])
+    action = ir[ci[I_CAND] + j]
     if best < fr[ci[F_THR]]:  # fatigue pushed the cache below the rest: score everything
         user, hlen = ir[ci[I_USER]], ir[ci[I_HLEN]]
         hist, wa = ci[I_HIST], ci[I_WA]
@@ -180,8 +232,14 @@ def _update_optimal(cf, ci, ir, fr) -> None:
 
 
 @njit(**_JIT)
-def _logging_choice(cf, ci, ir, mix, idx, sims):
-    """The radio-like logging policy's track (``BatchSimulator._logging_choice``)."""
+def _logging_choice(cf, ci, ir, mix, idx, sims, user, q_prev):
+    """The radio-like logging policy's track (``BatchSimulator._logging_choice``).
+
+    Returns the track and its place in the listener's pool (-1 for a popular track).
+    A continuation after a play from the pool (``q_prev >= 0``) is looked up in the
+    pool's nearest-tracks table (``ListenerCandidates.pool_nearest``), as the
+    reference's warm-up does; otherwise, or without a table, it is computed.
+    """
     n_tracks, pool, k, dim = ci[C_T], ci[C_POOL], ci[C_CONTK], ci[C_K]
     pop_cdf = ci[O_POPCDF]
     lo, hi = 0, n_tracks  # searchsorted(side="right"): the first entry > idx
@@ -194,41 +252,45 @@ def _logging_choice(cf, ci, ir, mix, idx, sims):
     by_pop = min(lo, n_tracks - 1)
     pool_pos = min(np.int64(idx * pool), pool - 1)
     cand = ci[I_CAND]
-    choice = by_pop if mix < cf[P_POP] else ir[cand + pool_pos]
+    if mix < cf[P_POP]:
+        return by_pop, -1
     last = ir[ci[I_WT] + WINDOW - 1]
-    if mix >= cf[P_POP] and mix < cf[P_POP] + cf[P_NEXT] and last >= 0:
-        # Similarities to the last play: k outer, so the pool's dot products (each
-        # summed in k order, as one at a time would) run side by side.
-        fact = ci[O_FACT]
-        last_row = fact + last * dim
+    if mix >= cf[P_POP] + cf[P_NEXT] or last < 0:
+        return ir[cand + pool_pos], pool_pos
+    pick = min(np.int64(idx * k), k - 1)
+    if q_prev >= 0 and ci[C_PTAB] != 0:
+        q = ci[ci[O_PTAB] + (user * pool + q_prev) * k + pick]
+        return ir[cand + q], q
+    # Similarities to the last play: k outer, so the pool's dot products (each
+    # summed in k order, as one at a time would) run side by side.
+    fact = ci[O_FACT]
+    last_row = fact + last * dim
+    for q in range(pool):
+        sims[q] = 0.0
+    for j in range(dim):
+        y = cf[last_row + j]
         for q in range(pool):
-            sims[q] = 0.0
-        for j in range(dim):
-            y = cf[last_row + j]
-            for q in range(pool):
-                sims[q] += cf[fact + ir[cand + q] * dim + j] * y
+            sims[q] += cf[fact + ir[cand + q] * dim + j] * y
+    for q in range(pool):
+        if ir[cand + q] == last:
+            sims[q] = -np.inf
+    # the k most similar, in pool order; the one idx picks
+    chosen = sims[pool : 2 * pool]  # 1.0 marks a chosen place
+    for q in range(pool):
+        chosen[q] = 0.0
+    for _ in range(k):
+        best = -1
         for q in range(pool):
-            if ir[cand + q] == last:
-                sims[q] = -np.inf
-        # the k most similar, in pool order; the one idx picks
-        chosen = sims[pool : 2 * pool]  # 1.0 marks a chosen place
-        for q in range(pool):
-            chosen[q] = 0.0
-        for _ in range(k):
-            best = -1
-            for q in range(pool):
-                if chosen[q] == 0.0 and (best < 0 or sims[q] > sims[best]):
-                    best = q
-            chosen[best] = 1.0
-        pick = min(np.int64(idx * k), k - 1)
-        seen = -1
-        for q in range(pool):
-            if chosen[q] != 0.0:
-                seen += 1
-                if seen == pick:
-                    choice = ir[cand + q]
-                    break
-    return choice
+            if chosen[q] == 0.0 and (best < 0 or sims[q] > sims[best]):
+                best = q
+        chosen[best] = 1.0
+    seen = -1
+    for q in range(pool):
+        if chosen[q] != 0.0:
+            seen += 1
+            if seen == pick:
+                return ir[cand + q], q
+    return -1, -1  # not reached: k <= pool places are chosen
 
 
 @njit(**_JIT)
@@ -256,21 +318,26 @@ def _reset_slot(cf, ci, si, sf, rng, s, user, u, sims) -> None:
     ir[ci[I_STEPS]] = 0
     cidx, cartu = ci[O_CIDX] + user * m, ci[O_CART] + user * m
     cstat = ci[O_CSTAT] + user * m
-    for c in range(m):
-        ir[cand + c] = ci[cidx + c]
-        ir[cart + c] = ci[cartu + c]
-        fr[cst + c] = cf[cstat + c]
-        fr[pen + c] = 0.0
+    ir[cand : cand + m] = ci[cidx : cidx + m]
+    ir[cart : cart + m] = ci[cartu : cartu + m]
+    fr[cst : cst + m] = cf[cstat : cstat + m]
+    fr[pen : pen + m] = 0.0
     fr[ci[F_THR]] = cf[ci[O_CTHR] + user]
+    at_pool = -1
     for j in range(ci[C_WARM]):
-        action = _logging_choice(cf, ci, ir, u[1 + 3 * j], u[2 + 3 * j], sims)
+        action, at_pool = _logging_choice(
+            cf, ci, ir, u[1 + 3 * j], u[2 + 3 * j], sims, user, at_pool
+        )
         _play(cf, ci, ir, fr, action, u[3 + 3 * j])
     _update_optimal(cf, ci, ir, fr)
 
 
 @njit(**_JIT)
-def _step_slot(cf, ci, si, sf, rng, s, action, u, resf, resb) -> None:
-    """One recommendation in slot ``s``; outcome into ``resf[:, s]`` and ``resb[:, s]``."""
+def _step_slot(cf, ci, si, sf, rng, s, action, u):
+    """One recommendation in slot ``s``.
+
+    Returns reward, expected reward, optimal reward, listened, terminated, truncated.
+    """
     _draw(rng, s, STEP_DRAWS, u)
     ir, fr = si[s], sf[s]
     a, b = cf[P_A], cf[P_B]
@@ -301,23 +368,25 @@ def _step_slot(cf, ci, si, sf, rng, s, action, u, resf, resb) -> None:
     hazard = 1.0 - np.exp(-(cf[ci[O_BASE] + ir[ci[I_USER]]] + cf[P_PER_SKIP] * skips))
     terminated = u[1] < hazard
     _update_optimal(cf, ci, ir, fr)
-    resf[0, s] = reward
-    resf[1, s] = a + b * p
-    resf[2, s] = optimal
-    resb[0, s] = listened
-    resb[1, s] = terminated
-    resb[2, s] = not terminated and steps >= ci[C_MAXS]
+    truncated = not terminated and steps >= ci[C_MAXS]
+    return reward, a + b * p, optimal, listened, terminated, truncated
 
 
 @njit(**_JIT)
 def _encode_slots(si, sf, ci, ce, lay, slots, obs, work) -> None:
-    """Observations of ``slots`` into the rows of ``obs``, a block of windows at a time."""
+    """Observations of ``slots`` into the rows of ``obs``: blocks, then a short tail one by one."""
     tracks = np.empty((BLOCK, WINDOW), np.int64)
     flags = np.empty((BLOCK, WINDOW), np.float64)
     wt, wl = ci[I_WT], ci[F_WL]
     n = slots.shape[0]
     for start in range(0, n, BLOCK):
         nb = min(BLOCK, n - start)
+        if nb < MIN_BLOCK:
+            for r in range(start, n):
+                s = slots[r]
+                encode_window(ce, lay, si[s, wt : wt + WINDOW], sf[s, wl : wl + WINDOW],
+                              obs[r], work)  # fmt: skip
+            return
         for r in range(nb):
             s = slots[start + r]
             for j in range(WINDOW):
@@ -336,7 +405,9 @@ def _step_range(cf, ci, si, sf, rng, ce, lay, actions, lo, hi, autoreset,
     ended = np.empty(hi - lo, np.int64)
     n_ended = 0
     for s in range(lo, hi):
-        _step_slot(cf, ci, si, sf, rng, s, actions[s], u, resf, resb)
+        out = _step_slot(cf, ci, si, sf, rng, s, actions[s], u)
+        resf[0, s], resf[1, s], resf[2, s] = out[0], out[1], out[2]
+        resb[0, s], resb[1, s], resb[2, s] = out[3], out[4], out[5]
         ir = si[s]
         pre[0, s] = ir[ci[I_USER]]
         pre[1, s] = ir[ci[I_OPTA]]
@@ -378,6 +449,50 @@ def step_serial(cf, ci, si, sf, rng, ce, lay, actions, autoreset,
     """:func:`step_parallel` on the calling thread (small batches: no thread hand-off)."""
     _step_range(cf, ci, si, sf, rng, ce, lay, actions, 0, si.shape[0], autoreset,
                 resf, resb, pre, obs, final_obs, work[0])  # fmt: skip
+
+
+@njit(**_JIT)
+def step_one(cf, ci, si, sf, rng, ce, lay, action, out, obs, work):
+    """Slot 0 steps with ``action`` (a single env); its observation into ``obs[:code_dim]``.
+
+    Returns reward, expected reward, optimal reward, listened, terminated, truncated,
+    the next optimal action and the step count. ``out`` (float64,
+    :func:`one_out_size`) is scratch.
+    """
+    u = out[:STEP_DRAWS]  # scratch: no allocation in a single env's step
+    reward, expected, optimal, listened, terminated, truncated = _step_slot(
+        cf, ci, si, sf, rng, 0, action, u
+    )
+    ir = si[0]
+    wt, wl = ci[I_WT], ci[F_WL]
+    encode_window(ce, lay, ir[wt : wt + WINDOW], sf[0, wl : wl + WINDOW], obs, work[0])
+    return (
+        reward, expected, optimal, listened, terminated, truncated, ir[ci[I_OPTA]],
+        ir[ci[I_STEPS]],
+    )  # fmt: skip
+
+
+@njit(**_JIT)
+def reset_one(cf, ci, si, sf, rng, ce, lay, user, out, obs, work):
+    """Slot 0 restarts (a single env), with ``user`` or a drawn listener if negative.
+
+    Its observation goes into ``obs[:code_dim]``. Returns the listener, the best first
+    recommendation and its expected reward. ``out``: scratch, as for :func:`step_one`.
+    """
+    u = out[:RESET_DRAWS]  # scratch: no allocation in a single env's reset
+    sims = out[RESET_DRAWS:]
+    _reset_slot(cf, ci, si, sf, rng, 0, user, u, sims)
+    ir = si[0]
+    wt, wl = ci[I_WT], ci[F_WL]
+    encode_window(ce, lay, ir[wt : wt + WINDOW], sf[0, wl : wl + WINDOW], obs, work[0])
+    return ir[ci[I_USER]], ir[ci[I_OPTA]], cf[P_A] + cf[P_B] * _sigmoid(sf[0, ci[F_OPTL]])
+
+
+@njit(**_JIT)
+def optimal_rewards(cf, ci, sf, slots, out) -> None:
+    """The best expected reward now in ``slots``, as a step reports it (the same ``exp``)."""
+    for r in range(slots.shape[0]):
+        out[r] = cf[P_A] + cf[P_B] * _sigmoid(sf[slots[r], ci[F_OPTL]])
 
 
 @njit(**_JIT)

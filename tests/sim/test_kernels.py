@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from musicrec_gym.encoder_kernel import BLOCK, encode_block, pack_encoder, work_size
+from musicrec_gym.encoder_kernel import (
+    BLOCK,
+    aligned_empty,
+    encode_block,
+    encode_window,
+    pack_encoder,
+    work_size,
+)
+from musicrec_gym.sim import kernels as kn
+from musicrec_gym.sim import simulator
 from musicrec_gym.sim.compiled import CompiledSimulator
 from musicrec_gym.sim.simulator import BatchSimulator
 from musicrec_gym.world import load_world
@@ -34,9 +43,15 @@ def _same_state(ref, fast, when):
     assert np.array_equal(ref.streams.state, fast.streams.state), when
 
 
-@pytest.mark.parametrize("mode", ["listen", "time", "event"])
-def test_compiled_steps_and_resets_match_the_reference(world, mode):
+@pytest.mark.parametrize(
+    ("mode", "tables"), [("listen", True), ("time", True), ("event", True), ("listen", False)]
+)
+def test_compiled_steps_and_resets_match_the_reference(world, mode, tables, monkeypatch):
+    """``tables=False``: a world too big for the pool's nearest-tracks table."""
+    if not tables:
+        monkeypatch.setattr(simulator, "_POOL_SIM_BYTES", 0)
     ref, fast = _pair(world, 128, mode)
+    assert fast.ci[kn.C_PTAB] == tables
     _same_state(ref, fast, "reset")
     rng = np.random.default_rng(3)
     ends = 0
@@ -96,24 +111,29 @@ def test_parallel_and_serial_kernels_give_the_same_numbers(world):
         assert np.array_equal(ea.obs, eb.obs) and np.array_equal(ea.final_obs, eb.final_obs)
 
 
-def test_encoder_kernel_matches_numpy_encoder_and_block_sizes_agree(world):
+def test_encoder_kernels_match_numpy_encoder_and_each_other(world):
     enc = world.encoder
     ce, lay = pack_encoder(enc)
+    assert ce.ctypes.data % 64 == 0
     rng = np.random.default_rng(0)
-    n = 3 * BLOCK + 5
+    n = 2 * BLOCK + 5
     tracks = rng.integers(-1, enc.n_tracks, (n, 5))  # -1: an empty window place
     flags = rng.integers(0, 2, (n, 5)).astype(np.float64)
     expected = enc.encode_ids(tracks, flags)
-    work = np.empty(work_size(lay), np.float32)
-    blocks = np.empty((n, enc.code_dim), np.float32)
-    for start in range(0, n, BLOCK):
-        end = min(start + BLOCK, n)
-        encode_block(ce, lay, tracks[start:end], flags[start:end], blocks[start:end], work)
-    ones = np.empty_like(blocks)
+    work = aligned_empty(work_size(lay))
+    for size in (BLOCK, 7, 1):  # full blocks, odd blocks, blocks of one
+        blocks = np.empty((n, enc.code_dim), np.float32)
+        for start in range(0, n, size):
+            end = min(start + size, n)
+            encode_block(ce, lay, tracks[start:end], flags[start:end], blocks[start:end], work)
+        assert np.allclose(blocks, expected, atol=1e-6, rtol=0), size
+        if size == BLOCK:
+            full = blocks
+        assert np.array_equal(blocks, full), size  # a window's code does not depend on its block
+    ones = np.empty_like(full)
     for i in range(n):
-        encode_block(ce, lay, tracks[i : i + 1], flags[i : i + 1], ones[i : i + 1], work)
-    assert np.allclose(blocks, expected, atol=1e-6, rtol=0)
-    assert np.array_equal(blocks, ones)  # a window's code does not depend on its block
+        encode_window(ce, lay, tracks[i], flags[i], ones[i], work)
+    assert np.array_equal(ones, full)  # one at a time: the same bits
 
 
 def test_encoder_kernel_matches_pytorch(world):
@@ -139,5 +159,5 @@ def test_encoder_kernel_matches_pytorch(world):
         _, (h2, _) = lstm2(out1)
     expected = h2[0].numpy()
     got = np.empty((BLOCK, enc.code_dim), np.float32)
-    encode_block(ce, lay, tracks, flags, got, np.empty(work_size(lay), np.float32))
+    encode_block(ce, lay, tracks, flags, got, aligned_empty(work_size(lay)))
     assert np.abs(got - expected).max() < 1e-5
