@@ -12,8 +12,9 @@ order, so a window's code is the same bits from either:
 
 Both use
 
-* layer 1's input projections (biases included) looked up per (track, listened) pair
-  and its first step (from zeros) looked up whole, as in ``encode_ids``;
+* layer 1's input projections (biases included) looked up per (track, listened) pair,
+  and both layers' first step (from zeros, so depending on that play alone) looked up
+  whole;
 * a rational ``tanh`` (Eigen's float approximation, within 2e-7 of the exact value
   over the whole line) that the compiler vectorises, where ``math.tanh`` is a scalar
   library call; every gate is one ``tanh`` (``sigmoid(a) = (1 + tanh(a/2)) / 2``, the
@@ -36,9 +37,9 @@ from musicrec_gym.encoder import NumpyEncoder
 # Layout of the packed encoder (an int64 array ``lay``): sizes, padded row strides, then
 # offsets into the float32 arena ``ce``.
 (
-    E_F, E_H1, E_H2, E_NCODES, E_S1, E_S2, E_SS,
-    E_W1H, E_T1, E_S0, E_W2, E_ACT1, E_ACT2,
-) = range(13)  # fmt: skip
+    E_F, E_H1, E_H2, E_NCODES, E_S1, E_S2, E_SS, E_SQ,
+    E_W1H, E_T1, E_S0, E_W2, E_ACT1, E_ACT2, E_Q0,
+) = range(15)  # fmt: skip
 _ALIGN = 16  # floats: 64 bytes
 U = np.uint64
 
@@ -108,11 +109,11 @@ def pack_encoder(enc: NumpyEncoder) -> tuple[np.ndarray, np.ndarray]:
     """The encoder's weights and track tables as one aligned float32 arena and its layout.
 
     Needs ``enc.bind_tracks`` first. Every row is padded to 16 floats. Memory: about
-    ``2 n_tracks (4 H1 + 2 H1)`` float32s for the tables (96 MB at 100,000 tracks for the
-    built-in encoder's ``H1 = 18``).
+    ``2 n_tracks (4 H1 + 2 H1 + 2 H2)`` float32s for the tables (128 MB at 100,000
+    tracks for the built-in encoder's ``H1 = 18``, ``H2 = 9``, rows padded).
     """
     w, h1, h2, f = enc._w, enc._h1, enc._h2, enc.feature_dim
-    s1, s2, ss = _padded(4 * h1), _padded(4 * h2), _padded(2 * h1)
+    s1, s2, ss, sq = _padded(4 * h1), _padded(4 * h2), _padded(2 * h1), _padded(2 * h2)
     feats = enc._features.astype(np.float64)  # (2 n, F): [vector, flag] per (track, flag)
     n_codes = feats.shape[0]
     s0 = np.concatenate(
@@ -121,13 +122,20 @@ def pack_encoder(enc: NumpyEncoder) -> tuple[np.ndarray, np.ndarray]:
     w2 = np.concatenate(
         [_scaled(w["l2_w_ih"], h2).T, _scaled(w["l2_w_hh"], h2).T, _scaled(w["l2_b"], h2)[None]]
     )  # (H1 + H2 + 1, 4 H2): rows [h1 | h2 | 1]
+    w1h = _scaled(w["l1_w_hh"], h1).T  # (H1, 4 H1)
+    # Layer 2's first step (from zeros) depends on the first play alone: looked up.
+    pre = s0[:, :h1].astype(np.float64) @ w["l2_w_ih"].T + w["l2_b"]
+    gate_i, _, gate_g, gate_o = (pre[:, k * h2 : (k + 1) * h2] for k in range(4))
+    c2 = _sigmoid(gate_i) * np.tanh(gate_g)
+    q0 = np.concatenate([_sigmoid(gate_o) * np.tanh(c2), c2], axis=1)  # (2n, 2 H2): [h, c]
     parts = [
-        (_scaled(w["l1_w_hh"], h1).T, s1),  # (H1, 4 H1)
+        (w1h, s1),
         (feats @ _scaled(w["l1_w_ih"], h1).T + _scaled(w["l1_b"], h1), s1),  # (2n, 4 H1)
         (s0, ss),
         (w2, s2),
         (_activation(h1), s1),
         (_activation(h2), s2),
+        (q0, sq),
     ]
     offsets = np.cumsum([0] + [len(rows) * stride for rows, stride in parts])
     arena = aligned_empty(int(offsets[-1]))
@@ -135,8 +143,12 @@ def pack_encoder(enc: NumpyEncoder) -> tuple[np.ndarray, np.ndarray]:
     for (rows, stride), at in zip(parts, offsets[:-1], strict=True):
         block = arena[at : at + len(rows) * stride].reshape(len(rows), stride)
         block[:, : rows.shape[1]] = rows
-    lay = np.array([f, h1, h2, n_codes, s1, s2, ss, *offsets[:-1]], dtype=np.int64)
+    lay = np.array([f, h1, h2, n_codes, s1, s2, ss, sq, *offsets[:-1]], dtype=np.int64)
     return arena, lay
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 BLOCK = 64
@@ -211,35 +223,34 @@ def encode_window(
     s1, s2, ss = U(lay[E_S1]), U(lay[E_S2]), U(lay[E_SS])
     o_w1h, o_t1, o_s0, o_w2 = U(lay[E_W1H]), U(lay[E_T1]), U(lay[E_S0]), U(lay[E_W2])
     o_a1, o_a2 = U(lay[E_ACT1]), U(lay[E_ACT2])
+    o_q0, sq = U(lay[E_Q0]), U(lay[E_SQ])
     g1, g2, two, three = U(4) * h1n, U(4) * h2n, U(2), U(3)
     z1, hc1 = work[:s1], work[s1 : s1 + ss]
     z2, hc2 = work[s1 + ss : s1 + ss + s2], work[s1 + ss + s2 : s1 + ss + two * s2]
-    for t in range(tracks.shape[0]):
+    first = _code(tracks[0], listened[0], n_codes)
+    base = o_s0 + first * ss  # the first step of both layers, from zeros: looked up
+    for j in range(two * h1n):
+        hc1[j] = ce[base + j]
+    base = o_q0 + first * sq
+    for j in range(two * h2n):
+        hc2[j] = ce[base + j]
+    for t in range(1, tracks.shape[0]):
         code = _code(tracks[t], listened[t], n_codes)
-        if t == 0:  # layer 1's first step, from zeros: looked up
-            base = o_s0 + code * ss
-            for j in range(two * h1n):
-                hc1[j] = ce[base + j]
-        else:
-            base = o_t1 + code * s1
-            for j in range(g1):
-                z1[j] = ce[base + j]
-            _rows1(z1, ce, o_w1h, s1, hc1, h1n, g1)
-            for j in range(g1):
-                z1[j] = tanh32(z1[j]) * ce[o_a1 + j] + ce[o_a1 + s1 + j]
-            for j in range(h1n):
-                c = z1[h1n + j] * hc1[h1n + j] + z1[j] * z1[two * h1n + j]
-                hc1[h1n + j] = c
-                hc1[j] = z1[three * h1n + j] * tanh32(c)
+        base = o_t1 + code * s1
+        for j in range(g1):
+            z1[j] = ce[base + j]
+        _rows1(z1, ce, o_w1h, s1, hc1, h1n, g1)
+        for j in range(g1):
+            z1[j] = tanh32(z1[j]) * ce[o_a1 + j] + ce[o_a1 + s1 + j]
+        for j in range(h1n):
+            c = z1[h1n + j] * hc1[h1n + j] + z1[j] * z1[two * h1n + j]
+            hc1[h1n + j] = c
+            hc1[j] = z1[three * h1n + j] * tanh32(c)
         bias = o_w2 + (h1n + h2n) * s2
         for j in range(g2):
             z2[j] = ce[bias + j]
         _rows1(z2, ce, o_w2, s2, hc1, h1n, g2)
-        if t == 0:
-            for j in range(h2n):
-                hc2[h2n + j] = 0.0
-        else:
-            _rows1(z2, ce, o_w2 + h1n * s2, s2, hc2, h2n, g2)
+        _rows1(z2, ce, o_w2 + h1n * s2, s2, hc2, h2n, g2)
         for j in range(g2):
             z2[j] = tanh32(z2[j]) * ce[o_a2 + j] + ce[o_a2 + s2 + j]
         for j in range(h2n):
@@ -278,40 +289,40 @@ def encode_block(
     z2 = work[at : at + g2 * nb].reshape((g2, nb))
     at += g2 * nb
     hc2 = work[at : at + two * h2n * nb].reshape((two * h2n, nb))
+    o_q0, sq = U(lay[E_Q0]), U(lay[E_SQ])
+    first = np.empty(nb, np.uint64)
     code = np.empty(nb, np.uint64)
-    for t in range(tracks.shape[1]):
+    for s in range(nb):
+        first[s] = _code(tracks[s, 0], listened[s, 0], n_codes)
+    for j in range(two * h1n):  # the first step of both layers, from zeros: looked up
+        for s in range(nb):
+            hc1[j, s] = ce[o_s0 + first[s] * ss + j]
+    for j in range(two * h2n):
+        for s in range(nb):
+            hc2[j, s] = ce[o_q0 + first[s] * sq + j]
+    for t in range(1, tracks.shape[1]):
         for s in range(nb):
             code[s] = _code(tracks[s, t], listened[s, t], n_codes)
-        if t == 0:  # layer 1's first step, from zeros: looked up
-            for j in range(two * h1n):
-                for s in range(nb):
-                    hc1[j, s] = ce[o_s0 + code[s] * ss + j]
-        else:
-            for j in range(g1):
-                for s in range(nb):
-                    z1[j, s] = ce[o_t1 + code[s] * s1 + j]
-            _rows(z1, ce, o_w1h, s1, hc1, h1n, g1, nb)
-            for j in range(g1):
-                mul, add = ce[o_a1 + j], ce[o_a1 + s1 + j]
-                for s in range(nb):
-                    z1[j, s] = tanh32(z1[j, s]) * mul + add
-            for j in range(h1n):
-                for s in range(nb):
-                    c = z1[h1n + j, s] * hc1[h1n + j, s] + z1[j, s] * z1[two * h1n + j, s]
-                    hc1[h1n + j, s] = c
-                    hc1[j, s] = z1[three * h1n + j, s] * tanh32(c)
+        for j in range(g1):
+            for s in range(nb):
+                z1[j, s] = ce[o_t1 + code[s] * s1 + j]
+        _rows(z1, ce, o_w1h, s1, hc1, h1n, g1, nb)
+        for j in range(g1):
+            mul, add = ce[o_a1 + j], ce[o_a1 + s1 + j]
+            for s in range(nb):
+                z1[j, s] = tanh32(z1[j, s]) * mul + add
+        for j in range(h1n):
+            for s in range(nb):
+                c = z1[h1n + j, s] * hc1[h1n + j, s] + z1[j, s] * z1[two * h1n + j, s]
+                hc1[h1n + j, s] = c
+                hc1[j, s] = z1[three * h1n + j, s] * tanh32(c)
         bias = o_w2 + (h1n + h2n) * s2
         for j in range(g2):
             b = ce[bias + j]
             for s in range(nb):
                 z2[j, s] = b
         _rows(z2, ce, o_w2, s2, hc1, h1n, g2, nb)
-        if t == 0:
-            for j in range(h2n):
-                for s in range(nb):
-                    hc2[h2n + j, s] = 0.0
-        else:
-            _rows(z2, ce, o_w2 + h1n * s2, s2, hc2, h2n, g2, nb)
+        _rows(z2, ce, o_w2 + h1n * s2, s2, hc2, h2n, g2, nb)
         for j in range(g2):
             mul, add = ce[o_a2 + j], ce[o_a2 + s2 + j]
             for s in range(nb):

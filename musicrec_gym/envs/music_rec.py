@@ -154,11 +154,11 @@ class MusicRecEnv(gym.Env):
                 "step() called after the episode ended (or before the first reset): "
                 "call reset() to start a new session"
             )
-        if type(action) in self._fast_types and 0 <= action < self._n_tracks:
+        if type(action) in self._fast_types and 0 <= (track := int(action)) < self._n_tracks:
             # the common case, without batch arrays (a fifth of the generic path's cost)
-            obs, reward, terminated, truncated, info = self.core.step_one(int(action))
-            self._done = terminated or truncated
-            return obs, reward, terminated, truncated, info
+            out = self.core.step_one(track)
+            self._done = out[2] or out[3]
+            return out
         arr = np.asarray(action)
         if arr.size != 1:
             raise InvalidActionError(

@@ -7,8 +7,11 @@ state (info, rendering, the oracle's ``expected_rewards``) works unchanged; only
 also encodes the observations and, if asked, restarts ended sessions in the same pass.
 
 A batch of at least ``PARALLEL_FROM`` slots is split over the cores (``NUMBA_NUM_THREADS``
-caps them); smaller ones run on the calling thread. The first use in a process compiles
-the kernels (or loads them from numba's cache next to the sources, a second or two).
+caps them); smaller ones run as one chunk on the calling thread. A single environment
+has its own pair of kernels (:meth:`CompiledSimulator.step_one`, ``reset_one``) that
+take and return plain values, called through their compiled entry points. The first
+use in a process compiles the kernels (or loads them from numba's cache next to the
+sources, a second or two).
 """
 
 from __future__ import annotations
@@ -77,9 +80,8 @@ class CompiledSimulator(BatchSimulator):
         self.cf, self.ci = self._pack()
         self.ce, self.lay = _encoder_pack(encoder)
         self.code_dim = int(self.lay[E_H2])
-        threads = kn.num_threads() if n_slots >= PARALLEL_FROM else 1
-        self._kernel = kn.step_parallel if threads > 1 else kn.step_serial
-        self._work = aligned_empty((threads, work_size(self.lay)))
+        chunks = kn.num_threads() if n_slots >= PARALLEL_FROM else 1
+        self._work = aligned_empty((chunks, work_size(self.lay)))  # a row per chunk
         warm = params.warmup
         self._pre_width = 3 + 2 * warm
         self._one = np.empty(kn.one_out_size(self.pool), np.float64)
@@ -182,7 +184,7 @@ class CompiledSimulator(BatchSimulator):
         pre = np.empty((self._pre_width, b), np.int64)
         obs = np.empty((b, self.code_dim), np.float32)
         final = np.zeros((b, self.code_dim), np.float32) if autoreset else obs
-        self._kernel(
+        kn.step_parallel(
             self.cf, self.ci, self.int_state, self.float_state, self.streams.state,
             self.ce, self.lay, np.ascontiguousarray(actions, dtype=np.int64), autoreset,
             resf, resb, pre, obs, final, self._work,

@@ -16,6 +16,11 @@ about 40 ns to hand over (what a single environment's step is made of):
   these columns);
 * ``ce``, ``lay``: the packed encoder (:mod:`musicrec_gym.encoder_kernel`).
 
+numba caches each module's compiled code checked against that module's own source
+only: after editing :mod:`musicrec_gym.encoder_kernel` in a checkout, delete the
+``.nbi``/``.nbc`` files under ``musicrec_gym/sim/__pycache__`` (an installed release
+replaces both files, so its cache is rebuilt).
+
 Floats are the reference's up to the last bits of library ``exp`` and of dot
 products summed in another order; discrete outcomes (plays, listens, ends) are the
 same (``tests/sim/test_kernels.py`` compares the two on thousands of steps).
@@ -433,7 +438,12 @@ def _step_range(cf, ci, si, sf, rng, ce, lay, actions, lo, hi, autoreset,
 @njit(parallel=True, **_JIT)
 def step_parallel(cf, ci, si, sf, rng, ce, lay, actions, autoreset,
                   resf, resb, pre, obs, final_obs, work) -> None:  # fmt: skip
-    """Every slot steps (see :func:`_step_range`), in chunks spread over the cores."""
+    """Every slot steps (see :func:`_step_range`), in chunks spread over the cores.
+
+    One chunk per row of ``work``. Even one chunk runs faster here than in a plain
+    ``njit`` function: numba compiles a parallel loop's body with its arrays marked
+    as not aliasing each other (15% on the whole step), for about 1 µs per call.
+    """
     n = si.shape[0]
     chunks = work.shape[0]
     for c in prange(chunks):
@@ -441,14 +451,6 @@ def step_parallel(cf, ci, si, sf, rng, ce, lay, actions, autoreset,
         if hi > lo:
             _step_range(cf, ci, si, sf, rng, ce, lay, actions, lo, hi, autoreset,
                         resf, resb, pre, obs, final_obs, work[c])  # fmt: skip
-
-
-@njit(**_JIT)
-def step_serial(cf, ci, si, sf, rng, ce, lay, actions, autoreset,
-                resf, resb, pre, obs, final_obs, work) -> None:  # fmt: skip
-    """:func:`step_parallel` on the calling thread (small batches: no thread hand-off)."""
-    _step_range(cf, ci, si, sf, rng, ce, lay, actions, 0, si.shape[0], autoreset,
-                resf, resb, pre, obs, final_obs, work[0])  # fmt: skip
 
 
 @njit(**_JIT)
