@@ -42,7 +42,7 @@ from musicrec_gym.world import load_world
 SLOTS = 1024
 
 
-@njit(cache=True)
+@njit
 def _blocks(ce, lay, tracks, flags, out, work, reps):
     for _ in range(reps):
         for start in range(0, tracks.shape[0], BLOCK):
@@ -50,14 +50,14 @@ def _blocks(ce, lay, tracks, flags, out, work, reps):
             encode_block(ce, lay, tracks[start:end], flags[start:end], out[start:end], work)
 
 
-@njit(cache=True)
+@njit
 def _windows(ce, lay, tracks, flags, out, work, reps):
     for _ in range(reps):
         for i in range(tracks.shape[0]):
             encode_window(ce, lay, tracks[i], flags[i], out[i], work)
 
 
-@njit(cache=True)
+@njit
 def _resets(cf, ci, si, sf, rng, reps):
     u = np.empty(kn.RESET_DRAWS)
     sims = np.empty(2 * ci[kn.C_POOL])
@@ -66,7 +66,7 @@ def _resets(cf, ci, si, sf, rng, reps):
             kn._reset_slot(cf, ci, si, sf, rng, s, -1, u, sims)
 
 
-@njit(cache=True)
+@njit
 def _steps(cf, ci, si, sf, rng, actions, reps):
     """Steps (restarting ended sessions); returns the restarts done."""
     u = np.empty(kn.RESET_DRAWS)

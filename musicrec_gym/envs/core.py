@@ -199,16 +199,23 @@ class SessionCore:
     def reset_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
         """Info after a reset: the listener and the best first recommendation."""
         sim = self.sim
-        users = sim.user[slots]
         return {
-            "user": users.copy(),
-            "user_id": self.user_ids[users],
-            "optimal_action": sim.opt_action[slots].copy(),
+            **self.state_info(slots),
             "optimal_reward": (
                 sim.optimal_reward(slots)
                 if isinstance(sim, CompiledSimulator)
                 else sim.reward.expected(1.0 / (1.0 + np.exp(-sim.opt_logit[slots])))
             ),
+        }
+
+    def state_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
+        """The info keys that describe the session now in ``slots`` (new arrays)."""
+        sim = self.sim
+        users = sim.user[slots].copy()
+        return {
+            "user": users,
+            "user_id": self.user_ids[users],
+            "optimal_action": sim.opt_action[slots].copy(),
             **self.warmup_info(slots),
         }
 
@@ -222,15 +229,15 @@ class SessionCore:
         """
         warmup = self.sim.params.warmup
         return {
-            "warmup_tracks": self._catalog_rows(self.sim.hist[slots, :warmup]),
+            "warmup_tracks": self._catalog_rows(self.sim.hist[slots, :warmup].copy()),
             "warmup_listened": self.sim.hist_listened[slots, :warmup].astype(bool),
         }
 
     def _catalog_rows(self, tracks: np.ndarray) -> np.ndarray:
-        """A copy of ``tracks`` with a fitted world's rows outside the catalog as -1."""
-        rows = tracks.copy()
-        rows[rows >= self.world.n_tracks] = -1
-        return rows
+        """``tracks`` (a new array, changed in place) with a fitted world's rare rows as -1."""
+        if self.world.fitted is not None:  # a synthetic world's rows are all in the catalog
+            tracks[tracks >= self.world.n_tracks] = -1
+        return tracks
 
     def step_info(
         self, actions: np.ndarray, result: StepResult, enc: Encoded

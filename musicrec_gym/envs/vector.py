@@ -11,8 +11,9 @@ taken; the state keys (``user``, ``user_id``, ``optimal_action``, ``warmup_track
 ``warmup_listened``) describe the session now in the slot, the new one after an autoreset.
 Slot ``i`` seeded with ``seed + i`` gives exactly the trajectory of a single
 ``MusicRec-v0`` reset with that seed and fed the same actions: the same listeners,
-rewards, ends and optimal rewards bit for bit, and observations equal to float32
-rounding (the encoder's matrix products may round differently at other batch sizes).
+rewards, ends, optimal rewards and, in a synthetic world, observations bit for bit (a
+fitted world's NumPy encoder may round its matrix products differently at other batch
+sizes: equal to float32 rounding there).
 """
 
 from __future__ import annotations
@@ -27,10 +28,6 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from musicrec_gym.envs.core import SessionCore, check_kwargs, entropy_seeds
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.world import World
-
-# Info keys that describe the session now in a slot (the new one after an autoreset);
-# the others describe the step just taken, in every slot.
-_STATE_KEYS = ("user", "user_id", "optimal_action", "warmup_tracks", "warmup_listened")
 
 
 class MusicRecVectorEnv(VectorEnv):
@@ -110,18 +107,13 @@ class MusicRecVectorEnv(VectorEnv):
         done = result.terminated | result.truncated
         if not done.any():
             return enc.obs, result.reward, result.terminated, result.truncated, info
-        ended = np.flatnonzero(done)
         final_info = dict(info)
         final_info["_final_obs"] = done  # (as before: every key but the final ones)
         info["final_obs"] = enc.final_obs  # zeros where no session ended
         info["_final_obs"] = done
         info["final_info"] = final_info
         info["_final_info"] = done
-        fresh = core.reset_info(ended)
-        for key in _STATE_KEYS:
-            merged = info[key].copy()
-            merged[ended] = fresh[key]
-            info[key] = merged
+        info.update(core.state_info())  # the sessions now in the slots: new where one ended
         return enc.obs, result.reward, result.terminated, result.truncated, info
 
     def _with_masks(self, info: dict[str, np.ndarray]) -> dict[str, Any]:
