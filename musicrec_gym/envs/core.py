@@ -268,22 +268,24 @@ class SessionCore:
         if not isinstance(sim, CompiledSimulator):
             obs = self.reset(SLOT0, users)[0]
             info = first_slot(self.reset_info())
+            self._warmup = info["warmup_tracks"].copy(), info["warmup_listened"].copy()
         else:  # the same values, without batch arrays
             obs = np.empty(self.obs_dim, np.float32)
             user, action, optimal = sim.reset_one(-1 if users is None else int(users[0]), obs)
             if self.profile_features:
                 obs[sim.code_dim :] = self.world.profile_features[user]
-            warmup = self._warmup_len
+            # The warm-up's place in the state stays as it is for the whole session.
+            tracks = sim.hist[0, : self._warmup_len]
+            self._warmup = tracks, sim.hist_listened[0, : self._warmup_len].astype(bool)
             info = {
                 "user": user,
                 "user_id": self._user_id_list[user],
                 "optimal_action": action,
                 "optimal_reward": optimal,
-                "warmup_tracks": sim.hist[0, :warmup].copy(),
-                "warmup_listened": sim.hist_listened[0, :warmup].astype(bool),
+                "warmup_tracks": tracks.copy(),
+                "warmup_listened": self._warmup[1].copy(),
             }
         self._user, self._user_id = info["user"], info["user_id"]
-        self._warmup = info["warmup_tracks"].copy(), info["warmup_listened"].copy()
         self._profile = self.world.profile_features[info["user"]] if self.profile_features else None
         return obs, info
 

@@ -106,6 +106,36 @@ def test_same_seed_same_trajectory_and_different_seed_differs():
     assert not np.array_equal(a[:9], c[:9])
 
 
+def test_fast_path_equals_the_batch_path():
+    """The single env's own kernels give what the batch machinery gives.
+
+    Plain int actions take the fast path; 1-element arrays, the batch path. The
+    observations, rewards, ends and every info value (and its type) are the same.
+    """
+    fast, batch = gym.make("MusicRec-v0").unwrapped, gym.make("MusicRec-v0").unwrapped
+    rng = np.random.default_rng(4)
+    for episode in range(12):
+        obs_f, info_f = fast.reset(seed=episode)
+        obs_b, info_b = batch.reset(seed=episode)
+        reference = musicrec_gym.envs.core.first_slot(batch.core.reset_info())
+        for info in (info_f, info_b):
+            assert info.keys() == reference.keys()
+            for key, value in reference.items():
+                assert np.array_equal(info[key], value), key
+        assert np.array_equal(obs_f, obs_b)
+        done = False
+        while not done:
+            action = int(rng.integers(0, fast.action_space.n))
+            out_f = fast.step(action)
+            out_b = batch.step(np.array([action]))
+            assert np.array_equal(out_f[0], out_b[0]) and out_f[1:4] == out_b[1:4]
+            assert out_f[4].keys() == out_b[4].keys()
+            for key, value in out_b[4].items():
+                assert np.array_equal(out_f[4][key], value), key
+                assert type(out_f[4][key]) is type(value), key
+            done = out_f[2] or out_f[3]
+
+
 def test_reset_without_seed_continues_the_stream():
     env = gym.make("MusicRec-v0")
     first, _ = env.reset(seed=3)
