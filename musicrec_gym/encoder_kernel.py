@@ -200,6 +200,37 @@ def _rows1(z, ce, off, stride, h, rows, width):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _cells(z, ce, act, stride, hc, n, nb):
+    """Gate activations, then LSTM cells: ``hc`` (2n, nb), ``[h | c]``, from ``z`` (4n, nb).
+
+    Each gate value becomes ``tanh(z) * mul + add`` (``mul``, ``add``: the rows at
+    ``ce[act]`` and ``ce[act + stride]``), then ``c = f c + i g`` and ``h = o tanh(c)``.
+    """
+    two, three = U(2), U(3)
+    for j in range(U(4) * n):
+        mul, add = ce[act + j], ce[act + stride + j]
+        for s in range(nb):
+            z[j, s] = tanh32(z[j, s]) * mul + add
+    for j in range(n):
+        for s in range(nb):
+            c = z[n + j, s] * hc[n + j, s] + z[j, s] * z[two * n + j, s]
+            hc[n + j, s] = c
+            hc[j, s] = z[three * n + j, s] * tanh32(c)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _cells1(z, ce, act, stride, hc, n):
+    """:func:`_cells` for one window: ``z`` (4n,), ``hc`` (2n,); the same arithmetic."""
+    two, three = U(2), U(3)
+    for j in range(U(4) * n):
+        z[j] = tanh32(z[j]) * ce[act + j] + ce[act + stride + j]
+    for j in range(n):
+        c = z[n + j] * hc[n + j] + z[j] * z[two * n + j]
+        hc[n + j] = c
+        hc[j] = z[three * n + j] * tanh32(c)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _code(track: int, listened: float, n_codes: int) -> np.uint64:
     """Row of a (track, listened) pair in the tables; an empty place (-1) is the last track."""
     k = 2 * track + (1 if listened != 0 else 0)
@@ -224,7 +255,7 @@ def encode_window(
     o_w1h, o_t1, o_s0, o_w2 = U(lay[E_W1H]), U(lay[E_T1]), U(lay[E_S0]), U(lay[E_W2])
     o_a1, o_a2 = U(lay[E_ACT1]), U(lay[E_ACT2])
     o_q0, sq = U(lay[E_Q0]), U(lay[E_SQ])
-    g1, g2, two, three = U(4) * h1n, U(4) * h2n, U(2), U(3)
+    g1, g2, two = U(4) * h1n, U(4) * h2n, U(2)
     z1, hc1 = work[:s1], work[s1 : s1 + ss]
     z2, hc2 = work[s1 + ss : s1 + ss + s2], work[s1 + ss + s2 : s1 + ss + two * s2]
     first = _code(tracks[0], listened[0], n_codes)
@@ -240,23 +271,13 @@ def encode_window(
         for j in range(g1):
             z1[j] = ce[base + j]
         _rows1(z1, ce, o_w1h, s1, hc1, h1n, g1)
-        for j in range(g1):
-            z1[j] = tanh32(z1[j]) * ce[o_a1 + j] + ce[o_a1 + s1 + j]
-        for j in range(h1n):
-            c = z1[h1n + j] * hc1[h1n + j] + z1[j] * z1[two * h1n + j]
-            hc1[h1n + j] = c
-            hc1[j] = z1[three * h1n + j] * tanh32(c)
+        _cells1(z1, ce, o_a1, s1, hc1, h1n)
         bias = o_w2 + (h1n + h2n) * s2
         for j in range(g2):
             z2[j] = ce[bias + j]
         _rows1(z2, ce, o_w2, s2, hc1, h1n, g2)
         _rows1(z2, ce, o_w2 + h1n * s2, s2, hc2, h2n, g2)
-        for j in range(g2):
-            z2[j] = tanh32(z2[j]) * ce[o_a2 + j] + ce[o_a2 + s2 + j]
-        for j in range(h2n):
-            c = z2[h2n + j] * hc2[h2n + j] + z2[j] * z2[two * h2n + j]
-            hc2[h2n + j] = c
-            hc2[j] = z2[three * h2n + j] * tanh32(c)
+        _cells1(z2, ce, o_a2, s2, hc2, h2n)
     for j in range(h2n):
         out[j] = hc2[j]
 
@@ -280,7 +301,7 @@ def encode_block(
     s1, s2, ss = U(lay[E_S1]), U(lay[E_S2]), U(lay[E_SS])
     o_w1h, o_t1, o_s0, o_w2 = U(lay[E_W1H]), U(lay[E_T1]), U(lay[E_S0]), U(lay[E_W2])
     o_a1, o_a2 = U(lay[E_ACT1]), U(lay[E_ACT2])
-    g1, g2, two, three = U(4) * h1n, U(4) * h2n, U(2), U(3)
+    g1, g2, two = U(4) * h1n, U(4) * h2n, U(2)
     at = U(0)
     z1 = work[at : at + g1 * nb].reshape((g1, nb))
     at += g1 * nb
@@ -307,15 +328,7 @@ def encode_block(
             for s in range(nb):
                 z1[j, s] = ce[o_t1 + code[s] * s1 + j]
         _rows(z1, ce, o_w1h, s1, hc1, h1n, g1, nb)
-        for j in range(g1):
-            mul, add = ce[o_a1 + j], ce[o_a1 + s1 + j]
-            for s in range(nb):
-                z1[j, s] = tanh32(z1[j, s]) * mul + add
-        for j in range(h1n):
-            for s in range(nb):
-                c = z1[h1n + j, s] * hc1[h1n + j, s] + z1[j, s] * z1[two * h1n + j, s]
-                hc1[h1n + j, s] = c
-                hc1[j, s] = z1[three * h1n + j, s] * tanh32(c)
+        _cells(z1, ce, o_a1, s1, hc1, h1n, nb)
         bias = o_w2 + (h1n + h2n) * s2
         for j in range(g2):
             b = ce[bias + j]
@@ -323,15 +336,7 @@ def encode_block(
                 z2[j, s] = b
         _rows(z2, ce, o_w2, s2, hc1, h1n, g2, nb)
         _rows(z2, ce, o_w2 + h1n * s2, s2, hc2, h2n, g2, nb)
-        for j in range(g2):
-            mul, add = ce[o_a2 + j], ce[o_a2 + s2 + j]
-            for s in range(nb):
-                z2[j, s] = tanh32(z2[j, s]) * mul + add
-        for j in range(h2n):
-            for s in range(nb):
-                c = z2[h2n + j, s] * hc2[h2n + j, s] + z2[j, s] * z2[two * h2n + j, s]
-                hc2[h2n + j, s] = c
-                hc2[j, s] = z2[three * h2n + j, s] * tanh32(c)
+        _cells(z2, ce, o_a2, s2, hc2, h2n, nb)
     for s in range(nb):
         for j in range(h2n):
             out[s, j] = hc2[j, s]
