@@ -215,7 +215,9 @@ class CompiledSimulator(BatchSimulator):
         Writes the observation's code into ``obs[:code_dim]``; returns reward, expected
         reward, optimal reward, listened, terminated, truncated, the next optimal
         action and the step count (a single environment's step, at a fraction of
-        :meth:`step_encode`'s cost).
+        :meth:`step_encode`'s cost). The caller keeps the contract the kernel does not
+        check: ``action`` an ``int`` in the catalog, ``obs`` a C-contiguous float32
+        vector, and a session that has not ended.
         """
         if self._one_entries is None:
             self._one_entries = self._single_entries(obs)

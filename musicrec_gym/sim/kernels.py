@@ -66,11 +66,15 @@ def entry_point(kernel: Any, *args: Any) -> Callable[..., Any]:
 
     Compiles (or loads from the cache) without running. The call then skips resolving
     each argument's type, a quarter of a microsecond of a single env's step; the
-    caller must pass arguments of exactly these types.
+    caller must pass arguments of exactly these types. (A numba whose internals differ
+    gets the kernel itself back: the same results, with numba's dispatch.)
     """
     sig = tuple(numba.typeof(a) for a in args)
     kernel.compile(sig)
-    return kernel.overloads[sig].entry_point
+    try:
+        return kernel.overloads[sig].entry_point
+    except (AttributeError, KeyError):  # another numba's internals: its own dispatch
+        return kernel
 
 
 MODES = ("listen", "time", "event")
