@@ -1,4 +1,8 @@
-"""How fast the session encoder alone lets the environment go on this machine.
+"""How fast the NumPy session encoder alone lets the environment go on this machine.
+
+The NumPy encoder (``NumpyEncoder.encode_ids``) serves worlds fitted to logs; a
+synthetic world's env runs compiled kernels instead, whose costs
+``benchmarks/step_bound.py`` measures part by part.
 
     python benchmarks/encoder_bound.py            # about 30 s
     python benchmarks/encoder_bound.py --quick    # about 10 s
@@ -13,10 +17,10 @@ threaded (float32 and float64 matrix products at the encoder's shapes, float32 `
 and multiply per element), and prints:
 
 * the encoder's FLOPs and element operations per window and per env step;
-* the windows/s and env steps/s the encoder alone allows on one core and on every core
-  (ideal: the native env is single-threaded NumPy, so it uses one);
-* the measured ``encode_ids`` rate and the native env's steps/s at 1,024 listeners,
-  with how far each is from that bound.
+* the windows/s and env steps/s the NumPy encoder alone allows on one core and on
+  every core (ideal);
+* the measured ``encode_ids`` rate and, for comparison, the native env's steps/s at
+  1,024 listeners on the built-in world (compiled, every core).
 
 Figures are for this machine at this moment: on a loaded machine every figure is
 depressed, so compare the ratios, which are measured in the same run.
