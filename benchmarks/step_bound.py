@@ -1,6 +1,6 @@
 """What one native batch step costs, part by part, on one core of this machine.
 
-    python benchmarks/step_bound.py            # about 40 s
+    python benchmarks/step_bound.py            # about 45 s
     python benchmarks/step_bound.py --quick    # about 15 s
 
 The native env's step (``CompiledSimulator.step_encode``, numba) does, per listener:
