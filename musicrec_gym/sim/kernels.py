@@ -185,45 +185,16 @@ def _play(cf, ci, ir, fr, action, u_listen):
 
 
 @njit(**_JIT)
-def _best_candidate(static: np.ndarray, pen: np.ndarray) -> tuple[float, int]:
-    """Max of ``static - pen`` and its first place: four interleaved scans, then merged.
-
-    (One scan is a chain of dependent compares; four run side by side. Ties keep the
-    first place, as ``argmax`` does.)
-    """
-    m = static.shape[0]
-    b0, b1, b2, b3 = -np.inf, -np.inf, -np.inf, -np.inf
-    j0, j1, j2, j3 = m, m, m, m
-    c = 0
-    while c + 4 <= m:
-        v0, v1 = static[c] - pen[c], static[c + 1] - pen[c + 1]
-        v2, v3 = static[c + 2] - pen[c + 2], static[c + 3] - pen[c + 3]
-        if v0 > b0 or j0 == m:
-            b0, j0 = v0, c
-        if v1 > b1 or j1 == m:
-            b1, j1 = v1, c + 1
-        if v2 > b2 or j2 == m:
-            b2, j2 = v2, c + 2
-        if v3 > b3 or j3 == m:
-            b3, j3 = v3, c + 3
-        c += 4
-    while c < m:
-        v0 = static[c] - pen[c]
-        if v0 > b0 or j0 == m:
-            b0, j0 = v0, c
-        c += 1
-    best, j = b0, j0
-    for b, i in ((b1, j1), (b2, j2), (b3, j3)):
-        if i < m and (j == m or b > best or (b == best and i < j)):
-            best, j = b, i
-    return best, j
-
-
-@njit(**_JIT)
 def _update_optimal(cf, ci, ir, fr) -> None:
     """The best track now and its logit, from the cached candidates or the whole catalog."""
     m, k, n_tracks = ci[C_M], ci[C_K], ci[C_T]
-    best, j = _best_candidate(fr[ci[F_CST] : ci[F_CST] + m], fr[ci[F_PEN] : ci[F_PEN] + m])
+    cst, pen = ci[F_CST], ci[F_PEN]
+    best = fr[cst] - fr[pen]
+    j = 0
+    for c in range(1, m):
+        v = fr[cst + c] - fr[pen + c]
+        if v > best:
+            best, j = v, c
     action = ir[ci[I_CAND] + j]
     if best < fr[ci[F_THR]]:  # fatigue pushed the cache below the rest: score everything
         user, hlen = ir[ci[I_USER]], ir[ci[I_HLEN]]
