@@ -43,6 +43,15 @@ from musicrec_gym.world import load_world
 BATCH = 1024
 
 
+def seconds_per_figure(doc: str) -> float:
+    """The ``--seconds`` and ``--quick`` options of the bound scripts: wall time per figure."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="wall time per figure")
+    parser.add_argument("--quick", action="store_true", help="0.5 s per figure")
+    args = parser.parse_args()
+    return 0.5 if args.quick else args.seconds
+
+
 def best_rate(work: Callable[[], object], seconds: float, units: float) -> float:
     """``units`` per second of ``work``, the best of five timed slices of it."""
     work()
@@ -93,11 +102,7 @@ def end_fraction(steps: int = 200) -> float:
 
 def main() -> None:
     """Measure, count and print the bound."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="wall time per figure")
-    parser.add_argument("--quick", action="store_true", help="0.5 s per figure")
-    args = parser.parse_args()
-    seconds = 0.5 if args.quick else args.seconds
+    seconds = seconds_per_figure(__doc__)
     cores = os.cpu_count() or 1
 
     world = load_world()

@@ -21,14 +21,13 @@ Figures are for this machine at this moment; compare the ratios measured in one 
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 
 import gymnasium as gym
 import numba
 import numpy as np
-from encoder_bound import best_rate, single_threaded
+from encoder_bound import best_rate, seconds_per_figure, single_threaded
 from numba import njit
 
 import musicrec_gym  # noqa: F401  (registers MusicRec-v0)
@@ -97,11 +96,7 @@ def timed(run: Callable[[int], object], seconds: float) -> float:
 
 def main() -> None:
     """Measure every part and print the tables."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="wall time per figure")
-    parser.add_argument("--quick", action="store_true", help="0.5 s per figure")
-    args = parser.parse_args()
-    seconds = 0.5 if args.quick else args.seconds
+    seconds = seconds_per_figure(__doc__)
     cores = numba.get_num_threads()
 
     world = load_world()
