@@ -33,6 +33,7 @@ Both hooks are no-ops for agents that do not need them.
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from musicrec_gym.errors import ConfigError, unknown_name_message
+from musicrec_gym.errors import ConfigError, DataFormatError, unknown_name_message
 
 
 @dataclass(frozen=True)
@@ -172,10 +173,32 @@ class Agent(ABC):
         """Save the agent's learned state (nothing for fixed policies)."""
         np.savez(Path(path), **self.state())
 
-    def load(self, path: str | Path) -> None:
-        """Load what ``save`` wrote."""
-        with np.load(Path(path), allow_pickle=False) as data:
-            self.set_state({k: data[k] for k in data.files})
+    def load(self, path: str | Path, *, trust_file: bool = False) -> None:
+        """Load what ``save`` wrote.
+
+        Args:
+            path: The file ``save`` wrote.
+            trust_file: Allow loading objects that run code from the file when read
+                (pickle). The arrays of this default ``.npz`` format are read with
+                ``allow_pickle=False`` and never need it; stable-baselines3 agents'
+                zips may (see ``agents.sb3_agents.SB3Agent.load``).
+
+        Raises:
+            DataFormatError: The file is missing, unreadable or not such an archive.
+            ConfigError: Its state does not fit this agent.
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                state = {k: data[k] for k in data.files}
+        except FileNotFoundError as err:
+            raise DataFormatError(f"{path}: saved agent not found") from err
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise DataFormatError(
+                f"{path}: not a saved {self.name!r} agent (an .npz archive of plain arrays "
+                f"written by save()): {err}"
+            ) from err
+        self.set_state(state)
 
     def state(self) -> dict[str, np.ndarray]:
         """Learned state as named arrays (override in learning agents)."""
@@ -252,18 +275,34 @@ def agent_params(key: str) -> dict[str, dataclasses.Field]:
 
 
 def make_agent(key: str, params: dict[str, Any] | None = None) -> Agent:
-    """Build an agent by registry key, rejecting unknown hyperparameters by name."""
+    """Build an agent by registry key, rejecting unknown hyperparameters by name.
+
+    Raises:
+        ConfigError: Unknown ``key``, ``params`` not a mapping, an unknown parameter, or
+            a value the agent's own checks refuse (naming the parameter).
+    """
     cls = _lookup(key)
-    params = dict(params or {})
-    allowed = agent_params(key)
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ConfigError(
+            f"agent {key!r}: `params` must be a mapping of hyperparameters, "
+            f"got {type(params).__name__}"
+        )
+    params = dict(params)
+    allowed = [name for name, f in agent_params(key).items() if f.init]
     for name in params:
-        if name not in allowed:
-            raise ConfigError(f"agent {key!r}: {unknown_name_message('parameter', name, allowed)}")
-    return cls(**params)
+        if not isinstance(name, str) or name not in allowed:
+            message = unknown_name_message("parameter", str(name), allowed)
+            raise ConfigError(f"agent {key!r}: {message}")
+    try:
+        return cls(**params)
+    except TypeError as err:  # e.g. a comparison of a wrongly typed value in a check
+        raise ConfigError(f"agent {key!r}: invalid parameters: {err}") from err
 
 
 def _lookup(key: str) -> type[Agent]:
     types = agent_types()
-    if key not in types:
-        raise ConfigError(unknown_name_message("agent type", key, types))
+    if not isinstance(key, str) or key not in types:
+        raise ConfigError(unknown_name_message("agent type", str(key), types))
     return types[key]

@@ -33,6 +33,7 @@ latest info, as the call protocol in ``agents.base`` does.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from collections.abc import Callable
@@ -44,7 +45,7 @@ from threadpoolctl import ThreadpoolController
 
 from agents.base import Agent, AgentContext, register_agent
 from agents.history import WARMUP_KEY, AvoidsRepeats, masked_argmax, random_allowed
-from agents.validation import check_bool, check_float, check_int
+from agents.validation import MAX_STEP_COUNT, check_bool, check_float, check_int
 from musicrec_gym.errors import ConfigError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -109,7 +110,7 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
 
     def __post_init__(self) -> None:
         check_float("lam", self.lam, low=0, low_open=True)
-        check_int("refresh_every", self.refresh_every, low=1)
+        check_int("refresh_every", self.refresh_every, low=1, limit=MAX_STEP_COUNT)
         check_bool("standardize", self.standardize)
         check_bool("session_features", self.session_features)
         check_bool("per_track_bias", self.per_track_bias)
@@ -347,24 +348,53 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore ``state()``'s output (the agent must be bound to the same world shape)."""
-        missing = set(self.state()) - set(state)
+        if not isinstance(state, dict):
+            raise ConfigError(f"{self.name}: saved state must be a dict of arrays")
+        current = self.state()
+        missing = set(current) - set(state)
         if missing:
             raise ConfigError(f"{self.name}: saved state lacks {sorted(missing)}")
         n = self.context.n_tracks
-        shapes = {"A": (self.dim, self.dim), "b": (self.dim,), "track_B": (n, self.dim)}
-        for key, shape in shapes.items():
+        for key, now in current.items():
+            if key == "rng":
+                continue
+            shape = np.shape(now)
             if np.shape(state[key]) != shape:
                 raise ConfigError(
                     f"{self.name}: saved {key} has shape {np.shape(state[key])}, but this "
                     f"agent expects {shape} (D = {self.dim} shared features, {n} tracks); "
                     "was it saved on another world or with other feature options?"
                 )
-        f64 = {k: np.asarray(v, dtype=np.float64) for k, v in state.items() if k != "rng"}
+        f64: dict[str, np.ndarray] = {}
+        for key, value in state.items():
+            if key == "rng" or key not in current:
+                continue
+            try:
+                f64[key] = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"{self.name}: saved {key} is not numeric: {err}") from err
+            if not np.isfinite(f64[key]).all():
+                raise ConfigError(
+                    f"{self.name}: saved {key} holds NaN or infinite values; the state is corrupted"
+                )
+        for key in ("steps", "since_refresh"):
+            if not (float(f64[key]).is_integer() and f64[key] >= 0):
+                raise ConfigError(
+                    f"{self.name}: saved {key} must be an int >= 0, got {state[key]!r}"
+                )
+        rng = copy.deepcopy(self.rng.bit_generator.state)
+        try:
+            self.rng.bit_generator.state = json.loads(str(state["rng"]))
+        except (ValueError, TypeError, KeyError) as err:
+            self.rng.bit_generator.state = rng
+            raise ConfigError(
+                f"{self.name}: saved rng is not a {type(self.rng.bit_generator).__name__} "
+                f"state: {err}"
+            ) from err
         self.A, self.b = f64["A"].copy(), f64["b"].copy()
         self.track_d, self.track_c = f64["track_d"].copy(), f64["track_c"].copy()
         self.track_B = f64["track_B"].copy()
         self.steps = int(state["steps"])
-        self.rng.bit_generator.state = json.loads(str(state["rng"]))
         theta = f64["theta"] if self.per_track_bias else None
         self._use_estimate(f64["cov"], f64["beta"], theta, f64["proj"], f64["track_var"])
         self._since_refresh = int(state["since_refresh"])
@@ -395,7 +425,7 @@ class EpsilonGreedyAgent(LinearBanditAgent):
         super().__post_init__()
         check_float("epsilon", self.epsilon, low=0, high=1)
         check_float("epsilon_final", self.epsilon_final, low=0, high=1)
-        check_int("decay_steps", self.decay_steps, low=0)
+        check_int("decay_steps", self.decay_steps, low=0, limit=MAX_STEP_COUNT)
 
     def current_epsilon(self) -> float:
         """ε after the steps learned so far."""

@@ -8,12 +8,20 @@ tracks not yet recommended in the session (``avoid_repeats``, on by default): th
 policy only sees the last five plays, and left to itself it keeps recommending tracks
 the listener has just heard (normalised score 0.12 instead of 0.51 for PPO after 200k
 steps).
+
+Loading unpickles nothing by default: an SB3 zip keeps some objects as cloudpickle,
+which runs code from the file when read, so ``load`` and ``set_state`` replace every
+pickled object by the agent's own and read only the plain settings and the weights;
+``trust_file=True`` is the explicit opt-in to SB3's full load (see ``SB3Agent.load``).
 """
 
 from __future__ import annotations
 
 import io
+import json
+import pickle
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,10 +36,25 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from agents.base import Agent, EpisodeCallback, EpisodeTracker, register_agent
 from agents.history import AvoidsRepeats, masked_argmax, random_allowed
-from agents.validation import check_bool, check_choice, check_float, check_int, check_layers
+from agents.validation import (
+    MAX_STEP_COUNT,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_layers,
+)
 from musicrec_gym.envs.sb3 import MusicRecSB3VecEnv
 from musicrec_gym.envs.vector import MusicRecVectorEnv
-from musicrec_gym.errors import ConfigError
+from musicrec_gym.errors import ConfigError, DataFormatError
+
+#: Largest ``data`` member (the JSON settings) of an SB3 zip that a load reads.
+MAX_ZIP_DATA_BYTES = 10_000_000
+#: What SB3 raises on a file that is not one of its zips, or does not fit the model.
+_LOAD_ERRORS = (
+    ValueError, KeyError, TypeError, AttributeError, RuntimeError, AssertionError,
+    EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError,
+)  # fmt: skip
 
 
 class EpisodeReportCallback(BaseCallback):
@@ -144,6 +167,7 @@ class SB3Agent(AvoidsRepeats, Agent):
         elif self.model.n_envs == venv.num_envs:
             self.model.set_env(monitored)
         else:  # continue a loaded model on another number of slots: SB3's load does that
+            # (our own live model's bytes, pickled just now: nothing from a file)
             buffer = io.BytesIO()
             self.model.save(buffer)
             buffer.seek(0)
@@ -188,11 +212,116 @@ class SB3Agent(AvoidsRepeats, Agent):
         """SB3's zip file (SB3 adds ``.zip`` when ``path`` has no suffix)."""
         self._ensure_model().save(path)
 
-    def load(self, path: str | Path) -> None:
-        """Load a zip written by ``save`` (the hyperparameters saved in it apply)."""
-        self.model = self.algorithm.load(path, device=self.device)
+    def load(self, path: str | Path, *, trust_file: bool = False) -> None:
+        """Load a zip written by ``save``.
+
+        An SB3 zip keeps some objects (policy class, spaces, schedules, buffer classes,
+        the last observations) as cloudpickle, and unpickling runs whatever code the file
+        holds. So by default nothing in the file is unpickled: each such object is
+        replaced by this agent's own (built from its hyperparameters and its bound
+        context; SB3's ``custom_objects``), and only the file's plain JSON settings (its
+        ``gamma``, ``learning_rate``, ``net_arch``, ...) and its weights (read by
+        ``torch.load(weights_only=True)``) are used. The agent must be bound first. A
+        file holding a pickled object this agent has no counterpart for is refused.
+
+        Args:
+            path: The zip file.
+            trust_file: Load with SB3's own ``load``, unpickling everything the file
+                holds (the file's own schedules, spaces and classes apply). Only for
+                files you made or trust: a crafted file runs code on your machine.
+
+        Raises:
+            ConfigError: The file needs unpickling and ``trust_file`` is False, or the
+                agent is not bound.
+            DataFormatError: The file is missing, not an SB3 zip of this algorithm, or
+                does not fit this agent's spaces.
+        """
+        path = Path(path)
+        if not path.is_file() and path.with_name(path.name + ".zip").is_file():
+            path = path.with_name(path.name + ".zip")  # SB3's save adds the suffix
+        if not path.is_file():
+            raise DataFormatError(f"{path}: saved {self.name} model not found")
+        self.model = self._load_model(path, trust_file, str(path))
         self.model.tensorboard_log = self._log_dir
         self._trained = True
+
+    def _load_model(self, source: Path | io.BytesIO, trust_file: bool, what: str) -> BaseAlgorithm:
+        """``algorithm.load`` of a zip, unpickling nothing unless ``trust_file``."""
+        custom_objects = None if trust_file else self._safe_objects(source, what)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # SB3's "could not deserialize"
+                return self.algorithm.load(
+                    source, device=self.device, custom_objects=custom_objects
+                )
+        except _LOAD_ERRORS as err:
+            context = getattr(self, "context", None)
+            fits = (
+                f" (observations of {context.obs_dim} features, {context.n_tracks} tracks)"
+                if context is not None
+                else ""
+            )
+            raise DataFormatError(
+                f"{what}: not a {self.name} model that fits this agent{fits}: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+
+    def _safe_objects(self, source: Path | io.BytesIO, what: str) -> dict[str, Any]:
+        """This agent's replacement for every pickled object of the zip's settings.
+
+        Raises:
+            ConfigError: The agent is not bound, or the zip pickles an object this agent
+                has no counterpart for (then only ``trust_file=True`` loads it).
+            DataFormatError: Not an SB3 zip.
+        """
+        if not hasattr(self, "context"):
+            raise ConfigError(
+                f"{what}: bind() the {self.name} agent before loading: a load that "
+                "unpickles nothing takes the observation and action spaces from the "
+                "agent's context (or pass trust_file=True for a file you trust)"
+            )
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        try:
+            with zipfile.ZipFile(source) as archive:
+                info = archive.getinfo("data")
+                if info.file_size > MAX_ZIP_DATA_BYTES:
+                    raise DataFormatError(
+                        f"{what}: its settings ('data') are {info.file_size:,} bytes; an SB3 "
+                        f"model's are a few kB (the limit is {MAX_ZIP_DATA_BYTES:,})"
+                    )
+                data = json.loads(archive.read(info).decode("utf-8"))
+        except DataFormatError:
+            raise
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise DataFormatError(
+                f"{what}: not an SB3 model zip (a 'data' JSON member and .pth weights): {err}"
+            ) from err
+        if not isinstance(data, dict):
+            raise DataFormatError(f"{what}: its 'data' member is not a JSON object")
+        pickled = [
+            key for key, item in data.items() if isinstance(item, dict) and ":serialized:" in item
+        ]
+        reference = self._reference_model()
+        unknown = [key for key in pickled if not hasattr(reference, key)]
+        if unknown:
+            raise ConfigError(
+                f"{what}: refusing to load: the file holds pickled objects "
+                f"({', '.join(map(repr, unknown))}) that a {self.name} agent has no "
+                "counterpart for, and unpickling them would run whatever code the file "
+                "contains. Pass trust_file=True only if you made the file or trust its source."
+            )
+        return {key: getattr(reference, key) for key in pickled}
+
+    def _reference_model(self) -> BaseAlgorithm:
+        """A fresh untrained model of this agent (its classes, spaces and schedules)."""
+        obs_dim, n_tracks = self.context.obs_dim, self.context.n_tracks
+        stub = DummyVecEnv([lambda: _SpacesOnlyEnv(obs_dim, n_tracks)])
+        with warnings.catch_warnings():  # PPO warns that 1 slot x n_steps < batch_size
+            warnings.simplefilter("ignore", UserWarning)
+            return self._new_model(stub)
 
     def state(self) -> dict[str, np.ndarray]:
         """The SB3 zip file's bytes, as a uint8 array."""
@@ -200,12 +329,24 @@ class SB3Agent(AvoidsRepeats, Agent):
         self._ensure_model().save(buffer)
         return {"sb3_zip": np.frombuffer(buffer.getvalue(), dtype=np.uint8)}
 
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore ``state()``'s output."""
-        if "sb3_zip" not in state:
+    def set_state(self, state: dict[str, np.ndarray], *, trust_file: bool = False) -> None:
+        """Restore ``state()``'s output, unpickling nothing unless ``trust_file`` (see ``load``).
+
+        Raises:
+            ConfigError: ``state`` lacks ``sb3_zip``, or it needs unpickling and
+                ``trust_file`` is False.
+            DataFormatError: ``sb3_zip`` is not an SB3 zip that fits this agent.
+        """
+        if not isinstance(state, dict) or "sb3_zip" not in state:
             raise ConfigError(f"{self.name}: saved state lacks 'sb3_zip'")
-        buffer = io.BytesIO(np.asarray(state["sb3_zip"], dtype=np.uint8).tobytes())
-        self.model = self.algorithm.load(buffer, device=self.device)
+        try:
+            raw = np.asarray(state["sb3_zip"], dtype=np.uint8).tobytes()
+        except (TypeError, ValueError, OverflowError) as err:
+            raise DataFormatError(
+                f"{self.name}: saved state 'sb3_zip' is not an array of bytes: {err}"
+            ) from err
+        what = f"{self.name}: saved state 'sb3_zip'"
+        self.model = self._load_model(io.BytesIO(raw), trust_file, what)
         self.model.tensorboard_log = self._log_dir
         self._trained = True
 
@@ -252,10 +393,10 @@ class PPOAgent(SB3Agent):
     name = "ppo"
 
     def __post_init__(self) -> None:
-        check_float("learning_rate", self.learning_rate, low=0, low_open=True)
-        check_int("n_steps", self.n_steps, low=2)
-        check_int("batch_size", self.batch_size, low=2)
-        check_int("n_epochs", self.n_epochs, low=1)
+        check_float("learning_rate", self.learning_rate, low=0, low_open=True, limit=1)
+        check_int("n_steps", self.n_steps, low=2, limit=100_000)
+        check_int("batch_size", self.batch_size, low=2, limit=1_000_000)
+        check_int("n_epochs", self.n_epochs, low=1, limit=1_000)
         check_float("gamma", self.gamma, low=0, high=1)
         check_float("gae_lambda", self.gae_lambda, low=0, high=1)
         check_float("clip_range", self.clip_range, low=0, low_open=True)
@@ -339,13 +480,15 @@ class DQNAgent(SB3Agent):
     name = "dqn"
 
     def __post_init__(self) -> None:
-        check_float("learning_rate", self.learning_rate, low=0, low_open=True)
-        check_int("buffer_size", self.buffer_size, low=1)
-        check_int("learning_starts", self.learning_starts, low=0)
-        check_int("batch_size", self.batch_size, low=1)
-        check_int("train_freq", self.train_freq, low=1)
-        check_int("gradient_steps", self.gradient_steps, low=1)
-        check_int("target_update_interval", self.target_update_interval, low=1)
+        check_float("learning_rate", self.learning_rate, low=0, low_open=True, limit=1)
+        check_int("buffer_size", self.buffer_size, low=1, limit=10_000_000)
+        check_int("learning_starts", self.learning_starts, low=0, limit=MAX_STEP_COUNT)
+        check_int("batch_size", self.batch_size, low=1, limit=1_000_000)
+        check_int("train_freq", self.train_freq, low=1, limit=1_000_000)
+        check_int("gradient_steps", self.gradient_steps, low=1, limit=10_000)
+        check_int(
+            "target_update_interval", self.target_update_interval, low=1, limit=MAX_STEP_COUNT
+        )
         check_float("exploration_fraction", self.exploration_fraction, low=0, high=1)
         check_float("exploration_initial_eps", self.exploration_initial_eps, low=0, high=1)
         check_float("exploration_final_eps", self.exploration_final_eps, low=0, high=1)

@@ -16,6 +16,14 @@ run directory must be on a filesystem every node sees, since cells write their f
 where they run. When Ray is already initialised in this process (a notebook, a test),
 that instance is used and left running.
 
+Lifecycle: the driver holds the run directory's lock (``experiments.runner``) as a
+local run does. A first Ctrl-C is Tune's: it stops the trials, and the run ends with a
+``CellFailedError`` listing the cells not finished (rerun the same command to resume); a
+second Ctrl-C raises ``KeyboardInterrupt`` at once (``musicrec run`` prints one line and
+exits with 130). When the driver dies (even ``kill -9``), Ray ends the driver's trials
+with it (a local instance started here is fate-shared with the driver; its agent
+processes may take a minute or two to notice).
+
 Ray Tune is an optional dependency (``pip install "musicrec-gym[ray]"``); without it,
 ``--backend ray`` fails with a ``ConfigError`` saying so.
 """

@@ -8,6 +8,19 @@ path, what was wrong and what is allowed, e.g.::
 
 Unknown keys are errors at every level (never silently ignored).
 
+Limits (module constants; a value past one is a ``ConfigError`` naming the key and the
+limit, checked before any time or memory goes into it): a config file of at most
+``MAX_CONFIG_BYTES`` (1 MB) whose YAML has at most ``MAX_YAML_NODES`` (50,000) nodes with
+its aliases expanded, ``MAX_YAML_ALIASES`` (1,000) alias uses and ``MAX_YAML_DEPTH`` (64)
+levels of nesting, and no recursive alias; names of at most ``MAX_NAME_LENGTH`` (64)
+characters and grid variant names of at most ``MAX_VARIANT_NAME_LENGTH`` (160); at most
+``MAX_SEEDS`` (100) seeds, each < 2**32; ``train_steps`` <= ``MAX_TRAIN_STEPS`` (10**8),
+``eval_episodes`` <= ``MAX_EVAL_EPISODES`` (10**5), ``num_envs`` <= ``MAX_NUM_ENVS``
+(4,096); at most ``MAX_AGENTS`` (100) agents, ``MAX_SWEEP_VALUES`` (1,000) values per
+sweep key and ``MAX_CELLS`` (10,000) cells (grid variants, references included, times
+seeds), counted before the grid is expanded. Numbers are never booleans (``true`` is not
+``1``), and an int is never written as a float (``1e30``, ``2.0``).
+
 Schema::
 
     name: quickstart           # required; experiment name, [A-Za-z0-9_.+-]; default run dir
@@ -18,7 +31,7 @@ Schema::
                                #   or null for the built-in world; relative paths are
                                #   relative to the working directory), reward
                                #   (listen | time | event), profile_features (bool),
-                               #   max_steps (int >= 1)
+                               #   max_steps (int in [1, 10000])
       num_envs: 64             # optional; listeners stepped at once during training
     seeds: [0, 1]              # required; distinct ints >= 0, one cell per agent and seed
     budget:                    # required
@@ -74,6 +87,7 @@ reference when listed), so that every agent gets a normalised score
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +117,45 @@ REFERENCE_TYPES = ("random", "oracle")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 DEFAULT_NUM_ENVS = 64
 DEFAULT_EVAL_SEED = 1_000_000
+
+# Limits. A config is small and hand-written: anything past these is a mistake (or an
+# attack), refused before any time or memory goes into it.
+#: Largest config file, in bytes.
+MAX_CONFIG_BYTES = 1_000_000
+#: Most YAML nodes of a document once aliases are expanded (a "billion laughs" bomb of
+#: nested aliases is refused here, before it is expanded).
+MAX_YAML_NODES = 50_000
+#: Most alias uses (``*anchor``) in a document.
+MAX_YAML_ALIASES = 1_000
+#: Deepest nesting of mappings and lists.
+MAX_YAML_DEPTH = 64
+#: Longest experiment or agent name (names become parts of directory names).
+MAX_NAME_LENGTH = 64
+#: Longest name of a grid variant, ``<agent>@<label>=<value>,...`` (so that the
+#: TensorBoard directory ``<env>__<experiment>__<variant>__seed<k>`` stays < 256 bytes).
+MAX_VARIANT_NAME_LENGTH = 160
+#: Longest path (a world directory, a data file).
+MAX_PATH_LENGTH = 4096
+#: Most seeds, and the largest seed (seeds are 32-bit throughout).
+MAX_SEEDS = 100
+MAX_SEED = 2**32 - 1
+#: Most listed agents.
+MAX_AGENTS = 100
+#: Largest training budget of a cell, in env steps (PPO runs ~1k steps/s on one core).
+MAX_TRAIN_STEPS = 100_000_000
+#: Most greedy evaluation episodes of a cell.
+MAX_EVAL_EPISODES = 100_000
+#: Most listeners stepped at once.
+MAX_NUM_ENVS = 4096
+#: Most values of one sweep key.
+MAX_SWEEP_VALUES = 1_000
+#: Most cells (grid variants x seeds, references included) of one experiment.
+MAX_CELLS = 10_000
+#: Embeddings task: longest recommendation list, and sizes of a synthetic source.
+MAX_K = 1_000
+MAX_N_SESSIONS = 10_000_000
+MAX_N_TRACKS = 1_000_000
+MAX_N_LISTENERS = 1_000_000
 
 Path_ = tuple[str | int, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -298,23 +351,123 @@ class EmbeddingExperimentConfig:
 # --------------------------------------------------------------------------- YAML
 
 
+class _LimitedLoader(yaml.SafeLoader):
+    """A ``SafeLoader`` that refuses documents nested, aliased or expanded past the limits.
+
+    It counts while composing (before anything is constructed), so an alias bomb or a
+    deeply nested document fails in milliseconds with a message naming the file and line.
+    """
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+        self.depth = 0
+        self.aliases = 0
+        self.nodes = 0
+
+    def _refuse(self, message: str) -> ConfigError:
+        mark = self.peek_event().start_mark if self.check_event() else None
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        return ConfigError(f"{self.source}{line}: {message}")
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise self._refuse(
+                    f"more than {MAX_YAML_ALIASES:,} aliases (*anchor); a config needs few"
+                )
+            return super().compose_node(parent, index)
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            raise self._refuse(f"more than {MAX_YAML_NODES:,} YAML nodes; a config is far smaller")
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise self._refuse(
+                    f"nested more than {MAX_YAML_DEPTH} levels deep; a config needs a few"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expanded_size(root: yaml.Node, source: str) -> None:
+    """Refuse a document whose aliases refer to themselves or expand past ``MAX_YAML_NODES``.
+
+    Counts the nodes the document would have with every alias expanded, without
+    expanding anything (each distinct node is visited once).
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in _children(node))
+            if size > MAX_YAML_NODES:
+                raise ConfigError(
+                    f"{source}, line {node.start_mark.line + 1}: this value expands to more "
+                    f"than {MAX_YAML_NODES:,} YAML nodes once its aliases (*anchor) are "
+                    "expanded; a config is far smaller (is it an alias bomb?)"
+                )
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                raise ConfigError(
+                    f"{source}, line {child.start_mark.line + 1}: an alias (*anchor) refers "
+                    "to a value that contains it (a recursive structure); a config cannot "
+                    "be recursive"
+                )
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
 class _Located:
-    """A parsed YAML document with the line of every key and value, by key path."""
+    """A parsed YAML document with the line of every key and value, by key path.
+
+    The document is read with ``_LimitedLoader`` (safe tags only; the nesting, aliases and
+    expanded size limited by ``MAX_YAML_DEPTH``, ``MAX_YAML_ALIASES`` and
+    ``MAX_YAML_NODES``), and ``text`` may have at most ``MAX_CONFIG_BYTES`` characters.
+    """
 
     def __init__(self, text: str, source: str) -> None:
         self.source = source
         self.key_lines: dict[Path_, int] = {}
         self.value_lines: dict[Path_, int] = {}
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{source}: the config is {len(text):,} characters long; the limit is "
+                f"{MAX_CONFIG_BYTES:,} (a config is a short hand-written file)"
+            )
         try:
-            loader = yaml.SafeLoader(text)
+            loader = _LimitedLoader(text, source)
             try:
                 node = loader.get_single_node()
                 if node is not None:
+                    _check_expanded_size(node, source)
                     # Walk before constructing: constructing flattens merge keys in place.
                     self._walk(node, ())
                 self.data = loader.construct_document(node) if node is not None else None
             finally:
                 loader.dispose()
+        except ConfigError:
+            raise
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             line = f", line {mark.line + 1}" if mark is not None else ""
@@ -322,6 +475,10 @@ class _Located:
             raise ConfigError(f"{source}{line}: invalid YAML: {problem}") from err
         except yaml.YAMLError as err:
             raise ConfigError(f"{source}: invalid YAML: {err}") from err
+        except (ValueError, OverflowError, RecursionError) as err:
+            # A scalar YAML cannot convert (a date like 2001-13-45, an int of more digits
+            # than Python converts), or nesting past what the parser can hold.
+            raise ConfigError(f"{source}: invalid YAML value: {err}") from err
 
     def _walk(self, node: yaml.Node, path: Path_, merged: bool = False) -> None:
         if merged:
@@ -442,13 +599,29 @@ class _Validator:
                 )
         return value
 
-    def int_(self, value: Any, path: Path_, minimum: int) -> int:
+    def int_(self, value: Any, path: Path_, minimum: int, maximum: int | None = None) -> int:
+        """An int (never a bool) in ``[minimum, maximum]``."""
         if not _is_int(value) or value < minimum:
             bound = "> 0" if minimum == 1 else f">= {minimum}"
-            raise self.doc.error(path, f"must be an int {bound}, got {_describe(value)}")
+            raise self.doc.error(
+                path, f"must be an int {bound}, got {_describe(value)}{_int_hint(value)}"
+            )
+        if maximum is not None and value > maximum:
+            raise self.doc.error(
+                path,
+                f"must be an int <= {maximum:,} (the documented limit for this key), "
+                f"got {_describe(value)}",
+            )
         return int(value)
 
     def name(self, value: Any, path: Path_) -> str:
+        if isinstance(value, str) and len(value) > MAX_NAME_LENGTH:
+            raise self.doc.error(
+                path,
+                f"must be a name of at most {MAX_NAME_LENGTH} characters (it becomes part "
+                f"of directory names), got one of {len(value):,} characters "
+                f"({value[:20]!r}...)",
+            )
         if not isinstance(value, str) or not NAME_PATTERN.match(value):
             raise self.doc.error(
                 path,
@@ -456,6 +629,33 @@ class _Validator:
                 f"digit; it becomes part of directory names), got {_describe(value)}",
             )
         return value
+
+    def path_text(self, value: Any, path: Path_, what: str) -> str:
+        """A file or directory path: a non-empty string of at most ``MAX_PATH_LENGTH``."""
+        if not isinstance(value, str) or not value:
+            raise self.doc.error(path, f"must be {what}, got {_describe(value)}")
+        if len(value) > MAX_PATH_LENGTH or "\0" in value:
+            raise self.doc.error(
+                path,
+                f"must be {what}: a path of at most {MAX_PATH_LENGTH} characters without NUL "
+                f"characters, got {_describe(value)}",
+            )
+        return value
+
+
+_NUMERIC_TEXT = re.compile(r"^[-+]?(\d[\d_]*)?\.?\d*([eE][-+]?\d+)?$")
+
+
+def _int_hint(value: Any) -> str:
+    """Why a number-like value is not an int, for the message."""
+    if isinstance(value, str) and any(c.isdigit() for c in value) and _NUMERIC_TEXT.match(value):
+        return (
+            f" (YAML reads {value} as text, not a number; write a whole number with digits "
+            "only, e.g. 200000)"
+        )
+    if isinstance(value, float):
+        return " (a float; write a whole number with digits only, e.g. 200000)"
+    return ""
 
 
 class _Pinned:
@@ -480,7 +680,7 @@ class _Pinned:
 
 def _check_env_kwargs(v: _Validator, kwargs: Any, path: Path_) -> dict[str, Any]:
     from musicrec_gym.envs.core import ENV_KWARGS
-    from musicrec_gym.sim.params import REWARD_MODES
+    from musicrec_gym.sim.params import MAX_STEPS_LIMIT, REWARD_MODES
 
     if kwargs is None:
         return {}
@@ -494,16 +694,14 @@ def _check_env_kwargs(v: _Validator, kwargs: Any, path: Path_) -> dict[str, Any]
                 f"{ENV_ID}: {unknown_name_message('keyword argument', str(key), ENV_KWARGS)}",
                 key=True,
             )
-        if key == "world" and value is not None and not isinstance(value, str):
-            raise v.doc.error(
-                where, f"must be a world directory or null (built-in world), got {value!r}"
-            )
+        if key == "world" and value is not None:
+            v.path_text(value, where, "a world directory or null (built-in world)")
         if key == "reward" and value not in REWARD_MODES:
             raise v.doc.error(where, unknown_name_message("reward mode", str(value), REWARD_MODES))
         if key == "profile_features" and not isinstance(value, bool):
             raise v.doc.error(where, f"must be true or false, got {_describe(value)}")
         if key == "max_steps" and value is not None:
-            v.int_(value, where, 1)
+            v.int_(value, where, 1, MAX_STEPS_LIMIT)
     return dict(kwargs)
 
 
@@ -608,10 +806,18 @@ def _seeds(v: _Validator, raw: Any) -> tuple[int, ...]:
         raise v.doc.error(
             ("seeds",), f"must be a non-empty list of ints >= 0, got {_describe(raw)}"
         )
-    seeds = tuple(v.int_(s, ("seeds", i), 0) for i, s in enumerate(raw))
+    if len(raw) > MAX_SEEDS:
+        raise v.doc.error(
+            ("seeds",), f"lists {len(raw):,} seeds; the limit is {MAX_SEEDS} (MAX_SEEDS)"
+        )
+    seeds = tuple(v.int_(s, ("seeds", i), 0, MAX_SEED) for i, s in enumerate(raw))
+    first: dict[int, int] = {}
     for i, s in enumerate(seeds):
-        if s in seeds[:i]:
-            raise v.doc.error(("seeds", i), f"seed {s} is listed twice")
+        if s in first:
+            raise v.doc.error(
+                ("seeds", i), f"seed {s} is listed twice (also item {first[s]} of the list)"
+            )
+        first[s] = i
     return seeds
 
 
@@ -628,15 +834,23 @@ def _parse_agents(v: _Validator, root: Any) -> ExperimentConfig:
     )
     name = v.name(root["name"], ("name",))
 
-    env_raw = root.get("env") or {}
-    env_raw = v.mapping(env_raw, ("env",), (), ("id", "kwargs", "num_envs"), "env settings")
+    env_raw = root.get("env")
+    env_raw = v.mapping(
+        {} if env_raw is None else env_raw,
+        ("env",),
+        (),
+        ("id", "kwargs", "num_envs"),
+        "env settings",
+    )
     env_id = env_raw.get("id", ENV_ID)
     if env_id not in ENV_IDS:
         raise doc.error(("env", "id"), unknown_name_message("environment id", str(env_id), ENV_IDS))
     env = EnvConfig(
         id=env_id,
         kwargs=_check_env_kwargs(v, env_raw.get("kwargs"), ("env", "kwargs")),
-        num_envs=v.int_(env_raw.get("num_envs", DEFAULT_NUM_ENVS), ("env", "num_envs"), 1),
+        num_envs=v.int_(
+            env_raw.get("num_envs", DEFAULT_NUM_ENVS), ("env", "num_envs"), 1, MAX_NUM_ENVS
+        ),
     )
 
     seeds = _seeds(v, root["seeds"])
@@ -649,10 +863,14 @@ def _parse_agents(v: _Validator, root: Any) -> ExperimentConfig:
         "budget settings",
     )
     budget = BudgetConfig(
-        train_steps=v.int_(budget_raw["train_steps"], ("budget", "train_steps"), 1),
-        eval_episodes=v.int_(budget_raw["eval_episodes"], ("budget", "eval_episodes"), 1),
+        train_steps=v.int_(
+            budget_raw["train_steps"], ("budget", "train_steps"), 1, MAX_TRAIN_STEPS
+        ),
+        eval_episodes=v.int_(
+            budget_raw["eval_episodes"], ("budget", "eval_episodes"), 1, MAX_EVAL_EPISODES
+        ),
         eval_seed=v.int_(
-            budget_raw.get("eval_seed", DEFAULT_EVAL_SEED), ("budget", "eval_seed"), 0
+            budget_raw.get("eval_seed", DEFAULT_EVAL_SEED), ("budget", "eval_seed"), 0, MAX_SEED
         ),
     )
 
@@ -660,6 +878,10 @@ def _parse_agents(v: _Validator, root: Any) -> ExperimentConfig:
     if not isinstance(agents_raw, list) or not agents_raw:
         raise doc.error(
             ("agents",), f"must be a non-empty list of agents, got {_describe(agents_raw)}"
+        )
+    if len(agents_raw) > MAX_AGENTS:
+        raise doc.error(
+            ("agents",), f"lists {len(agents_raw):,} agents; the limit is {MAX_AGENTS} (MAX_AGENTS)"
         )
     types = agent_types()
     specs: list[AgentSpec] = []
@@ -681,9 +903,9 @@ def _parse_agents(v: _Validator, root: Any) -> ExperimentConfig:
         params = _check_agent_params(v, kind, raw.get("params"), (*path, "params"))
         steps = raw.get("train_steps")
         if steps is not None:
-            steps = v.int_(steps, (*path, "train_steps"), 1)
+            steps = v.int_(steps, (*path, "train_steps"), 1, MAX_TRAIN_STEPS)
         specs.append(AgentSpec(name=label, type=kind, params=params, train_steps=steps))
-    sweep = _agent_sweep(v, root.get("sweep"), specs, env_raw, env)
+    sweep = _agent_sweep(v, root.get("sweep"), specs, env_raw, env, len(seeds))
 
     for kind in REFERENCE_TYPES:
         if any(s.type == kind and not s.params for s in specs):
@@ -697,6 +919,7 @@ def _parse_agents(v: _Validator, root: Any) -> ExperimentConfig:
                 "without params)",
             )
         specs.append(AgentSpec(name=kind, type=kind, implicit=True))
+    _check_variant_names(v, sweep, specs)
 
     return ExperimentConfig(
         name=name,
@@ -731,8 +954,29 @@ def _sweep_entries(v: _Validator, raw: Any) -> list[tuple[str, list[Any], Path_]
             raise v.doc.error(
                 where, f"must be a non-empty list of values to try, got {_describe(values)}"
             )
+        if len(values) > MAX_SWEEP_VALUES:
+            raise v.doc.error(
+                where,
+                f"lists {len(values):,} values; the limit is {MAX_SWEEP_VALUES:,} values per "
+                "sweep key (MAX_SWEEP_VALUES)",
+            )
         entries.append((key, values, where))
     return entries
+
+
+def _check_grid_size(
+    v: _Validator, n_variants: int, n_seeds: int, what: str, sizes: list[tuple[str, int]]
+) -> None:
+    """Refuse a grid of more than ``MAX_CELLS`` cells, before any of it is expanded."""
+    cells = n_variants * n_seeds
+    if cells > MAX_CELLS:
+        shown = " x ".join(f"{n} ({key})" for key, n in sizes)
+        raise v.doc.error(
+            ("sweep",),
+            f"this grid has {cells:,} cells ({n_variants:,} {what} x {n_seeds} seed(s); "
+            f"sweep sizes {shown}); the limit is {MAX_CELLS:,} cells (MAX_CELLS): sweep "
+            "fewer values",
+        )
 
 
 def _distinct_values(v: _Validator, values: list[Any], where: Path_) -> tuple[Any, ...]:
@@ -740,7 +984,8 @@ def _distinct_values(v: _Validator, values: list[Any], where: Path_) -> tuple[An
         for j, other in enumerate(values[:i]):
             if value == other and isinstance(value, bool) == isinstance(other, bool):
                 raise v.doc.error(
-                    (*where, i), f"value {value!r} is listed twice (also item {j} of the list)"
+                    (*where, i),
+                    f"value {_describe(value)} is listed twice (also item {j} of the list)",
                 )
     return tuple(values)
 
@@ -768,14 +1013,20 @@ def _agent_sweep(
     specs: list[AgentSpec],
     env_raw: dict[str, Any],
     env: EnvConfig,
+    n_seeds: int,
 ) -> tuple[SweepAxis, ...]:
-    """Validate the ``sweep:`` block of an agents experiment (every value, in place)."""
+    """Validate the ``sweep:`` block of an agents experiment (every value, in place).
+
+    The keys are read first and the grid's cells counted (``MAX_CELLS``) before any
+    value is validated.
+    """
     from agents.base import agent_params
     from musicrec_gym.envs.core import ENV_KWARGS
 
     doc = v.doc
     index = {spec.name: i for i, spec in enumerate(specs)}
     axes: list[SweepAxis] = []
+    pending: list[tuple[Any, ...]] = []
     for key, values, where in _sweep_entries(v, raw):
         parts = key.split(".")
         agent: str | None = None
@@ -793,7 +1044,7 @@ def _agent_sweep(
             column, label = "env.num_envs", "num_envs"
 
             def check(value: Any, at: Path_) -> None:
-                _Validator(_Pinned(doc, at)).int_(value, at, 1)
+                _Validator(_Pinned(doc, at)).int_(value, at, 1, MAX_NUM_ENVS)
 
         elif len(parts) == 3 and parts[:2] == ["env", "kwargs"]:
             kw = parts[2]
@@ -836,7 +1087,7 @@ def _agent_sweep(
                 field_, column, label = ("train_steps",), "agent.train_steps", "train_steps"
 
                 def check(value: Any, at: Path_) -> None:
-                    _Validator(_Pinned(doc, at)).int_(value, at, 1)
+                    _Validator(_Pinned(doc, at)).int_(value, at, 1, MAX_TRAIN_STEPS)
 
             elif tail.startswith("params.") and len(tail) > len("params."):
                 param = tail[len("params.") :]
@@ -868,6 +1119,29 @@ def _agent_sweep(
                 )
         else:
             raise _unknown_sweep_key(v, key, where, AGENT_SWEEP_KEYS)
+        pending.append((key, values, where, field_, agent, column, label, check))
+
+    # Count the cells before validating (or expanding) any value: the references count
+    # too (one per environment grid point and seed).
+    env_points = 1
+    own = {spec.name: 1 for spec in specs}
+    for _key, values, _, _, agent, *_ in pending:
+        if agent is None:
+            env_points *= len(values)
+        else:
+            own[agent] *= len(values)
+    implicit = sum(
+        1 for kind in REFERENCE_TYPES if not any(s.type == kind and not s.params for s in specs)
+    )
+    _check_grid_size(
+        v,
+        env_points * (sum(own.values()) + implicit),
+        n_seeds,
+        "agent variants",
+        [(key, len(values)) for key, values, *_ in pending],
+    )
+
+    for key, values, where, field_, agent, column, label, check in pending:
         for i, value in enumerate(values):
             check(value, (*where, i))
         axes.append(
@@ -881,6 +1155,35 @@ def _agent_sweep(
             )
         )
     return tuple(axes)
+
+
+def _check_variant_names(
+    v: _Validator, axes: tuple[SweepAxis, ...], specs: list[AgentSpec]
+) -> None:
+    """Refuse a grid whose variant names (``<agent>@<label>=<value>,...``) are too long."""
+    from experiments.sweep import axis_labels
+
+    longest = {axis.path: max(len(label) for label in axis_labels(axis)) for axis in axes}
+    for spec in specs:
+        mine = [a for a in axes if a.agent is None or a.agent == spec.name]
+        if not mine:
+            continue
+        labels = [a.label for a in mine]
+        parts = [
+            len(a.column if labels.count(a.label) > 1 else a.label) + 1 + longest[a.path]
+            for a in mine
+        ]
+        length = len(spec.name) + 1 + sum(parts) + len(parts) - 1
+        if length > MAX_VARIANT_NAME_LENGTH:
+            widest = max(mine, key=lambda a: longest[a.path])
+            raise v.doc.error(
+                ("sweep", widest.path),
+                f"the names of agent {spec.name!r}'s grid variants "
+                f"(<agent>@<label>=<value>,...) would be up to {length} characters long; "
+                f"the limit is {MAX_VARIANT_NAME_LENGTH} (they become directory names): "
+                "use shorter values or fewer sweep keys",
+                key=True,
+            )
 
 
 # -------------------------------------------------------------- embeddings task
@@ -903,10 +1206,11 @@ def _parse_embeddings(v: _Validator, root: dict[str, Any]) -> EmbeddingExperimen
         if s >= 2**32:
             raise doc.error(("seeds", i), f"an embedding seed must be < 2**32, got {s}")
     sessions = _session_source(v, root.get("sessions"))
-    k = v.int_(root.get("k", DEFAULT_K), ("k",), 1)
+    k = v.int_(root.get("k", DEFAULT_K), ("k",), 1, MAX_K)
 
     fields = [f.name for f in dataclasses.fields(EmbeddingConfig) if f.name != "seed"]
-    embedding = root.get("embedding") or {}
+    embedding = root.get("embedding")
+    embedding = {} if embedding is None else embedding
     if not isinstance(embedding, dict):
         raise doc.error(
             ("embedding",),
@@ -938,7 +1242,14 @@ def _parse_embeddings(v: _Validator, root: dict[str, Any]) -> EmbeddingExperimen
 
     axes: list[SweepAxis] = []
     forms = ("embedding.<EmbeddingConfig field>",)
-    for key, values, where in _sweep_entries(v, root.get("sweep")):
+    entries = _sweep_entries(v, root.get("sweep"))
+    points = 1
+    for _, values, _ in entries:
+        points *= len(values)
+    _check_grid_size(
+        v, points, len(seeds), "grid points", [(key, len(values)) for key, values, _ in entries]
+    )
+    for key, values, where in entries:
         parts = key.split(".")
         if parts[0] == "seeds" or key == "embedding.seed":
             raise doc.error(
@@ -1006,29 +1317,62 @@ def _session_source(v: _Validator, raw: Any) -> SessionSource:
                     key=True,
                 )
         return SessionSource(
-            seed=v.int_(raw.get("seed", 0), ("sessions", "seed"), 0),
+            seed=v.int_(raw.get("seed", 0), ("sessions", "seed"), 0, MAX_SEED),
             n_sessions=v.int_(
-                raw.get("n_sessions", DEFAULT_N_SESSIONS), ("sessions", "n_sessions"), 10
+                raw.get("n_sessions", DEFAULT_N_SESSIONS),
+                ("sessions", "n_sessions"),
+                10,
+                MAX_N_SESSIONS,
             ),
-            n_tracks=v.int_(raw.get("n_tracks", 1000), ("sessions", "n_tracks"), 10),
-            n_listeners=v.int_(raw.get("n_listeners", 1000), ("sessions", "n_listeners"), 1),
+            n_tracks=v.int_(raw.get("n_tracks", 1000), ("sessions", "n_tracks"), 10, MAX_N_TRACKS),
+            n_listeners=v.int_(
+                raw.get("n_listeners", 1000), ("sessions", "n_listeners"), 1, MAX_N_LISTENERS
+            ),
         )
     for key in synthetic_keys:
         if key in raw:
             raise doc.error(
                 ("sessions", key), f"`{key}` is for a synthetic source, not {kind!r}", key=True
             )
-    path = raw.get("path")
-    if not isinstance(path, str) or not path:
+    if "path" not in raw:
         raise doc.error(
             ("sessions",), f"a {kind!r} source needs `path`: the file or directory to read"
         )
-    options = raw.get("options") or {}
+    path = v.path_text(raw["path"], ("sessions", "path"), "the file or directory to read")
+    options = raw.get("options")
+    options = {} if options is None else options
     if not isinstance(options, dict):
         raise doc.error(
-            ("sessions", "options"), f"must be a mapping of reader options, got {options!r}"
+            ("sessions", "options"),
+            f"must be a mapping of reader options, got {_describe(options)}",
         )
+    _check_reader_options(v, kind, options)
     return SessionSource(kind=kind, path=path, options=tuple(sorted(options.items())))
+
+
+def _check_reader_options(v: _Validator, kind: str, options: dict[Any, Any]) -> None:
+    """The reader options of a real source: known names, and values of the right type."""
+    from musicrec_gym.data import sources
+
+    table = getattr(sources, "_OPTIONS", None)  # None: the reader checks the names
+    allowed = tuple(table.get(kind, ())) if table is not None else ()
+    for key, value in options.items():
+        where: Path_ = ("sessions", "options", key)
+        if not isinstance(key, str) or (table is not None and key not in allowed):
+            message = (
+                unknown_name_message(f"option for {kind!r} sources", str(key), allowed)
+                if allowed
+                else f"{kind!r} sources take no option {key!r}"
+            )
+            raise v.doc.error(where, message, key=True)
+        if key == "gap_minutes" and not (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and 0 < value < math.inf  # NaN and infinity fail
+        ):
+            raise v.doc.error(where, f"must be a number of minutes > 0, got {_describe(value)}")
+        if key == "allow_pickle" and not isinstance(value, bool):
+            raise v.doc.error(where, f"must be true or false, got {_describe(value)}")
 
 
 def real_source_kinds() -> tuple[str, ...]:
@@ -1051,10 +1395,31 @@ def load_config(path: str | Path) -> ExperimentConfig | EmbeddingExperimentConfi
         ConfigError: The file is missing or invalid (file, line, key path, what is allowed).
     """
     path = Path(path)
+    return parse_config(read_config_file(path), source=str(path))
+
+
+def read_config_file(path: str | Path) -> str:
+    """The text of a config file, refused past ``MAX_CONFIG_BYTES`` without reading it all.
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not UTF-8 text, or too large.
+    """
+    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError as err:
         raise ConfigError(f"{path}: config file not found") from err
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file ({err})") from err
-    return parse_config(text, source=str(path))
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: the config file is larger than {MAX_CONFIG_BYTES:,} bytes (the limit; "
+            "a config is a short hand-written file)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: the config file is not UTF-8 text (byte {err.start}: {err.reason})"
+        ) from err

@@ -42,7 +42,7 @@ import pandas as pd
 
 from experiments.config import EmbeddingExperimentConfig, SessionSource
 from experiments.report import Stat
-from experiments.runner import Progress, Task, _atomic_write_json
+from experiments.runner import Progress, Task, _atomic_write_json, out_of_range, write_output
 from experiments.sweep import columns, grid, value_label, variant_name
 from musicrec_gym.errors import ConfigError, MusicRecError
 
@@ -128,6 +128,27 @@ class EmbeddingCellResult:
     def from_dict(cls, data: dict[str, Any]) -> EmbeddingCellResult:
         """Inverse of ``dataclasses.asdict``."""
         return cls(**data)
+
+    def problems(self, cell: EmbeddingCell) -> list[str]:
+        """Why this cannot be a result of ``cell`` (empty when it can).
+
+        Hit@K and NDCG@K (one relevant track per query) and the popularity baseline's
+        lie in [0, 1]; K is the cell's; counts and times are finite and not negative.
+        """
+        if not isinstance(self.scores, dict):
+            return [f"scores is {self.scores!r}, not a mapping"]
+        s, inf = self.scores, math.inf
+        checks = [(f"scores.{c}", s.get(c), 0.0, 1.0) for c, _ in SCORES]
+        checks += [
+            ("scores.n_queries", s.get("n_queries"), 0, inf),
+            ("n_sessions", self.n_sessions, 0, inf),
+            ("time_s", self.time_s, 0.0, inf),
+            ("cpu_time_s", self.cpu_time_s, 0.0, inf),
+        ]
+        found = [p for p in (out_of_range(*check) for check in checks) if p is not None]
+        if s.get("k") != cell.k:
+            found.append(f"scores.k is {s.get('k')!r}, the cell has {cell.k}")
+        return found
 
     def describe(self) -> str:
         """One line for the log when the cell finishes."""
@@ -417,7 +438,7 @@ def plot_completion(
         fontsize=11,
     )
     path = run_dir / "completion.png"
-    fig.savefig(path, dpi=110)
+    write_output(path, lambda tmp: fig.savefig(tmp, dpi=110))
     return path
 
 
@@ -429,18 +450,25 @@ def write_report(
 ) -> str:
     """Write ``results_per_seed.csv``, ``results.csv``, ``results.md`` (and the plot).
 
-    The plot is drawn when exactly one setting is swept and it is numeric.
+    The plot is drawn when exactly one setting is swept and it is numeric. Each file is
+    written by ``experiments.runner.write_output`` (temporary name, then renamed; an
+    ``OSError`` becomes an ``OutputWriteError`` naming the file).
 
     Returns:
         The Markdown of ``results.md``.
     """
     swept = list(dict.fromkeys(c for cell in cells for c, _ in cell.swept))
     per_seed = per_seed_table(cells, results)
-    per_seed.to_csv(run_dir / "results_per_seed.csv", index=False, float_format="%.6g")
+    write_output(
+        run_dir / "results_per_seed.csv",
+        lambda tmp: per_seed.to_csv(tmp, index=False, float_format="%.6g"),
+    )
     summary = summary_table(per_seed, swept)
-    summary.to_csv(run_dir / "results.csv", index=False, float_format="%.6g")
+    write_output(
+        run_dir / "results.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.6g")
+    )
     text = markdown_table(config, summary, swept)
-    (run_dir / "results.md").write_text(text, encoding="utf-8")
+    write_output(run_dir / "results.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     numeric = len(swept) == 1 and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         for v in per_seed.get(swept[0], [])

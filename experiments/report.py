@@ -11,6 +11,17 @@ In a grid (``sweep:``), every variant is a row of its own, the swept values are 
 columns (``params.alpha``, ``env.reward``, ...; empty where a variant does not have the
 setting), and a variant's normalised score is against the references evaluated at
 the same environment grid point and seed.
+
+Results are range-checked before they are reported (``check_result``): a result whose
+numbers are not finite, not plausible (``|return| <= MAX_STEP_REWARD x session
+length``, a listen rate in [0, 1], a session length in [1, max_steps], a fraction of
+optimal equal to return / optimal return, ...) or not those of its cell (agent, type,
+seed, number of evaluation episodes) is *excluded* from every table and the plot, with a
+``ResultWarning`` naming its ``cells/<cell>/result.json`` and what is wrong, and an
+"Excluded results" section in ``results.md``. A hand-edited or corrupted
+``result.json`` is thereby never trusted, and the rest of the run is still reported.
+Delete the file and rerun to recompute the cell. A ``curve.csv`` that cannot be read or
+holds non-finite numbers is left out of the plot with the same warning.
 """
 
 from __future__ import annotations
@@ -29,6 +40,20 @@ from experiments.config import ExperimentConfig
 
 if TYPE_CHECKING:
     from experiments.runner import Cell, CellResult
+
+#: Largest plausible |reward| of one step, in any reward mode (the built-in scales reach 5).
+MAX_STEP_REWARD = 100.0
+#: Largest plausible training steps of a cell (the config allows 10**8; SB3 may round up).
+MAX_REPORTED_TRAIN_STEPS = 10**9
+#: Relative tolerance of ``fraction_of_optimal == mean_return / mean_optimal_return``.
+FRACTION_RTOL = 1e-6
+#: The columns a ``curve.csv`` must have.
+CURVE_COLUMNS = ("steps", "episode_return", "optimal_return")
+
+
+class ResultWarning(UserWarning):
+    """A saved result or curve was left out of the report (the message says why)."""
+
 
 #: The metrics of the tables: (column, Markdown header, format).
 METRICS = (
@@ -75,6 +100,122 @@ class Stat:
             return "–"
         ci = "n/a" if self.n < 2 else fmt.format(self.ci95)
         return f"{fmt.format(self.mean)} ± {ci}"
+
+
+def _real(value: object) -> bool:
+    """A finite int or float (never a bool; an int too large for a float is not)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def check_result(result: CellResult, cell: Cell) -> list[str]:
+    """What is implausible about a cell's result (empty when nothing is).
+
+    Args:
+        result: The result (fresh, or read back from ``cells/<key>/result.json``).
+        cell: The cell it claims to be the result of.
+
+    Returns:
+        One line per problem: the field, its value and what was expected.
+    """
+    from musicrec_gym.sim.params import MAX_STEPS_LIMIT
+
+    problems: list[str] = []
+    expect = {
+        "agent": cell.agent.name,
+        "type": cell.agent.type,
+        "seed": cell.seed,
+    }
+    for name, wanted in expect.items():
+        got = getattr(result, name, None)
+        if got != wanted:
+            problems.append(f"{name} is {got!r}, but the cell's is {wanted!r}")
+    e = getattr(result, "eval", None)
+    fields = (
+        "mean_return", "mean_optimal_return", "fraction_of_optimal", "listen_rate",
+        "mean_length", "mean_regret",
+    )  # fmt: skip
+    values = {name: getattr(e, name, None) for name in fields}
+    bad = [n for n, val in values.items() if not _real(val)]
+    frac = values["fraction_of_optimal"]
+    if isinstance(frac, float) and math.isnan(frac) and values["mean_optimal_return"] == 0:
+        bad.remove("fraction_of_optimal")  # 0 / 0: no optimal reward at all
+    for name in bad:
+        problems.append(f"eval.{name} is {values[name]!r}, not a finite number")
+    episodes = getattr(e, "episodes", None)
+    if episodes != cell.eval_episodes or isinstance(episodes, bool):
+        problems.append(f"eval.episodes is {episodes!r}, but the cell ran {cell.eval_episodes}")
+    if bad:
+        return problems
+    max_steps = cell.env.kwargs.get("max_steps") or MAX_STEPS_LIMIT
+    length = values["mean_length"]
+    if not 1 <= length <= max_steps:
+        problems.append(f"eval.mean_length is {length!r}, not in [1, {max_steps}]")
+    if not 0 <= values["listen_rate"] <= 1:
+        problems.append(f"eval.listen_rate is {values['listen_rate']!r}, not in [0, 1]")
+    bound = MAX_STEP_REWARD * max(min(length, max_steps), 1)
+    for name in ("mean_return", "mean_optimal_return"):
+        if abs(values[name]) > bound:
+            problems.append(
+                f"eval.{name} is {values[name]!r}; |{name}| <= {bound:g} is plausible "
+                f"({MAX_STEP_REWARD:g} per step of a {length:g}-step session at most)"
+            )
+    if not -1e-6 <= values["mean_regret"] <= 2 * bound:
+        problems.append(f"eval.mean_regret is {values['mean_regret']!r}, not in [0, {2 * bound:g}]")
+    opt = values["mean_optimal_return"]
+    if opt != 0:
+        ratio = values["mean_return"] / opt
+        frac = values["fraction_of_optimal"]
+        if not math.isclose(frac, ratio, rel_tol=FRACTION_RTOL, abs_tol=1e-9):
+            problems.append(
+                f"eval.fraction_of_optimal is {frac!r}, but mean_return / mean_optimal_return "
+                f"is {ratio!r}"
+            )
+    steps = getattr(result, "train_steps", None)
+    if not (isinstance(steps, int) and _real(steps) and 0 <= steps <= MAX_REPORTED_TRAIN_STEPS):
+        problems.append(f"train_steps is {steps!r}, not an int in [0, {MAX_REPORTED_TRAIN_STEPS}]")
+    regret = getattr(result, "train_regret", None)
+    if regret is not None and not (_real(regret) and regret >= -1e-6):
+        problems.append(f"train_regret is {regret!r}, not a finite number >= 0 (or null)")
+    for name in ("train_time_s", "eval_time_s", "cpu_time_s"):
+        value = getattr(result, name, None)
+        if not (_real(value) and value >= 0):
+            problems.append(f"{name} is {value!r}, not a finite number >= 0")
+    if not isinstance(getattr(result, "learns", None), bool):
+        problems.append(f"learns is {getattr(result, 'learns', None)!r}, not true or false")
+    return problems
+
+
+def screen_results(
+    run_dir: Path, cells: Sequence[Cell], results: dict[str, CellResult]
+) -> tuple[dict[str, CellResult], list[tuple[Path, list[str]]]]:
+    """The results that pass ``check_result``, and the excluded ones' files and problems.
+
+    Every excluded result is reported with a ``ResultWarning`` naming its file.
+    """
+    kept: dict[str, CellResult] = {}
+    excluded: list[tuple[Path, list[str]]] = []
+    for cell in cells:
+        result = results.get(cell.key)
+        if result is None:
+            continue
+        problems = check_result(result, cell)
+        if problems:
+            path = Path(run_dir) / "cells" / cell.key / "result.json"
+            excluded.append((path, problems))
+            warnings.warn(
+                f"{path}: excluded from the report: {'; '.join(problems)} (delete the file "
+                "and rerun to recompute the cell)",
+                ResultWarning,
+                stacklevel=2,
+            )
+        else:
+            kept[cell.key] = result
+    return kept, excluded
 
 
 def per_seed_table(
@@ -290,11 +431,8 @@ def plot_curves(
         color = palette[i % len(palette)]
         rets, fracs = [], []
         for cell in by_agent[agent]:
-            curve_path = run_dir / "cells" / cell.key / "curve.csv"
-            if not curve_path.is_file():
-                continue
-            curve = pd.read_csv(curve_path)
-            if not len(curve):
+            curve = _read_curve(run_dir / "cells" / cell.key / "curve.csv")
+            if curve is None or not len(curve):
                 continue
             r, f = _binned(curve, edges, window)
             rets.append(r)
@@ -355,6 +493,33 @@ def plot_curves(
     return path
 
 
+def _read_curve(path: Path) -> pd.DataFrame | None:
+    """A cell's ``curve.csv``; ``None`` (with a ``ResultWarning``) if absent or implausible."""
+    if not path.is_file():
+        return None
+    problem = ""
+    try:
+        curve = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        problem = f"cannot be read ({err})"
+    else:
+        missing = [c for c in CURVE_COLUMNS if c not in curve.columns]
+        if missing:
+            problem = f"lacks the column(s) {', '.join(missing)}"
+        else:
+            values = curve[list(CURVE_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+            if not np.isfinite(values.to_numpy(dtype=float)).all():
+                problem = "holds values that are not finite numbers"
+            elif (values["steps"] < 0).any() or (values["steps"] > MAX_REPORTED_TRAIN_STEPS).any():
+                problem = f"holds steps outside [0, {MAX_REPORTED_TRAIN_STEPS}]"
+            else:
+                curve = curve.assign(**{c: values[c] for c in CURVE_COLUMNS})
+    if problem:
+        warnings.warn(f"{path}: left out of the plot: it {problem}", ResultWarning, stacklevel=3)
+        return None
+    return curve
+
+
 def _steps_label(x: float, _pos: int) -> str:
     """Tick label of an env-step count: 0, 500, 20k, 1.5M."""
     if abs(x) >= 1e6:
@@ -372,9 +537,14 @@ def write_report(
 ) -> str:
     """Write ``results_per_seed.csv``, ``results.csv``, ``results.md`` and ``curves.png``.
 
+    Results that fail ``check_result`` are left out, with a ``ResultWarning`` and an
+    "Excluded results" section in ``results.md`` (see the module docstring).
+
     Returns:
         The Markdown of ``results.md``.
     """
+    results, excluded = screen_results(run_dir, cells, results)
+    cells = [cell for cell in cells if cell.key in results]
     per_seed = per_seed_table(config, cells, results)
     per_seed.to_csv(run_dir / "results_per_seed.csv", index=False, float_format="%.6g")
     order = list(dict.fromkeys(c.agent.name for c in cells))
@@ -382,6 +552,15 @@ def write_report(
     summary = summary_table(per_seed, order, swept)
     summary.to_csv(run_dir / "results.csv", index=False, float_format="%.6g")
     text = markdown_table(config, summary, swept)
+    if excluded:
+        lines = ["", "## Excluded results", ""]
+        lines += [
+            "These saved results failed the range checks and are in no table or plot "
+            "(delete a file and rerun to recompute its cell):",
+            "",
+        ]
+        lines += [f"- `{path}`: {'; '.join(problems)}" for path, problems in excluded]
+        text += "\n".join(lines) + "\n"
     (run_dir / "results.md").write_text(text, encoding="utf-8")
     plot_curves(run_dir, config, cells, results)
     return text

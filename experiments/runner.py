@@ -11,6 +11,7 @@ Run directory (default ``runs/<name>``)::
 
     config.yaml                       exact copy of the config that ran
     command.txt                       the exact command of every invocation (appended)
+    run.lock                          held (flock) by the run using the directory; its pid
     cells/<agent>__seed<k>/
         result.json                   written atomically when the cell is done
         curve.csv                     one row per finished training episode
@@ -22,7 +23,29 @@ Run directory (default ``runs/<name>``)::
 Resuming: rerunning the same config into the same directory skips the cells whose
 ``result.json`` exists (and was made with the same settings); any other cell starts
 from scratch (its partial TensorBoard directory is cleared). A different config is
-refused unless ``force``, which reruns only the cells whose settings changed.
+refused unless ``force``, which reruns only the cells whose settings changed. A
+``result.json`` read back is checked first (finite numbers, returns and regrets within
+what the environment's reward range and session cap allow, the evaluation's episode
+count): one that fails, or cannot be read, is not trusted: a warning names the file and
+the cell is run again.
+
+Lifecycle:
+
+- One run per directory: the run holds an exclusive ``flock`` on ``run.lock`` for its
+  whole life (the kernel releases it when the process ends, however it ends); a second
+  run into the same directory fails at once with ``RunDirLockedError``, naming the
+  directory and the pid holding it.
+- Ctrl-C (SIGINT): the pool's workers ignore it; the main process stops them, keeps
+  every finished cell and raises ``RunInterrupted`` (a ``KeyboardInterrupt``) whose
+  message is one line with the command that resumes the run; ``musicrec run`` prints it
+  and exits with 130. A second Ctrl-C while it stops ends the process at once (130).
+- The pool's workers die with the main process, even under ``kill -9`` (Linux:
+  ``PR_SET_PDEATHSIG``; elsewhere a watchdog thread polls the parent's pid), so a crash
+  leaves no cell running unowned and an immediate rerun does not race it.
+- The final outputs (tables, plot) are written after every finished cell's
+  ``result.json``; a failure to write one (a full disk) is an ``OutputWriteError``, one
+  line naming the file, and rerunning the same command writes them without running any
+  cell.
 
 Grids (``sweep:``, see ``experiments.sweep``): every variant of an agent is an agent
 of its own in the cells, tables and plots (``cells/LinUCB@alpha=0.5__seed0``), with the
@@ -39,6 +62,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import functools
 import json
 import math
 import multiprocessing as mp
@@ -46,10 +70,14 @@ import os
 import queue
 import shlex
 import shutil
+import signal
+import socket
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,8 +104,29 @@ BACKENDS = ("local", "ray")
 INTERRUPTED = "not finished: the run stopped before this cell ended"
 
 
+#: The lock file of a run directory.
+LOCK_FILE = "run.lock"
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT = 130
+
+
 class CellFailedError(MusicRecError):
     """One or more cells raised; their tracebacks are in ``cells/<cell>/error.txt``."""
+
+
+class RunDirLockedError(MusicRecError):
+    """Another run (its pid in ``run.lock``) is using the run directory."""
+
+
+class OutputWriteError(MusicRecError, OSError):
+    """A final output of the run (a table, the plot) could not be written (names it)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; finished cells are kept and the message says how to resume.
+
+    A ``KeyboardInterrupt``, so that code catching that still does; ``str()`` is one line.
+    """
 
 
 # ------------------------------------------------------------------------ records
@@ -153,6 +202,73 @@ class Cell:
         )
         return state.astype(np.int64)
 
+    def limits(self) -> EnvLimits | None:
+        """The environment's reward range and session cap (``None``: it cannot be built)."""
+        return env_limits(json.dumps(self.env.kwargs, sort_keys=True, default=str))
+
+
+@dataclass(frozen=True)
+class EnvLimits:
+    """What one step and one session of an environment can be worth.
+
+    Attributes:
+        reward_low: Lowest reward of a step.
+        reward_high: Highest reward of a step.
+        max_steps: Most recommendations in a session.
+    """
+
+    reward_low: float
+    reward_high: float
+    max_steps: int
+
+    @property
+    def returns(self) -> tuple[float, float]:
+        """Range of an episode's return (and of a mean of them)."""
+        cap = self.max_steps
+        return min(self.reward_low, 0.0) * cap, max(self.reward_high, 0.0) * cap
+
+    @property
+    def step_spread(self) -> float:
+        """Largest possible regret of one step (either sign)."""
+        return self.reward_high - self.reward_low
+
+
+def step_reward_range(mode: str, params: Any) -> tuple[float, float]:
+    """Lowest and highest reward of one step in a reward mode (``RewardModel.draw``)."""
+    if mode == "listen":
+        return 0.0, 1.0
+    if mode == "time":
+        values = (*params.time_listened, *params.time_skipped)
+        return float(min(values)), float(max(values))
+    return -1.0, 4.0  # event: a skip -1; a listen 1, plus a like 1, plus an add 2
+
+
+@functools.lru_cache(maxsize=16)
+def env_limits(kwargs_json: str) -> EnvLimits | None:
+    """``EnvLimits`` of ``MusicRecVectorEnv(**kwargs)`` (JSON), or ``None`` if it fails."""
+    try:
+        sim = MusicRecVectorEnv(num_envs=1, **json.loads(kwargs_json)).core.sim
+        low, high = step_reward_range(sim.reward.mode, sim.reward.params)
+        return EnvLimits(low, high, int(sim.max_steps))
+    except (MusicRecError, OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def out_of_range(
+    name: str, value: Any, low: float = -math.inf, high: float = math.inf, nan_ok: bool = False
+) -> str | None:
+    """Why ``value`` is not a number in ``[low, high]`` (``None`` when it is)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"{name} is {value!r}, not a number"
+    if math.isnan(value):
+        return None if nan_ok else f"{name} is NaN"
+    if math.isinf(value):
+        return f"{name} is {value}"
+    slack = 1e-9 * max([1.0, *(abs(b) for b in (low, high) if math.isfinite(b))])
+    if value < low - slack or value > high + slack:
+        return f"{name} = {value:g} is outside [{low:g}, {high:g}]"
+    return None
+
 
 @dataclass(frozen=True)
 class EvalSummary:
@@ -221,6 +337,53 @@ class CellResult:
     def from_dict(cls, data: dict[str, Any]) -> CellResult:
         """Inverse of ``dataclasses.asdict``."""
         return cls(**{**data, "eval": EvalSummary(**data["eval"])})
+
+    def problems(self, cell: Cell) -> list[str]:
+        """Why this cannot be a result of ``cell`` (empty when it can).
+
+        Every number must be finite (the rates may be NaN, as ``summarize_eval`` makes
+        them for zero denominators); returns lie within a session cap of the step
+        reward's range, regrets within the same of its spread, the session length
+        within the cap; the fraction of optimal is the ratio of the returns; the
+        evaluation has the cell's number of episodes, and the result the cell's name.
+        """
+        e, inf = self.eval, math.inf
+        limits = cell.limits()
+        low, high = limits.returns if limits is not None else (-inf, inf)
+        cap = limits.max_steps if limits is not None else inf
+        spread = limits.step_spread if limits is not None else inf
+        steps = self.train_steps if isinstance(self.train_steps, (int, float)) else inf
+        checks = [
+            ("eval.mean_return", e.mean_return, low, high, False),
+            ("eval.mean_optimal_return", e.mean_optimal_return, low, high, False),
+            ("eval.fraction_of_optimal", e.fraction_of_optimal, -inf, inf, True),
+            ("eval.listen_rate", e.listen_rate, 0.0, 1.0, True),
+            ("eval.mean_length", e.mean_length, 0.0, cap, False),
+            ("eval.mean_regret", e.mean_regret, -spread * cap, spread * cap, False),
+            ("train_steps", self.train_steps, 0, inf, False),
+            ("train_episodes", self.train_episodes, 0, inf, False),
+            ("train_time_s", self.train_time_s, 0.0, inf, False),
+            ("eval_time_s", self.eval_time_s, 0.0, inf, False),
+            ("cpu_time_s", self.cpu_time_s, 0.0, inf, False),
+        ]
+        if self.train_regret is not None:
+            finite = math.isfinite(spread) and math.isfinite(steps)
+            bound = spread * steps if finite else inf
+            checks.append(("train_regret", self.train_regret, -bound, bound, False))
+        found = [p for p in (out_of_range(*check) for check in checks) if p is not None]
+        if e.episodes != cell.eval_episodes:
+            found.append(f"eval.episodes is {e.episodes!r}, the cell has {cell.eval_episodes}")
+        for name, wanted in (("cell", cell.key), ("agent", cell.agent.name)):
+            if getattr(self, name) != wanted:
+                found.append(f"{name} is {getattr(self, name)!r}, the cell's is {wanted!r}")
+        if not found and e.mean_optimal_return != 0:
+            ratio = e.mean_return / e.mean_optimal_return  # total / total, per episode
+            if not math.isclose(e.fraction_of_optimal, ratio, rel_tol=1e-6, abs_tol=1e-9):
+                found.append(
+                    f"eval.fraction_of_optimal is {e.fraction_of_optimal!r}, but mean_return / "
+                    f"mean_optimal_return is {ratio!r}"
+                )
+        return found
 
     def describe(self) -> str:
         """One line for the log when the cell finishes."""
@@ -624,11 +787,14 @@ def _limit_blas_threads() -> Any:
     return threadpool_limits(limits=1)
 
 
-def load_result(run_dir: Path, cell: Any) -> Any:
-    """The cell's saved result, if it exists and was made with the cell's settings.
+def load_result(run_dir: Path, cell: Any, warn: Callable[[str], None] | None = None) -> Any:
+    """The cell's saved result, if it exists, was made with the cell's settings and is sane.
 
     ``cells/<key>/result.json`` is the one record of a finished cell, whichever backend
-    ran it: a rerun skips exactly the cells for which this returns a result.
+    ran it: a rerun skips exactly the cells for which this returns a result. A file
+    that cannot be read, or whose numbers the cell could not have produced (the
+    result's ``problems(cell)``, e.g. a hand-edited return), is not trusted: ``warn``
+    gets one line naming the file, and the cell is run again.
     """
     path = Path(run_dir) / "cells" / cell.key / "result.json"
     if not path.is_file():
@@ -636,29 +802,225 @@ def load_result(run_dir: Path, cell: Any) -> Any:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         result = type(cell).result_type.from_dict(data)
-    except (ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        if warn is not None:
+            warn(f"{path}: cannot be read ({type(err).__name__}: {err}); running the cell again")
         return None
     # Round-trip the settings through JSON so tuples and lists compare equal.
     settings = json.loads(json.dumps(cell.settings(), default=_json_default))
-    return result if result.settings == settings else None
+    if result.settings != settings:
+        return None
+    problems = result.problems(cell) if hasattr(result, "problems") else []
+    if problems:
+        if warn is not None:
+            warn(
+                f"{path}: not a result this cell can produce ({'; '.join(problems)}); "
+                "running the cell again"
+            )
+        return None
+    return result
+
+
+def write_output(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write one final output of a run through a temporary file, then rename it.
+
+    ``write(tmp)`` writes the file at ``tmp`` (same directory and suffix). A full disk or
+    any other ``OSError`` leaves the previous ``path`` untouched and raises an
+    ``OutputWriteError`` naming ``path``.
+    """
+    tmp = path.with_name(f"{path.stem}.partial{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise output_error(path, err) from err
+
+
+def output_error(path: Path, err: OSError) -> OutputWriteError:
+    """The one-line ``OutputWriteError`` of a final output (or run directory) ``path``."""
+    if isinstance(err, OutputWriteError):
+        return err
+    why = err.strerror or str(err) or type(err).__name__
+    run_dir = path if path.is_dir() else path.parent
+    return OutputWriteError(
+        f"cannot write {path}: {why}. The finished cells are kept in {run_dir / 'cells'}; "
+        "fix that and rerun the same command to write the outputs (no cell is run again)."
+    )
+
+
+def file_being_written(err: OSError, outputs: list[Path]) -> Path | None:
+    """Which of ``outputs`` was being written when ``err`` was raised, if that is known.
+
+    The file the OS names (an ``open`` that failed), else the innermost frame of the
+    traceback that holds one of the paths (the argument of ``to_csv``, ``write_text``,
+    ``savefig`` or ``plot_curves``): a write that fails midway (a full disk) names no file.
+    """
+    wanted = {os.path.abspath(p): p for p in outputs}
+    if err.filename is not None:
+        name = os.fsdecode(err.filename)
+        return wanted.get(os.path.abspath(name), Path(name))
+    for frame, _ in reversed(list(traceback.walk_tb(err.__traceback__))):
+        for value in frame.f_locals.values():
+            if isinstance(value, (str, Path)):
+                found = wanted.get(os.path.abspath(value))
+                if found is not None:
+                    return found
+    return None
 
 
 # ------------------------------------------------------------------ worker glue
 
 _CHANNEL: Any = None
+#: prctl(2) option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
-def _init_worker(channel: Any) -> None:
+def _init_worker(channel: Any, parent_pid: int | None = None) -> None:
+    """Pool worker set-up: progress channel, one thread, Ctrl-C ignored, die with the parent."""
     global _CHANNEL
     _CHANNEL = channel
+    # Ctrl-C reaches every process of the terminal's group: the main process decides
+    # what stops (it stops the workers itself), so a worker never prints a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     import torch
 
     torch.set_num_threads(1)
 
 
+def _die_with_parent(parent_pid: int, every_s: float = 0.5) -> None:
+    """End this process when ``parent_pid`` (its parent) dies, even by ``kill -9``.
+
+    On Linux the kernel sends SIGKILL (``prctl(PR_SET_PDEATHSIG)``); everywhere a
+    daemon thread also polls the parent's pid and exits when the process has been
+    re-parented. Checked once right away too, for a parent that died before this ran.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog only
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="musicrec-parent-watch", daemon=True).start()
+
+
 def _run_cell_in_worker(cell: Any, run_dir: str) -> Any:
     progress = _QueueProgress(_CHANNEL) if _CHANNEL is not None else Progress()
     return cell.run(run_dir, progress)
+
+
+# ------------------------------------------------------------------ lifecycle
+
+
+@contextmanager
+def lock_run_dir(run_dir: Path, log: Callable[[str], None] = print) -> Iterator[Path]:
+    """Hold the run directory for this process: an exclusive ``flock`` on ``run.lock``.
+
+    The kernel drops the lock when the process ends, even by ``kill -9``; the file
+    stays, holding the pid (and host) of the run that has it while it runs.
+
+    Raises:
+        RunDirLockedError: Another process holds the lock.
+    """
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield path
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise RunDirLockedError(
+            f"{run_dir} is in use by another `musicrec run` ({holder} holds {path}); wait for "
+            "it to end or stop it, or choose another --out"
+        ) from None
+    except OSError as err:  # e.g. a filesystem without locks (ENOLCK)
+        os.close(fd)
+        log(f"warning: cannot lock {path} ({err.strerror}); nothing stops a second run here")
+        yield path
+        return
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        yield path
+    finally:
+        with suppress(OSError):  # while still holding it: never erase the next holder's pid
+            os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> str:
+    """``pid N on HOST`` from a lock file (``an unknown pid`` while it is being written)."""
+    try:
+        fields = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+    except OSError:
+        fields = []
+    if not fields:
+        return "an unknown pid"
+    return f"pid {fields[0]}" + (f" on {fields[1]}" if len(fields) > 1 else "")
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C in the block; processes started in it inherit that from birth.
+
+    Around the pool's ``submit`` calls, which start the workers: a Ctrl-C then reaches
+    a new worker before its initializer could ignore it (and print a traceback).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextmanager
+def _second_interrupt_exits(cleanup: Callable[[], None]) -> Iterator[None]:
+    """While stopping after a Ctrl-C: another Ctrl-C runs ``cleanup`` and exits (130)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_now(signum: int, frame: Any) -> None:
+        cleanup()
+        with suppress(OSError):
+            os.write(2, b"interrupted again: stopped at once; rerun the same command to resume\n")
+        os._exit(INTERRUPTED_EXIT)
+
+    old = signal.signal(signal.SIGINT, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _interrupted(run_dir: Path, cells: list[Any], argv: list[str]) -> RunInterrupted:
+    done = sum((run_dir / "cells" / c.key / "result.json").is_file() for c in cells)
+    return RunInterrupted(
+        f"interrupted; {done} of {len(cells)} cells are finished and kept in {run_dir}. "
+        f"Resume with: {shlex.join(argv)}"
+    )
 
 
 # ------------------------------------------------------------------ experiment
@@ -762,9 +1124,11 @@ class Task:
 
     Attributes:
         plan: ``config -> cells`` (each has ``key``, ``tb_name``, ``settings()``,
-            ``run(run_dir, progress)``, ``cost()`` and ``result_type``).
+            ``run(run_dir, progress)``, ``cost()`` and ``result_type``, whose
+            ``problems(cell)`` says why a ``result.json`` read back cannot be trusted).
         preflight: ``config -> None``; raises ``ConfigError`` for what would fail later.
-        report: ``(run_dir, config, cells, results) -> Markdown`` of ``results.md``.
+        report: ``(run_dir, config, cells, results) -> Markdown`` of ``results.md``;
+            raises ``OutputWriteError`` naming the file it cannot write.
     """
 
     plan: Callable[[Any], list[Any]]
@@ -772,12 +1136,24 @@ class Task:
     report: Callable[[Path, Any, list[Any], dict[str, Any]], str]
 
 
+#: The files ``experiments.report.write_report`` writes into the run directory, in order.
+AGENT_OUTPUTS = ("results_per_seed.csv", "results.csv", "results.md", "curves.png")
+
+
 def _write_agents_report(
     run_dir: Path, config: ExperimentConfig, cells: list[Cell], results: dict[str, Any]
 ) -> str:
+    """``experiments.report.write_report``; an ``OSError`` becomes an ``OutputWriteError``.
+
+    The error names the file being written (``file_being_written``).
+    """
     from experiments.report import write_report
 
-    return write_report(run_dir, config, cells, results)
+    try:
+        return write_report(run_dir, config, cells, results)
+    except OSError as err:
+        outputs = [run_dir / name for name in AGENT_OUTPUTS]
+        raise output_error(file_being_written(err, outputs) or run_dir, err) from err
 
 
 AGENTS_TASK = Task(plan=plan_cells, preflight=_preflight, report=_write_agents_report)
@@ -827,7 +1203,12 @@ def run_experiment(
 
     Raises:
         ConfigError: The config is invalid, or differs from the saved one.
+        RunDirLockedError: Another run is using the run directory.
         CellFailedError: A cell raised (the others still ran and were reported).
+        OutputWriteError: A table or the plot could not be written (the cells' results
+            are on disk; rerunning writes it without running any cell).
+        RunInterrupted: Ctrl-C; the finished cells are kept, the message says how to
+            resume.
     """
     t_start = time.perf_counter()
     config_path = Path(config_path)
@@ -847,47 +1228,63 @@ def run_experiment(
     task = task_of(config)
     task.preflight(config)
     run_dir = Path(out) if out is not None else Path("runs") / config.name
-    _check_run_dir(run_dir, config, force)
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config_path, run_dir / "config.yaml")
     argv = command if command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]]
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with open(run_dir / "command.txt", "a", encoding="utf-8") as fh:
-        fh.write(f"# {stamp} cwd={shlex.quote(os.getcwd())}\n{shlex.join(argv)}\n")
 
     cells = task.plan(config)
-    if force:
-        _remove_stale(run_dir, cells)
-    results: dict[str, CellResult] = {}
-    pending: list[Cell] = []
-    for cell in cells:
-        saved = load_result(run_dir, cell)
-        if saved is not None:
-            results[cell.key] = saved
-        else:
-            pending.append(cell)
-    skipped = [c.key for c in cells if c.key in results]
-    if skipped and not quiet:
-        log(f"resuming {run_dir}: {len(skipped)} of {len(cells)} cells already done")
 
-    # Longest first (by training budget), so that the run does not end with one long
-    # cell running alone while the other workers idle.
-    pending.sort(key=lambda c: -c.cost())
-    if backend == "ray":
-        from experiments.backends import execute_on_ray
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with lock_run_dir(run_dir, log):
+        try:
+            _check_run_dir(run_dir, config, force)
+            shutil.copyfile(config_path, run_dir / "config.yaml")
+            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            with open(run_dir / "command.txt", "a", encoding="utf-8") as fh:
+                fh.write(f"# {stamp} cwd={shlex.quote(os.getcwd())}\n{shlex.join(argv)}\n")
+            if force:
+                _remove_stale(run_dir, cells)
+            results: dict[str, CellResult] = {}
+            pending: list[Cell] = []
+            for cell in cells:
+                saved = load_result(run_dir, cell, warn=log)
+                if saved is not None:
+                    results[cell.key] = saved
+                else:
+                    pending.append(cell)
+            skipped = [c.key for c in cells if c.key in results]
+            if skipped and not quiet:
+                log(f"resuming {run_dir}: {len(skipped)} of {len(cells)} cells already done")
 
-        failures = execute_on_ray(
-            pending, run_dir, jobs, address, quiet, results, log, callbacks=ray_callbacks
-        )
-    else:
-        n_jobs = max(1, min(jobs if jobs is not None else 2, len(pending)))
-        failures = _execute(pending, run_dir, n_jobs, quiet, results, log)
+            # Longest first (by training budget), so that the run does not end with one
+            # long cell running alone while the other workers idle.
+            pending.sort(key=lambda c: -c.cost())
+            if backend == "ray":
+                from experiments.backends import execute_on_ray
 
-    table = task.report(run_dir, config, [c for c in cells if c.key in results], results)
+                failures = execute_on_ray(
+                    pending, run_dir, jobs, address, quiet, results, log, callbacks=ray_callbacks
+                )
+            else:
+                n_jobs = max(1, min(jobs if jobs is not None else 2, len(pending)))
+                failures = _execute(pending, run_dir, n_jobs, quiet, results, log)
+
+            # Every finished cell's result.json is on disk: now the tables and the plot.
+            try:
+                table = task.report(
+                    run_dir, config, [c for c in cells if c.key in results], results
+                )
+                write_error = None
+            except OSError as err:
+                table, write_error = "", output_error(run_dir, err)
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt:
+            raise _interrupted(run_dir, cells, argv) from None
     elapsed = time.perf_counter() - t_start
     if failures:
-        raise CellFailedError(_failure_message(run_dir, failures))
+        message = _failure_message(run_dir, failures)
+        raise CellFailedError(message + (f" Also: {write_error}" if write_error else ""))
+    if write_error is not None:
+        raise write_error
     return RunSummary(
         run_dir=run_dir,
         config=config,
@@ -996,10 +1393,14 @@ def _execute_parallel(
     ctx = mp.get_context("spawn")
     channel = ctx.Queue() if bars is not None else None
     pool = cf.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(channel,)
+        max_workers=jobs,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(channel, os.getpid()),
     )
     try:
-        futures = {pool.submit(_run_cell_in_worker, c, str(run_dir)): c for c in pending}
+        with _sigint_ignored():  # submit starts the workers: they are born ignoring Ctrl-C
+            futures = {pool.submit(_run_cell_in_worker, c, str(run_dir)): c for c in pending}
         remaining = set(futures)
         while remaining:
             done, remaining = cf.wait(remaining, timeout=0.1, return_when=cf.FIRST_COMPLETED)
@@ -1010,9 +1411,31 @@ def _execute_parallel(
                 finished(cell.key, None if err else fut.result(), err)
         _drain(channel, bars)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Ctrl-C, or a failure of the main process: the running cells are abandoned (a
+        # rerun starts them afresh) and their workers stopped now, not at exit.
+        _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor, timeout_s: float = 5.0) -> None:
+    """Kill the pool's workers and wait (boundedly) for them and its manager thread."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+
+    def kill() -> None:
+        for process in processes:
+            with suppress(OSError, ValueError, AttributeError):
+                process.kill()
+
+    with _second_interrupt_exits(kill):
+        kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + timeout_s
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(max(0.0, deadline - time.monotonic()))
 
 
 def _drain(channel: Any, bars: _TqdmProgress | None) -> None:

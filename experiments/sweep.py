@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from experiments.config import AgentSpec, EnvConfig, ExperimentConfig, SweepAxis
+from experiments.config import MAX_CELLS, AgentSpec, EnvConfig, ExperimentConfig, SweepAxis
+from musicrec_gym.errors import ConfigError
 
 #: Characters a value may keep in a name (the rest become ``_``).
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
@@ -135,8 +137,30 @@ def apply_agent(spec: AgentSpec, name: str, assignment: Assignment) -> AgentSpec
     return dataclasses.replace(spec, name=name, params=params, train_steps=train_steps)
 
 
+def count_variants(config: ExperimentConfig) -> int:
+    """How many variants ``agent_variants`` gives, without expanding the grid."""
+    env_points = math.prod(len(a.values) for a in config.sweep if a.agent is None)
+    own = sum(
+        math.prod(len(a.values) for a in config.sweep if a.agent == spec.name)
+        for spec in config.agents
+    )
+    return env_points * own
+
+
 def agent_variants(config: ExperimentConfig) -> list[AgentVariant]:
-    """Every variant of every agent (references included): environment points outermost."""
+    """Every variant of every agent (references included): environment points outermost.
+
+    Raises:
+        ConfigError: The grid has more than ``MAX_CELLS`` cells (variants x seeds); a
+            config read by ``experiments.config`` never does, one built in code may.
+    """
+    n_variants = count_variants(config)
+    if n_variants * len(config.seeds) > MAX_CELLS:
+        raise ConfigError(
+            f"{config.source}: sweep: this grid has {n_variants * len(config.seeds):,} cells "
+            f"({n_variants:,} agent variants x {len(config.seeds)} seed(s)); the limit is "
+            f"{MAX_CELLS:,} cells (MAX_CELLS)"
+        )
     env_axes = [a for a in config.sweep if a.agent is None]
     variants = []
     for env_assignment in grid(env_axes):

@@ -3,14 +3,26 @@
 Importing the package registers ``MusicRec-v0`` (see ``musicrec_gym.envs.music_rec``
 for its tables); ``gym.make_vec("MusicRec-v0", num_envs=N)`` gives the native batched
 environment.
+
+The environment truncates a session itself, after ``max_steps`` recommendations (its
+keyword argument; by default the world's, 20 in the built-in world). The registered
+``max_episode_steps`` is the largest ``max_steps`` accepted (``MAX_EPISODE_STEPS``), so
+the ``TimeLimit`` that ``gym.make`` adds never ends a session before the environment
+does: ``gym.make("MusicRec-v0", max_steps=30)`` gives 30-step sessions. Gymnasium's own
+``gym.make(..., max_episode_steps=N)`` (and ``gym.make_vec(..., max_episode_steps=N)``)
+still work as documented: sessions then end after at most ``N`` steps.
 """
 
 from gymnasium.envs.registration import register, registry
 
+from musicrec_gym.sim.params import MAX_STEPS_LIMIT
+
 __version__ = "0.1.0"
 
 ENV_ID = "MusicRec-v0"
-MAX_EPISODE_STEPS = 20
+MAX_EPISODE_STEPS = MAX_STEPS_LIMIT
+"""The registered ``max_episode_steps`` (10,000): the longest session any ``max_steps``
+allows, so that the registration's ``TimeLimit`` never cuts a session short."""
 
 if ENV_ID not in registry:
     register(

@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from musicrec_gym.errors import ArtifactError
+from musicrec_gym.errors import ArtifactError, unknown_name_message
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+WORLD_KINDS = ("synthetic", "fitted")
+"""``manifest.json``'s ``kind``: ``musicrec build`` or ``musicrec fit`` (default synthetic)."""
 
 
 def default_world_dir() -> Path:
@@ -47,21 +49,33 @@ def read_json(path: Path) -> Any:
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found (expected a JSON artifact)")
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        line = getattr(err, "lineno", "?")
-        raise ArtifactError(f"{path}, line {line}: not valid JSON ({err})") from err
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ArtifactError(f"{path}: not valid JSON (not UTF-8 text: {err})") from err
+    except OSError as err:  # unreadable: permissions, an I/O error
+        raise ArtifactError(f"{path}: cannot be read ({err})") from err
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}, line {err.lineno}: not valid JSON ({err})") from err
+    except RecursionError as err:
+        raise ArtifactError(f"{path}: JSON nested too deeply to read") from err
 
 
 def load_npz(path: Path, keys: dict[str, tuple[int | None, ...]]) -> dict[str, np.ndarray]:
-    """Load named arrays from an NPZ, checking each key is present with the expected rank/shape.
+    """Load named arrays from an NPZ, checking each key's presence, shape and values.
 
     Args:
         path: The NPZ file.
         keys: Expected key -> shape, ``None`` where any length is allowed.
 
     Returns:
-        The arrays, by key.
+        The arrays, by key: numeric (bool, int or float) and finite.
+
+    Raises:
+        ArtifactError: Naming the file (and the key): missing, not an NPZ archive
+            (truncated or corrupted), a missing array, a wrong shape, a non-numeric
+            array, or a NaN or infinity.
     """
     path = Path(path)
     if not path.is_file():
@@ -80,12 +94,23 @@ def load_npz(path: Path, keys: dict[str, tuple[int | None, ...]]) -> dict[str, n
                     raise ArtifactError(
                         f"{path}: array {key!r} has shape {arr.shape}, expected {shape}"
                     )
+                if arr.dtype.kind not in "biuf":
+                    raise ArtifactError(
+                        f"{path}: array {key!r} holds {arr.dtype} values, expected numbers"
+                    )
+                if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+                    raise ArtifactError(
+                        f"{path}: array {key!r} holds NaN or infinite values, expected "
+                        "finite numbers"
+                    )
                 out[key] = arr
             return out
     except ArtifactError:
         raise
-    except Exception as err:  # zipfile.BadZipFile, ValueError, OSError ...
-        raise ArtifactError(f"{path}: not a readable NPZ file ({err})") from err
+    except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
+        raise ArtifactError(
+            f"{path}: not a readable NPZ file, truncated or corrupted ({err})"
+        ) from err
 
 
 def write_manifest(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -109,26 +134,78 @@ def write_manifest(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """A world directory's ``manifest.json``, checked to be an object with a ``files`` table.
+
+    Raises:
+        ArtifactError: ``directory`` is missing or not a directory, or the manifest is
+            missing, not JSON, not an object, or has no ``files`` object of sha256 strings
+            (or a ``kind`` or ``format`` this version cannot read).
+    """
+    directory = Path(directory)
+    if directory.is_file():
+        raise ArtifactError(
+            f"{directory}: is a file, expected a world directory (holding {MANIFEST})"
+        )
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory}: world directory not found")
+    path = directory / MANIFEST
+    manifest = read_json(path)
+    if not isinstance(manifest, dict):
+        raise ArtifactError(
+            f"{path}: expected a JSON object with a 'files' table, got {type(manifest).__name__}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ArtifactError(
+            f"{path}: missing key 'files' (an object of file name -> sha256)"
+            if files is None
+            else f"{path}: key 'files' must be an object of file name -> sha256, got {files!r}"
+        )
+    for name, digest in files.items():
+        if not isinstance(digest, str):
+            raise ArtifactError(
+                f"{path}: key 'files' -> {name!r} must be a sha256 hex string, got {digest!r}"
+            )
+    kind = manifest.get("kind", "synthetic")
+    if kind not in WORLD_KINDS:
+        raise ArtifactError(
+            f"{path}: key 'kind': {unknown_name_message('world kind', str(kind), WORLD_KINDS)}"
+        )
+    fmt = manifest.get("format", FORMAT_VERSION)
+    if fmt != FORMAT_VERSION or isinstance(fmt, bool):
+        raise ArtifactError(
+            f"{path}: key 'format' is {fmt!r}; this version of musicrec-gym reads format "
+            f"{FORMAT_VERSION} (rebuild the world, or upgrade musicrec-gym)"
+        )
+    return manifest
+
+
 def verify_manifest(directory: Path, required: tuple[str, ...]) -> dict[str, Any]:
     """Check that the required files exist and match the manifest's sha256.
 
+    Returns:
+        The manifest (see ``read_manifest``).
+
     Raises:
-        ArtifactError: naming the missing or corrupted file.
+        ArtifactError: naming the missing or corrupted file, or the manifest's fault.
     """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise ArtifactError(f"{directory}: world directory not found")
-    manifest = read_json(directory / MANIFEST)
-    files = manifest.get("files", {})
+    manifest = read_manifest(directory)
+    files = manifest["files"]
     for name in required:
         path = directory / name
         if not path.is_file():
             raise ArtifactError(f"{path}: missing artifact (a world needs {', '.join(required)})")
         if name not in files:
             raise ArtifactError(f"{directory / MANIFEST}: no sha256 recorded for {name!r}")
-        if sha256_file(path) != files[name]:
+        try:
+            digest = sha256_file(path)
+        except OSError as err:
+            raise ArtifactError(f"{path}: cannot be read ({err})") from err
+        if digest != files[name]:
             raise ArtifactError(
-                f"{path}: sha256 does not match {MANIFEST}; the file is corrupted or was "
-                "edited (rebuild it with `musicrec build`)"
+                f"{path}: sha256 does not match {MANIFEST}; the file is truncated, corrupted "
+                "or was edited (rebuild it with `musicrec build`)"
             )
     return manifest

@@ -12,7 +12,60 @@ import sys
 from pathlib import Path
 
 from musicrec_gym.errors import ConfigError, MusicRecError
-from musicrec_gym.reproducible import pin_cpu_kernels
+from musicrec_gym.reproducible import pin_cpu_kernels, reexec_pinned
+
+# Commands whose artifacts are hashed: they run with the baseline CPU kernels.
+_TRAINING_COMMANDS = ("build", "fit")
+
+
+def _int_at_least(low: int, high: int | None = None):
+    """An argparse ``type``: an int in ``[low, high]``, else "argument --x: must be ..."."""
+    expected = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _float_in(expected: str, ok):
+    """An argparse ``type``: a finite float for which ``ok(value)`` holds."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+        finite = value - value == 0  # False for nan, inf and -inf
+        if not (finite and ok(value)):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+_SEED = _int_at_least(0, 2**32 - 1)
+_POSITIVE = _int_at_least(1)
+
+
+def _world_argument(world: str | None) -> None:
+    """Refuse a WORLD argument that is not a directory, naming the argument."""
+    if world is None:
+        return
+    path = Path(world)
+    if path.is_file():
+        raise ConfigError(f"argument world: {world}: is a file, expected a world directory")
+    if not path.is_dir():
+        raise ConfigError(
+            f"argument world: {world}: no such directory (write a world with `musicrec "
+            "build --out DIR` or `musicrec fit LOG --out DIR`)"
+        )
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -24,15 +77,20 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from musicrec_gym.encoder import EncoderConfig
 
     base = BuildConfig()
+
+    def given(value, default):  # 0 is a value (refused by the parser), not "unset"
+        return default if value is None else value
+
+    n_tracks = given(args.n_tracks, base.world.n_tracks)
     config = BuildConfig(
         world=SyntheticConfig(
-            n_tracks=args.n_tracks or base.world.n_tracks,
-            n_artists=min(base.world.n_artists, args.n_tracks or base.world.n_tracks),
-            n_listeners=args.n_listeners or base.world.n_listeners,
+            n_tracks=n_tracks,
+            n_artists=min(base.world.n_artists, n_tracks),
+            n_listeners=given(args.n_listeners, base.world.n_listeners),
         ),
-        n_sessions=args.n_sessions or base.n_sessions,
-        embedding=EmbeddingConfig(epochs=args.embedding_epochs or base.embedding.epochs),
-        encoder=EncoderConfig(epochs=args.encoder_epochs or base.encoder.epochs),
+        n_sessions=given(args.n_sessions, base.n_sessions),
+        embedding=EmbeddingConfig(epochs=given(args.embedding_epochs, base.embedding.epochs)),
+        encoder=EncoderConfig(epochs=given(args.encoder_epochs, base.encoder.epochs)),
         evaluate=not args.no_eval,
     ).with_seed(args.seed)
     # The playlist-completion evaluation writes reports only, never a hashed file.
@@ -49,6 +107,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         logs_dir=args.logs,
         tensorboard_dir=args.tensorboard,
         progress=not args.quiet,
+        force=args.force,
     )
     shipped = default_world_dir() / "manifest.json"
     if not shipped.is_file() or Path(args.out).resolve() == default_world_dir().resolve():
@@ -81,7 +140,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         encoder=EncoderConfig(epochs=args.encoder_epochs, batch_size=base.encoder.batch_size),
         response=ResponseConfig(epochs=args.epochs),
     ).with_seed(args.seed)
-    manifest = fit_world(args.log, args.out, config, progress=not args.quiet)
+    manifest = fit_world(args.log, args.out, config, progress=not args.quiet, force=args.force)
     rep = manifest["reports"]
     resp, cat, logs = rep["response"], rep["catalog"], rep["logs"]
     print(f"fitted world: {args.out}")
@@ -105,6 +164,15 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _cmd_realism(args: argparse.Namespace) -> int:
     from musicrec_gym.realism import realism_report
 
+    _world_argument(args.world)
+    if args.heldout is not None and not Path(args.heldout).is_file():
+        problem = "not a file" if Path(args.heldout).exists() else "file not found"
+        raise ConfigError(f"argument --heldout: {args.heldout}: {problem}")
+    if args.heldout is None and not (Path(args.world) / "heldout.csv.gz").is_file():
+        raise ConfigError(
+            f"argument world: {args.world} has no heldout.csv.gz (worlds written by "
+            "`musicrec fit` have one); pass the held-out log with --heldout"
+        )
     heldout = args.heldout or str(Path(args.world) / "heldout.csv.gz")
     out = args.out or str(Path(args.world) / "realism")
     s = realism_report(args.world, heldout, out, seed=args.seed, min_track_plays=args.min_plays)
@@ -181,9 +249,14 @@ def _cmd_session_length(args: argparse.Namespace) -> int:
 
 
 def _cmd_embeddings(args: argparse.Namespace) -> int:
+    from musicrec_gym.build import outside_package
     from musicrec_gym.data.sources import load_token_sessions, sweep_source
     from musicrec_gym.embeddings import EmbeddingConfig
 
+    out_path = outside_package(args.out, "--out")
+    existing = next(p for p in (out_path, *out_path.parents) if p.exists())
+    if not existing.is_dir():  # the directory, or the folder it would be created in
+        raise ConfigError(f"argument --out: {args.out}: {existing} is a file, not a directory")
     options: dict = {}
     if args.format == "lastfm":
         options["gap_minutes"] = args.gap_minutes
@@ -207,6 +280,7 @@ def _cmd_embeddings(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from musicrec_gym.world import load_world
 
+    _world_argument(args.world)
     world = load_world(args.world)
     m = world.manifest
     print(f"world: {world.directory}")
@@ -253,15 +327,29 @@ def build_parser() -> argparse.ArgumentParser:
         "and the session encoder, and write them with a manifest of sha256 hashes. With the "
         "default settings the hashes equal the shipped world's.",
     )
-    b.add_argument("--out", default="world", help="world directory to write (default: ./world)")
-    b.add_argument("--seed", type=int, default=0, help="seed of every stage (default 0)")
+    b.add_argument(
+        "--out", default="world",
+        help="world directory to write (default: ./world): new or empty, or a synthetic "
+        "world to replace with --force; never inside the installed package",
+    )  # fmt: skip
+    b.add_argument(
+        "--force", action="store_true",
+        help="replace the synthetic world at --out (a directory musicrec wrote: its "
+        "manifest.json lists every file; any other non-empty directory is refused) and "
+        "overwrite the files of --logs",
+    )  # fmt: skip
+    b.add_argument("--seed", type=_SEED, default=0, help="seed of every stage (default 0)")
     b.add_argument("--logs", default=None, help="also write the logged sessions here")
     b.add_argument("--tensorboard", default=None, help="encoder training curves here")
-    b.add_argument("--n-tracks", type=int, default=None, help="catalog size (default 1000)")
-    b.add_argument("--n-listeners", type=int, default=None, help="listeners (default 1000)")
-    b.add_argument("--n-sessions", type=int, default=None, help="logged sessions (150000)")
-    b.add_argument("--embedding-epochs", type=int, default=None, help="word2vec epochs (10)")
-    b.add_argument("--encoder-epochs", type=int, default=None, help="autoencoder epochs (3)")
+    b.add_argument(
+        "--n-tracks", type=_int_at_least(10), default=None, help="catalog size (default 1000)"
+    )
+    b.add_argument("--n-listeners", type=_POSITIVE, default=None, help="listeners (default 1000)")
+    b.add_argument(
+        "--n-sessions", type=_int_at_least(10), default=None, help="logged sessions (150000)"
+    )
+    b.add_argument("--embedding-epochs", type=_POSITIVE, default=None, help="word2vec epochs (10)")
+    b.add_argument("--encoder-epochs", type=_POSITIVE, default=None, help="autoencoder epochs (3)")
     b.add_argument("--no-eval", action="store_true", help="skip the playlist-completion eval")
     b.add_argument("--check", action="store_true", help="exit 1 if hashes differ from shipped")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -323,24 +411,34 @@ def build_parser() -> argparse.ArgumentParser:
         "give the same files.",
     )
     f.add_argument("log", help="session log in the MSSD log_mini format (.csv or .csv.gz)")
-    f.add_argument("--out", required=True, help="world directory to write (created)")
     f.add_argument(
-        "--heldout-fraction", type=float, default=0.2,
+        "--out", required=True,
+        help="world directory to write: new or empty, or a fitted world to replace with "
+        "--force; never inside the installed package",
+    )  # fmt: skip
+    f.add_argument(
+        "--force", action="store_true",
+        help="replace the fitted world at --out (a directory musicrec wrote: its "
+        "manifest.json lists every file; any other non-empty directory is refused)",
+    )  # fmt: skip
+    f.add_argument(
+        "--heldout-fraction", default=0.2,
+        type=_float_in("a number between 0 and 1 (exclusive)", lambda x: 0 < x < 1),
         help="share of sessions held out for evaluation, drawn at random by session (0.2)",
     )  # fmt: skip
-    f.add_argument("--seed", type=int, default=0, help="seed of the split and every stage (0)")
+    f.add_argument("--seed", type=_SEED, default=0, help="seed of the split and every stage (0)")
     f.add_argument(
-        "--min-track-count", type=int, default=5,
+        "--min-track-count", type=_POSITIVE, default=5,
         help="training plays a track needs to be in the catalog (the action space); rarer "
         "tracks share one 'rare track' row that only logged plays use (5)",
     )  # fmt: skip
-    f.add_argument("--dim", type=int, default=8, help="track embedding size (8)")
-    f.add_argument("--embedding-epochs", type=int, default=10, help="word2vec epochs (10)")
+    f.add_argument("--dim", type=_POSITIVE, default=8, help="track embedding size (8)")
+    f.add_argument("--embedding-epochs", type=_POSITIVE, default=10, help="word2vec epochs (10)")
     f.add_argument(
-        "--encoder-epochs", type=int, default=40,
+        "--encoder-epochs", type=_POSITIVE, default=40,
         help="session autoencoder epochs (40: the code must keep the listen flags)",
     )  # fmt: skip
-    f.add_argument("--epochs", type=int, default=8, help="response-model epochs (8)")
+    f.add_argument("--epochs", type=_POSITIVE, default=8, help="response-model epochs (8)")
     f.add_argument("--quiet", action="store_true", help="no progress bars")
     f.set_defaults(func=_cmd_fit)
 
@@ -360,9 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="held-out sessions, MSSD format (default: WORLD/heldout.csv.gz)",
     )  # fmt: skip
     rl.add_argument("--out", default=None, help="report directory (default: WORLD/realism)")
-    rl.add_argument("--seed", type=int, default=0, help="seed of the replay (0)")
+    rl.add_argument("--seed", type=_SEED, default=0, help="seed of the replay (0)")
     rl.add_argument(
-        "--min-plays", type=int, default=5,
+        "--min-plays", type=_POSITIVE, default=5,
         help="held-out plays (from position 6) a track needs for the per-track correlation (5)",
     )  # fmt: skip
     rl.set_defaults(func=_cmd_realism)
@@ -414,17 +512,20 @@ def build_parser() -> argparse.ArgumentParser:
         "implicit-feedback event log CSV",
     )  # fmt: skip
     em.add_argument(
-        "--ns-exponent", type=float, nargs="+", default=[-1.0, -0.5, 0.0, 0.5, 1.0],
+        "--ns-exponent", type=_float_in("a finite number", lambda x: True), nargs="+",
+        default=[-1.0, -0.5, 0.0, 0.5, 1.0],
         metavar="X",
         help="values of gensim's negative-sampling exponent, one run each "
         "(default: -1 -0.5 0 0.5 1; word2vec's own default is 0.75)",
     )  # fmt: skip
-    em.add_argument("--dim", type=int, default=8, help="size of a track vector (8)")
-    em.add_argument("--epochs", type=int, default=10, help="passes over the sequences (10)")
-    em.add_argument("--seed", type=int, default=0, help="seed of gensim's training (0)")
-    em.add_argument("--k", type=int, default=10, help="length of the recommendation list (10)")
+    em.add_argument("--dim", type=_POSITIVE, default=8, help="size of a track vector (8)")
+    em.add_argument("--epochs", type=_POSITIVE, default=10, help="passes over the sequences (10)")
+    em.add_argument("--seed", type=_SEED, default=0, help="seed of gensim's training (0)")
     em.add_argument(
-        "--gap-minutes", type=float, default=20.0,
+        "--k", type=_POSITIVE, default=10, help="length of the recommendation list (10)"
+    )
+    em.add_argument(
+        "--gap-minutes", type=_float_in("a number of minutes > 0", lambda x: x > 0), default=20.0,
         help="lastfm only: a gap longer than this many minutes starts a new session (20)",
     )  # fmt: skip
     em.add_argument(
@@ -444,16 +545,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``musicrec``; errors of ours print one clear line and exit 2."""
+    """Run ``musicrec``; errors of ours print one clear line and exit 2; Ctrl-C exits 130."""
     parser = build_parser()
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
+    if from_command_line and args.command in _TRAINING_COMMANDS:
+        reexec_pinned(argv)  # same artifacts on every x86-64 machine (reproducible.py)
     try:
         return int(args.func(args) or 0)
     except MusicRecError as err:
         print(f"musicrec {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        # Ctrl-C: one line, no traceback (a stopped run says how to resume), status 130.
+        print(f"musicrec {args.command}: {str(err) or 'interrupted'}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

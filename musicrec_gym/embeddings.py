@@ -27,12 +27,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
 import numbers
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,17 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+# Upper limits of the integer settings: far past any useful value, low enough that a typo
+# (``dim: 100000000``) is an error instead of an out-of-memory crash or a run of days.
+_EMBEDDING_INT_LIMITS = {
+    "dim": 1024,
+    "window": 1000,
+    "negative": 100,
+    "epochs": 10_000,
+    "min_count": 10**9,
+}
+
+
 @dataclass(frozen=True)
 class EmbeddingConfig:
     """Hyperparameters of skip-gram with negative sampling (gensim ``Word2Vec``, ``sg=1``).
@@ -105,10 +117,10 @@ class EmbeddingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("dim", "window", "negative", "epochs", "min_count"):
+        for name, most in _EMBEDDING_INT_LIMITS.items():
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ConfigError(f"`{name}` must be an int >= 1, got {value!r}")
+            if not _is_int(value) or not 1 <= value <= most:
+                raise ConfigError(f"`{name}` must be an int in [1, {most:,}], got {value!r}")
         if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
             raise ConfigError(
                 f"`seed` must be an int in [0, 2**32) (numpy's RandomState range), "
@@ -118,8 +130,10 @@ class EmbeddingConfig:
             raise ConfigError(f"`ns_exponent` must be a finite float, got {self.ns_exponent!r}")
         if not _is_real(self.sample) or not (math.isfinite(self.sample) and self.sample >= 0):
             raise ConfigError(f"`sample` must be a float >= 0 (0 disables), got {self.sample!r}")
-        if not _is_real(self.alpha) or not (math.isfinite(self.alpha) and self.alpha > 0):
-            raise ConfigError(f"`alpha` must be a float > 0, got {self.alpha!r}")
+        if not _is_real(self.alpha) or not (math.isfinite(self.alpha) and 0 < self.alpha <= 1):
+            raise ConfigError(
+                f"`alpha` (learning rate) must be a float in (0, 1], got {self.alpha!r}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,9 +266,11 @@ class TrackEmbeddings:
 
         Raises:
             ArtifactError: If the file does not exist.
-            DataFormatError: If the header is not ``track_id,0,...,d-1``, a row has the wrong
-                number of fields, a value is not a finite number, a track id is empty or
-                repeated, or there are no rows. Line numbers count the header as line 1.
+            DataFormatError: If the file is not UTF-8 CSV text (or has a field longer than
+                the csv module's limit), the header is not ``track_id,0,...,d-1``, a row has
+                the wrong number of fields, a value is not a finite number, a track id is
+                empty or repeated, or there are no rows. Line numbers count the header as
+                line 1.
         """
         path = Path(path)
         if not path.is_file():
@@ -262,7 +278,7 @@ class TrackEmbeddings:
                 f"embedding file {str(path)!r} not found; write one with "
                 "train_embeddings(...).to_csv(path)"
             )
-        with open(path, encoding="utf-8", newline="") as fh:
+        with _unreadable_csv(path), open(path, encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if not header:
@@ -312,6 +328,18 @@ class TrackEmbeddings:
         if not ids:
             raise DataFormatError(f"{path}: has a header but no rows; expected one row per track")
         return cls(np.array(ids, dtype=object), np.array(rows, dtype=np.float32))
+
+
+@contextlib.contextmanager
+def _unreadable_csv(path: Path) -> Iterator[None]:
+    """Turn the csv module's and the decoder's errors into one :class:`DataFormatError`."""
+    try:
+        yield
+    except (csv.Error, UnicodeDecodeError) as err:  # e.g. a field over csv's size limit
+        raise DataFormatError(
+            f"{path}: not a readable embeddings CSV ({type(err).__name__}: {err}); expected "
+            "UTF-8 text with the header 'track_id,0,1,...,d-1'"
+        ) from err
 
 
 def _validate_sessions(sessions: Sequence[Sequence[str]]) -> list[list[str]]:

@@ -147,10 +147,14 @@ class EncoderConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("threads", 1)):
+        # upper limits far past any useful value: a typo is an error, not a run of days
+        limits = (("epochs", 1, 10_000), ("batch_size", 1, 10**6), ("threads", 1, 1024))
+        for name, low, high in (*limits, ("seed", 0, 2**63 - 1)):
             value = getattr(self, name)
             if not _is_int(value) or value < low:
                 raise ConfigError(f"`{name}` must be an int >= {low}, got {value!r}")
+            if value > high:
+                raise ConfigError(f"`{name}` must be an int <= {high:,}, got {value!r}")
         if not _is_number(self.lr) or not math.isfinite(self.lr) or self.lr <= 0:
             raise ConfigError(f"`lr` must be a finite number > 0, got {self.lr!r}")
         if not _is_number(self.holdout) or not 0 < self.holdout < 1:

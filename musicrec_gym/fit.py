@@ -16,12 +16,28 @@ Pipeline (every stage seeded; same log and seed give files with the same sha256)
 6. leave model: a logistic hazard per position, plus a skip term when the training
    logs support it (a positive coefficient);
 7. the world directory with its manifest (``kind: fitted``).
+
+The world directory is written whole or not at all, and never over someone's files:
+see :mod:`musicrec_gym.build` for what ``out_dir`` may be and what ``force`` replaces.
+
+Spreadsheet formulas. A log is untrusted input, and a track or session id such as
+``=HYPERLINK("http://evil", "x")`` would run as a formula when a user opens the world's
+CSV files in a spreadsheet. Following OWASP's advice on CSV injection, every text value
+that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (and is not a
+plain number such as ``-1``) is stored with a leading single quote (:func:`csv_safe`):
+in ``catalog.csv``, ``listeners.csv``, ``embeddings.csv`` and ``heldout.csv.gz`` alike,
+so the world's files agree with each other and load back unchanged. The world's track ids
+are these stored ids; ``musicrec realism`` applies the same mapping to the held-out log
+it reads, so the original log matches as well as ``heldout.csv.gz`` does. How many ids
+were changed is in the manifest (``reports.logs.ids_quoted``). Two different ids that
+become the same (``=x`` next to ``'=x``) are an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +62,8 @@ from musicrec_gym.sim.fitted import (
 from musicrec_gym.sim.params import LeaveParams, SimulatorParams
 
 HELDOUT_FILE = "heldout.csv.gz"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _LEAVE_C = 100.0  # weak L2 penalty of the leave model's logistic regression
 
 
@@ -149,6 +167,66 @@ class Plays:
     def split(self, values: np.ndarray) -> list[np.ndarray]:
         """``values`` (one per play) cut into one array per session."""
         return [values[s : s + n] for s, n in zip(self.starts, self.lengths, strict=True)]
+
+
+def csv_safe(value: object) -> object:
+    """A text value made safe to open in a spreadsheet (OWASP's advice on CSV injection).
+
+    Args:
+        value: A cell value; only strings are changed.
+
+    Returns:
+        ``"'" + value`` when ``value`` starts with ``=``, ``+``, ``-``, ``@``, a tab or a
+        carriage return and is not a plain number (``-1``, ``+2.5e3``); else ``value``.
+        Applying it twice changes nothing more.
+
+    Example:
+        >>> csv_safe("=SUM(A1:A9)"), csv_safe("t_12"), csv_safe("-1")
+        ("'=SUM(A1:A9)", 't_12', '-1')
+    """
+    if (
+        isinstance(value, str)
+        and value.startswith(_FORMULA_START)
+        and not _PLAIN_NUMBER.fullmatch(value)
+    ):
+        return "'" + value
+    return value
+
+
+def csv_safe_frame(frame: pd.DataFrame, source: str | Path) -> tuple[pd.DataFrame, int]:
+    """Every text column of a loaded MSSD frame through :func:`csv_safe`.
+
+    Args:
+        frame: Loaded MSSD rows (``session_id``, ``track_id`` and other columns).
+        source: The log, for messages.
+
+    Returns:
+        The frame with safe text, and how many distinct ids (track and session) changed.
+
+    Raises:
+        DataFormatError: Two different ids would become the same one.
+    """
+    out = frame.copy()
+    quoted = 0
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+            continue
+        safe = values.map(csv_safe, na_action="ignore")
+        if column in ("session_id", "track_id"):
+            pairs = pd.DataFrame({"raw": values, "safe": safe}).drop_duplicates()
+            quoted += int((pairs["raw"] != pairs["safe"]).sum())
+            clash = pairs[pairs["safe"].duplicated(keep=False)]
+            if len(clash):
+                name = "track_id_clean" if column == "track_id" else column
+                a, b = clash["raw"].iloc[0], clash["raw"].iloc[1]
+                raise DataFormatError(
+                    f"{source}: column {name!r}: the ids {a!r} and {b!r} would be stored as "
+                    f"the same id {clash['safe'].iloc[0]!r} (ids starting with = + - @ get a "
+                    "leading ' against spreadsheet formulas); rename one of them"
+                )
+        out[column] = safe
+    return out, quoted
 
 
 def split_sessions(
@@ -315,22 +393,44 @@ def fit_world(
     config: FitConfig = FitConfig(),
     progress: bool = True,
     log=print,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Fit a world to an MSSD-format session log and write it to ``out_dir``.
 
     Args:
         log_path: The session log (``read_mssd_log`` reads it).
-        out_dir: The world directory to write (created).
+        out_dir: The world directory: new, empty, or (with ``force``) a fitted world to
+            replace (see :mod:`musicrec_gym.build`). Written whole or not at all.
         config: The fit config.
         progress: Show progress bars.
         log: Where progress lines and the summary go.
+        force: Replace the fitted world at ``out_dir``.
 
     Returns:
         The manifest written (its ``reports`` hold every measured figure).
 
     Raises:
+        ConfigError: ``out_dir`` may not be written (inside the package, a file, a
+            directory of other files, an existing world without ``force``), or
+            ``config`` is not a :class:`FitConfig`.
         DataFormatError: The log is unreadable, malformed or too small to fit.
     """
+    from musicrec_gym.build import check_world_out, staged_world
+
+    if not isinstance(config, FitConfig):
+        raise ConfigError(f"`config` must be a FitConfig, got {type(config).__name__}")
+    target = check_world_out(out_dir, "fitted", force)
+    t0 = time.perf_counter()
+    with staged_world(out_dir, "fitted", force) as stage:
+        manifest = _fit_into(log_path, stage, target, config, progress, log)
+    log(f"      world written to {target} in {time.perf_counter() - t0:.0f} s")
+    return manifest
+
+
+def _fit_into(
+    log_path: str | Path, out: Path, final: Path, config: FitConfig, progress: bool, log
+) -> dict[str, Any]:
+    """The stages of :func:`fit_world`, writing into the empty directory ``out``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
@@ -344,9 +444,6 @@ def fit_world(
         train_autoencoder,
     )
 
-    t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     seed, max_len = config.seed, config.max_length
 
     log(f"[1/6] reading {log_path}")
@@ -355,6 +452,12 @@ def fit_world(
     frame = loaded.frame
     if len(frame) == 0:
         raise DataFormatError(f"{log_path}: no plays left to fit on")
+    frame, ids_quoted = csv_safe_frame(frame, log_path)
+    if ids_quoted:
+        log(
+            f"      {ids_quoted} track/session id(s) start with = + - @ (spreadsheet "
+            "formulas): stored with a leading ' (see musicrec_gym.fit)"
+        )
     train_frame, held_frame = split_sessions(frame, config.heldout_fraction, seed)
     write_mssd(held_frame, out / HELDOUT_FILE)
     train, cut = Plays.from_frame(train_frame, max_len)
@@ -367,7 +470,7 @@ def fit_world(
         )
     log(
         f"      {len(train.lengths)} training sessions ({len(train.track_ids)} plays), "
-        f"{len(held.lengths)} held out ({len(held.track_ids)} plays) -> {out / HELDOUT_FILE}"
+        f"{len(held.lengths)} held out ({len(held.track_ids)} plays) -> {final / HELDOUT_FILE}"
         + (f"; {cut + cut_held} plays past position {max_len} cut" if cut + cut_held else "")
     )
 
@@ -530,6 +633,7 @@ def fit_world(
             "starting_sessions": n_start,
             "train_listen_rate": float(train.listened.mean()),
             "plays_cut": cut + cut_held,
+            "ids_quoted": ids_quoted,
         },
         "catalog": {
             "tracks": n,
@@ -549,6 +653,4 @@ def fit_world(
         "versions": _versions(),
         "reports": _jsonable(reports),
     }
-    manifest = write_manifest(out, meta)
-    log(f"      world written to {out} in {time.perf_counter() - t0:.0f} s")
-    return manifest
+    return write_manifest(out, meta)

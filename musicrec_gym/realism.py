@@ -18,12 +18,15 @@ Compared side by side with the real held-out sessions:
 * the correlation of per-track listen rates, real vs simulated, over tracks played at
   least ``min_track_plays`` times from position 6.
 
-A skip is a play not listened to, ``listened = not skip_2``, as in the fit.
+A skip is a play not listened to, ``listened = not skip_2``, as in the fit. Track ids
+of the held-out log go through :func:`musicrec_gym.fit.csv_safe`, as the fit stored them,
+so the original log and the world's ``heldout.csv.gz`` name the same tracks.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from musicrec_gym.artifacts import write_json
-from musicrec_gym.errors import ArtifactError, DataFormatError
-from musicrec_gym.fit import Plays, encode_before, target_plays
+from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
+from musicrec_gym.fit import Plays, csv_safe, encode_before, target_plays
 from musicrec_gym.sim.fitted import WINDOW, FittedSimulator
 from musicrec_gym.sim.response import sigmoid
 from musicrec_gym.world import World, load_world
@@ -107,7 +110,7 @@ class RealismSummary:
 def _rows(world: World, track_ids: np.ndarray) -> np.ndarray:
     index = {t: i for i, t in enumerate(world.catalog["track_id"].astype(str))}
     rare = world.n_tracks
-    return np.array([index.get(t, rare) for t in track_ids], dtype=np.int64)
+    return np.array([index.get(csv_safe(t), rare) for t in track_ids], dtype=np.int64)
 
 
 def replay(world: World, plays: Plays, seed: int = 0) -> Replay:
@@ -331,13 +334,22 @@ def realism_report(
 
     Raises:
         ArtifactError: ``world_dir`` is not a fitted world.
+        ConfigError: ``out_dir`` is a file or inside the installed package, ``seed`` or
+            ``min_track_plays`` is not a valid int.
         DataFormatError: The held-out log is malformed or has no session longer than 5.
     """
     from scipy.stats import ks_2samp, pearsonr
     from sklearn.metrics import roc_auc_score
 
+    from musicrec_gym.build import outside_package
     from musicrec_gym.data.mssd import read_mssd_log
 
+    for name, value, low in (("seed", seed, 0), ("min_track_plays", min_track_plays, 1)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"`{name}` must be an int >= {low}, got {value!r}")
+    out = outside_package(out_dir, "--out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file, not a directory for the report")
     world = load_world(world_dir)
     if world.fitted is None:
         raise ArtifactError(
@@ -395,8 +407,10 @@ def realism_report(
         track_corr_predicted=corr_p,
         tracks_compared=len(per),
     )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {out_dir}: cannot create the directory ({err})") from err
     _plots(out, rep, y, p, summary)
     (out / "realism.md").write_text(_markdown(summary, rep, Path(world_dir), Path(heldout), seed))
     write_json(out / "realism.json", _json_safe(asdict(summary)))

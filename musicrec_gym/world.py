@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musicrec_gym.artifacts import default_world_dir, load_npz, read_json, verify_manifest
+from musicrec_gym.artifacts import (
+    default_world_dir,
+    load_npz,
+    read_json,
+    read_manifest,
+    verify_manifest,
+)
 from musicrec_gym.data.synthetic import WorldTruth
 from musicrec_gym.encoder import NumpyEncoder
-from musicrec_gym.errors import ArtifactError
+from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
 from musicrec_gym.sim.params import SimulatorParams
 from musicrec_gym.sim.response import ResponseModel
 from musicrec_gym.sim.simulator import ListenerCandidates
@@ -32,6 +39,8 @@ REQUIRED_FILES = (
     "catalog.csv", "listeners.csv", "truth.npz", "simulator.json",
     "embeddings.csv", "encoder.npz",
 )  # fmt: skip
+TRACK_ARRAYS = ("track_factors", "pop_z")
+"""``truth.npz``'s arrays with a row per track (the others have a row per listener)."""
 PROFILE_FEATURES = ("age/100", "gender=m", "gender=f", "registered (0 = 2000, 1 = 2020)")
 
 
@@ -104,7 +113,7 @@ class World:
     def profile_features(self) -> np.ndarray:
         """(n_listeners, 4) profile features in [0, 1]: see ``PROFILE_FEATURES``."""
         lst = self.listeners
-        registered = pd.to_datetime(lst["registered"]).dt.year.to_numpy(dtype=np.float64)
+        registered = registered_dates(lst).dt.year.to_numpy(dtype=np.float64)
         return np.stack(
             [
                 np.clip(lst["age"].to_numpy(dtype=np.float64) / 100.0, 0.0, 1.0),
@@ -116,8 +125,23 @@ class World:
         ).astype(np.float32)
 
 
-def read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """A world's CSV table (ids kept as strings), checked to have ``columns``."""
+def registered_dates(listeners: pd.DataFrame) -> pd.Series:
+    """The listeners' registration dates (``NaT`` where a value is not a date)."""
+    return pd.to_datetime(listeners["registered"], format="mixed", errors="coerce")
+
+
+def read_table(path: Path, columns: tuple[str, ...], numeric: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A world's CSV table (ids kept as strings), checked to have ``columns``.
+
+    Args:
+        path: The CSV file.
+        columns: Columns it must have.
+        numeric: Columns that must hold finite numbers >= 0 in every row.
+
+    Raises:
+        ArtifactError: Naming the file (and the column and line): unreadable, no rows,
+            a missing column, or a value that is not a finite number >= 0.
+    """
     try:
         frame = pd.read_csv(path, keep_default_na=False, dtype={"track_id": str, "user_id": str})
     except Exception as err:
@@ -127,20 +151,56 @@ def read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
         raise ArtifactError(
             f"{path}: missing column(s) {missing}; expected columns {list(columns)}"
         )
+    if frame.empty:
+        raise ArtifactError(f"{path}: no rows; a world needs at least one")
+    for column in numeric:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
+        bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+        if bad.size:
+            raise ArtifactError(
+                f"{path}, line {bad[0] + 2}: column {column!r} must hold finite numbers >= 0, "
+                f"got {frame[column].iloc[bad[0]]!r}"
+            )
     return frame
 
 
-def load_world(directory: str | Path | None = None) -> World:
+def load_world(directory: str | os.PathLike[str] | None = None) -> World:
     """Load (once per directory, then from a cache) the world at ``directory``.
 
     Args:
-        directory: A world directory; ``None`` for the built-in default world.
+        directory: A world directory (a non-empty ``str`` or path); ``None`` for the
+            built-in default world.
 
     Raises:
-        ArtifactError: A file is missing, corrupted (sha256 mismatch) or malformed.
+        ConfigError: ``directory`` is not a path (a number, bytes, an empty string).
+        ArtifactError: The directory is missing or a file; a file is missing, corrupted
+            (sha256 mismatch) or malformed (names the file and the key or column).
     """
-    path = Path(directory) if directory is not None else default_world_dir()
-    return _load_world(str(path.resolve()))
+    return _load_world(str(world_path(directory).resolve()))
+
+
+def world_path(directory: Any, name: str = "directory") -> Path:
+    """``directory`` as a ``Path`` (``None``: the built-in world), or a ``ConfigError``.
+
+    Args:
+        directory: What the caller passed.
+        name: The argument's name, for the message.
+    """
+    if directory is None:
+        return default_world_dir()
+    if isinstance(directory, str) and not directory.strip():
+        raise ConfigError(
+            f"`{name}` is an empty string; pass a world directory, or None for the built-in world"
+        )
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ConfigError(
+            f"`{name}` must be a world directory (a str or path) or None for the built-in "
+            f"world, got {type(directory).__name__} {directory!r}"
+        )
+    try:
+        return Path(directory)
+    except TypeError as err:  # a PathLike that gives bytes
+        raise ConfigError(f"`{name}` must be a str path, got {directory!r}") from err
 
 
 def load_embeddings_and_encoder(
@@ -153,7 +213,12 @@ def load_embeddings_and_encoder(
     """
     from musicrec_gym.embeddings import TrackEmbeddings
 
-    table = TrackEmbeddings.from_csv(path / "embeddings.csv")
+    try:
+        table = TrackEmbeddings.from_csv(path / "embeddings.csv")
+    except DataFormatError as err:  # a world's file: an artifact fault (names file and line)
+        raise ArtifactError(str(err)) from err
+    except OSError as err:
+        raise ArtifactError(f"{path / 'embeddings.csv'}: cannot be read ({err})") from err
     embeddings = table.matrix_for(catalog["track_id"].astype(str).tolist(), missing="mean")
     encoder = NumpyEncoder.load(path / "encoder.npz")
     if encoder.feature_dim != embeddings.shape[1] + 1:
@@ -166,26 +231,51 @@ def load_embeddings_and_encoder(
 
 @functools.lru_cache(maxsize=8)
 def _load_world(directory: str) -> World:
-
     path = Path(directory)
-    if path.is_dir() and read_json(path / "manifest.json").get("kind") == "fitted":
+    if read_manifest(path).get("kind") == "fitted":
         from musicrec_gym.sim.fitted import load_fitted_world
 
         return load_fitted_world(path)
     manifest = verify_manifest(path, REQUIRED_FILES)
-    catalog = read_table(path / "catalog.csv", CATALOG_COLUMNS)
-    listeners = read_table(path / "listeners.csv", LISTENER_COLUMNS)
+    catalog = read_table(path / "catalog.csv", CATALOG_COLUMNS, numeric=("popularity",))
+    if catalog["popularity"].sum() <= 0:
+        raise ArtifactError(f"{path / 'catalog.csv'}: column 'popularity' sums to 0")
+    listeners = read_table(path / "listeners.csv", LISTENER_COLUMNS, numeric=("age",))
+    registered = registered_dates(listeners)
+    if registered.isna().any():
+        row = int(np.flatnonzero(registered.isna().to_numpy())[0])
+        raise ArtifactError(
+            f"{path / 'listeners.csv'}, line {row + 2}: column 'registered' must hold a "
+            f"date (YYYY-MM-DD), got {listeners['registered'].iloc[row]!r}"
+        )
     n, m = len(catalog), len(listeners)
+    truth_file = path / "truth.npz"
     arrays = load_npz(
-        path / "truth.npz",
+        truth_file,
         {
-            "track_factors": (n, None),
-            "pop_z": (n,),
-            "listener_taste": (m, None),
-            "listener_bias": (m,),
-            "patience": (m,),
+            "track_factors": (None, None),
+            "pop_z": (None,),
+            "listener_taste": (None, None),
+            "listener_bias": (None,),
+            "patience": (None,),
         },
     )
+    for key, arr in arrays.items():
+        rows, table = (
+            (n, "catalog.csv tracks") if key in TRACK_ARRAYS else (m, "listeners.csv listeners")
+        )
+        if arr.shape[0] != rows:
+            raise ArtifactError(
+                f"{truth_file}: array {key!r} has {arr.shape[0]} rows but there are {rows} "
+                f"{table}; the files are not from the same world"
+            )
+    if arrays["track_factors"].shape[1] != arrays["listener_taste"].shape[1]:
+        raise ArtifactError(
+            f"{truth_file}: 'track_factors' has {arrays['track_factors'].shape[1]} columns but "
+            f"'listener_taste' has {arrays['listener_taste'].shape[1]}; expected the same"
+        )
+    if n < 2:
+        raise ArtifactError(f"{path / 'catalog.csv'}: a world needs at least 2 tracks, got {n}")
     truth = WorldTruth(**arrays)
     expected_lengths = _read_leave(path, manifest, m)
     if expected_lengths is not None:

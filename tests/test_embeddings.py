@@ -119,18 +119,23 @@ def test_train_rejects_min_count_leaving_nothing() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"dim": 0}, r"`dim` must be an int >= 1, got 0"),
-        ({"dim": 8.0}, r"`dim` must be an int >= 1, got 8\.0"),
-        ({"window": True}, r"`window` must be an int >= 1, got True"),
-        ({"negative": 0}, r"`negative` must be an int >= 1, got 0"),
-        ({"epochs": -1}, r"`epochs` must be an int >= 1, got -1"),
-        ({"min_count": 0}, r"`min_count` must be an int >= 1, got 0"),
+        ({"dim": 0}, r"`dim` must be an int in \[1, 1,024\], got 0"),
+        ({"dim": 100_000_000}, r"`dim` must be an int in \[1, 1,024\], got 100000000"),
+        ({"dim": 8.0}, r"`dim` must be an int in \[1, 1,024\], got 8\.0"),
+        ({"window": True}, r"`window` must be an int in \[1, 1,000\], got True"),
+        ({"window": 10**9}, r"`window` must be an int in \[1, 1,000\]"),
+        ({"negative": 0}, r"`negative` must be an int in \[1, 100\], got 0"),
+        ({"negative": 10**6}, r"`negative` must be an int in \[1, 100\]"),
+        ({"epochs": -1}, r"`epochs` must be an int in \[1, 10,000\], got -1"),
+        ({"epochs": 10**9}, r"`epochs` must be an int in \[1, 10,000\]"),
+        ({"min_count": 0}, r"`min_count` must be an int in \[1, 1,000,000,000\], got 0"),
         ({"seed": -1}, r"`seed` must be an int in \[0, 2\*\*32\)"),
         ({"seed": 2**32}, r"`seed` must be an int in \[0, 2\*\*32\)"),
         ({"ns_exponent": float("nan")}, r"`ns_exponent` must be a finite float, got nan"),
         ({"ns_exponent": "0.75"}, r"`ns_exponent` must be a finite float, got '0\.75'"),
         ({"sample": -1e-3}, r"`sample` must be a float >= 0"),
-        ({"alpha": 0.0}, r"`alpha` must be a float > 0, got 0\.0"),
+        ({"alpha": 0.0}, r"`alpha` \(learning rate\) must be a float in \(0, 1\], got 0\.0"),
+        ({"alpha": 1e300}, r"`alpha` \(learning rate\) must be a float in \(0, 1\]"),
     ],
 )
 def test_config_validation(kwargs: dict, match: str) -> None:
@@ -333,7 +338,7 @@ def test_sweep_rejects_unknown_param_with_hint(corpus: list[list[str]]) -> None:
 
 
 def test_sweep_rejects_bad_values(corpus: list[list[str]]) -> None:
-    with pytest.raises(ConfigError, match=r"`dim` must be an int >= 1, got 0"):
+    with pytest.raises(ConfigError, match=r"`dim` must be an int in \[1, 1,024\], got 0"):
         sweep(corpus, "dim", [4, 0])
     with pytest.raises(ConfigError, match="at least one value"):
         sweep(corpus, "dim", [])

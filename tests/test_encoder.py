@@ -343,6 +343,21 @@ def test_encode_ids_single_out_and_errors(world):
 # --------------------------------------------------------------------------- artifacts
 
 
+def test_exported_weights_are_readable_like_any_other_file(trained, tmp_path):
+    """The atomic write must not leave the weights private (mkstemp's 0600)."""
+    import os
+
+    model, _ = trained
+    umask = os.umask(0o022)
+    try:
+        export_numpy(model, tmp_path / "w.npz")
+        save_state_dict(model, tmp_path / "w.pt")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "w.npz").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "w.pt").stat().st_mode & 0o777 == 0o644
+
+
 def test_exports_are_byte_identical_and_round_trip(trained, tmp_path):
     model, _ = trained
     export_numpy(model, tmp_path / "a.npz")
@@ -466,3 +481,16 @@ def test_threads_sharing_an_encoder_get_their_own_codes(trained, world):
 
     with ThreadPoolExecutor(2) as pool:
         assert all(pool.map(repeat, (0, 1)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("epochs", 10**9, r"`epochs` must be an int <= 10,000, got 1000000000"),
+        ("batch_size", 10**12, r"`batch_size` must be an int <= 1,000,000"),
+        ("threads", 10**5, r"`threads` must be an int <= 1,024"),
+    ],
+)
+def test_encoder_config_refuses_budgets_that_would_run_for_days(field, value, match):
+    with pytest.raises(ConfigError, match=match):
+        EncoderConfig(**{field: value})

@@ -319,3 +319,17 @@ def test_cli_fit_help_and_error(tmp_path):
         [*cmd, str(missing), "--out", str(tmp_path / "w")], capture_output=True, text=True
     )
     assert run.returncode == 2 and "nope.csv" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 10**9}, r"`epochs` must be an int <= 10,000"),
+        ({"batch_size": 10**12}, r"`batch_size` must be an int <= 1,000,000"),
+        ({"hidden": (10**7, 8)}, r"`hidden` must be two ints in \[1, 4096\]"),
+        ({"hidden": (True, 8)}, r"`hidden` must be two ints in \[1, 4096\]"),
+    ],
+)
+def test_response_config_refuses_sizes_that_would_exhaust_the_machine(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        ResponseConfig(**kwargs)

@@ -36,9 +36,11 @@ from musicrec_gym.data.loading import (
     Loaded,
     RowDropper,
     blank_rows,
+    check_ids,
     parse_float,
     parse_id,
     read_table,
+    shown,
 )
 from musicrec_gym.errors import DataFormatError, unknown_name_message
 
@@ -80,14 +82,15 @@ def read_event_log(path: str | Path) -> Loaded:
     Returns:
         The events in file order: ``user_id``, ``item_id`` (str),
         ``listening_time_in_scale_0-5`` (float in [0, 5]), ``title`` (str),
-        ``duration`` (float, NaN when empty), ``event_type`` (the canonical spelling of
+        ``duration`` (float >= 0, NaN when empty), ``event_type`` (the canonical spelling of
         the table above), ``strength`` (int), then any other column as read; and the
         report.
 
     Raises:
         DataFormatError: The file is missing, empty, a truncated gzip, or lacks a column of
-            :data:`EVENT_COLUMNS`; or a user id is empty, a listening time is not a number
-            in [0, 5], a duration is not a number, or an event type is unknown (file,
+            :data:`EVENT_COLUMNS`; or a user id is empty, an id is longer than 1,000
+            characters, a listening time is not a number in [0, 5], a duration is not a
+            finite number >= 0 (or empty), or an event type is unknown (file,
             line, column and value named; unknown types get a "did you mean" and the list
             of allowed ones).
     """
@@ -97,13 +100,14 @@ def read_event_log(path: str | Path) -> Loaded:
     item = rows.frame["item_id"].str.strip()
     rows.drop((item == "").to_numpy(), "empty item_id")
     frame = rows.frame
+    check_ids(frame, frame["item_id"].str.strip(), "item_id", path)
     listening = parse_float(frame, LISTENING_TIME, path)
     outside = ~((listening >= 0) & (listening <= 5))
     if outside.any():
         first = int(np.flatnonzero(outside)[0])
         raise DataFormatError(
             f"{path}: line {int(frame[LINE].iloc[first])}: column {LISTENING_TIME!r} must be a "
-            f"number from 0 to 5, got {frame[LISTENING_TIME].iloc[first]!r}"
+            f"number from 0 to 5, got {shown(frame[LISTENING_TIME].iloc[first])}"
         )
     typed = frame["event_type"].map(lambda s: " ".join(str(s).split()))
     canonical = typed.str.casefold().map(_CANONICAL)
@@ -120,7 +124,9 @@ def read_event_log(path: str | Path) -> Loaded:
             "item_id": frame["item_id"].str.strip().astype(str),
             LISTENING_TIME: listening,
             "title": frame["title"].astype(str),
-            "duration": parse_float(frame, "duration", path, allow_missing=True),
+            "duration": parse_float(
+                frame, "duration", path, allow_missing=True, finite=True, minimum=0
+            ),
             "event_type": canonical.astype(str),
             "strength": canonical.map(EVENT_STRENGTHS).astype(np.int64),
         },

@@ -26,10 +26,12 @@ from musicrec_gym.data.loading import (
     Loaded,
     RowDropper,
     blank_rows,
+    check_ids,
     parse_datetime,
     parse_float,
     parse_id,
     read_table,
+    shown,
 )
 from musicrec_gym.errors import DataFormatError
 
@@ -69,8 +71,12 @@ def read_lastfm_history(path: str | Path) -> Loaded:
 
     Raises:
         DataFormatError: The file is missing, empty, a truncated gzip, or a line does not
-            have 6 tab-separated fields; or a user id is empty or a timestamp does not
-            parse (file, line, column and value named).
+            have 6 tab-separated fields; or a user id is empty, an id (user, artist or
+            track mbid) is longer than 1,000 characters, or a timestamp does not parse or
+            lies outside 1677-09-22 .. 2262-04-11 (e.g. a placeholder ``9999-12-31``):
+            file, line, column and value named. Like every other bad value, a bad
+            timestamp stops the read rather than dropping the row: a history with a
+            made-up time would cut sessions wrongly.
     """
     frame = read_table(
         path,
@@ -96,6 +102,8 @@ def read_lastfm_history(path: str | Path) -> Loaded:
     )
     for column in ("artist_id", "artist_name", "track_id", "track_name"):
         out[column] = frame[column].str.strip().astype(str)
+    for column in ("artist_id", "track_id"):
+        check_ids(frame, out[column], column, path)
     rows.frame = out
     rows.drop(
         ((out["track_id"] == "") & (out["track_name"] == "")).to_numpy(),
@@ -128,9 +136,9 @@ def read_lastfm_profiles(path: str | Path) -> Loaded:
 
     Raises:
         DataFormatError: The file is missing, empty, a truncated gzip, or lacks a column;
-            or a user id is empty, a gender is not m/f/empty, an age is not a number or a
-            registration date is not like ``Aug 13, 2006`` (file, line, column and value
-            named).
+            or a user id is empty, a gender is not m/f/empty, an age is not a finite number
+            or a registration date is not like ``Aug 13, 2006`` (or outside 1677-09-22 ..
+            2262-04-11): file, line, column and value named.
     """
     frame = read_table(
         path,
@@ -150,10 +158,10 @@ def read_lastfm_profiles(path: str | Path) -> Loaded:
         first = int(np.flatnonzero(bad)[0])
         raise DataFormatError(
             f"{path}: line {int(frame[LINE].iloc[first])}: column 'gender' must be 'm', 'f' "
-            f"or empty, got {frame['gender'].iloc[first]!r}"
+            f"or empty, got {shown(frame['gender'].iloc[first])}"
         )
     out["gender"] = gender.astype(str)
-    out["age"] = parse_float(frame, "age", path, allow_missing=True)
+    out["age"] = parse_float(frame, "age", path, allow_missing=True, finite=True)
     out["country"] = frame["country"].str.strip().astype(str)
     out["registered"] = parse_datetime(
         frame,

@@ -8,17 +8,24 @@ the bad value.
 
 Reading goes through :func:`read_table`, which turns every way a file can be unreadable
 (missing, not a file, empty, truncated or corrupt gzip, not UTF-8, a row with too many
-fields, a missing column, a header without rows) into that one error, and reads the
-columns the loader validates as plain strings so that the ``parse_*`` helpers can point
-at the exact line of a bad value. Line numbers assume one record per physical line (no
-quoted line breaks), which holds for every format read here.
+or too few fields, a missing or repeated column, a header without rows) into that one
+error, and reads the columns the loader validates as plain strings so that the
+``parse_*`` helpers can point at the exact line of a bad value. Line numbers assume one
+record per physical line (no quoted line breaks), which holds for every format read here.
+
+Values quoted in messages are cut to :data:`MAX_SHOWN` characters, and identifiers longer
+than :data:`MAX_ID_LENGTH` characters are refused (:func:`parse_id`, :func:`check_ids`):
+such a value is a broken file (a lost quote or line break), not an id, and a world whose
+CSV files held it could not be read back.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import os
 import re
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,24 +34,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musicrec_gym.errors import DataFormatError
+from musicrec_gym.errors import ConfigError, DataFormatError
 
 __all__ = [
     "LINE",
+    "MAX_ID_LENGTH",
     "LoadReport",
     "Loaded",
     "RowDropper",
+    "as_path",
     "blank_rows",
+    "check_ids",
     "parse_bool",
     "parse_datetime",
     "parse_float",
     "parse_id",
     "parse_int",
     "read_table",
+    "shown",
 ]
 
 #: Name of the helper column that holds each row's 1-based line number in the file.
 LINE = "_line"
+
+#: Longest identifier (track, user, session, item id) a loader accepts, in characters.
+MAX_ID_LENGTH = 1000
+
+#: Characters of a bad value quoted in an error message, at most.
+MAX_SHOWN = 80
+
+#: The range of ``datetime64[ns]``, the type every loader returns dates and times in.
+_TIME_RANGE = "between 1677-09-22 and 2262-04-11"
 
 _TRUE = frozenset({"true", "1", "t", "yes"})
 _FALSE = frozenset({"false", "0", "f", "no"})
@@ -157,8 +177,45 @@ def _open_error(path: Path, exc: BaseException) -> DataFormatError:
     return DataFormatError(f"{path}: cannot read the file: {exc}")
 
 
+def shown(value: object) -> str:
+    """``repr(value)``, cut to :data:`MAX_SHOWN` characters (with the full length) for messages.
+
+    Args:
+        value: The bad value.
+
+    Returns:
+        Its repr, e.g. ``"'abc'"`` or ``"'tttt...' (10,000,000 characters)"``.
+    """
+    text = repr(value)
+    if len(text) <= MAX_SHOWN:
+        return text
+    size = f" ({len(value):,} characters)" if isinstance(value, str) else ""
+    return f"{text[:MAX_SHOWN]}...{size}"
+
+
+def as_path(path: object, what: str = "path") -> Path:
+    """``path`` as a :class:`~pathlib.Path`, or a :class:`ConfigError` for another type.
+
+    Args:
+        path: A ``str`` or ``os.PathLike``.
+        what: The argument's name, for the message.
+
+    Returns:
+        The path.
+
+    Raises:
+        ConfigError: ``path`` is not a string or a path (e.g. ``None`` or a number).
+    """
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise ConfigError(
+            f"`{what}` must be a file path (str or pathlib.Path), got {type(path).__name__} "
+            f"{shown(path)}"
+        )
+    return Path(path)
+
+
 def _check_path(path: str | Path) -> Path:
-    path = Path(path)
+    path = as_path(path)
     if not path.exists():
         raise DataFormatError(f"{path}: file not found")
     if not path.is_file():
@@ -166,17 +223,43 @@ def _check_path(path: str | Path) -> Path:
     return path
 
 
-def _field_counts(path: Path, lines: set[int], sep: str) -> dict[int, int]:
-    """Number of ``sep``-separated fields on the given 1-based lines (unquoted formats)."""
+def _field_counts(path: Path, lines: set[int], sep: str, quoting: int) -> dict[int, int]:
+    """Number of ``sep``-separated fields on the given 1-based lines.
+
+    A blank line (nothing but spaces) counts 0 fields.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     counts: dict[int, int] = {}
     with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-        for number, line in enumerate(fh, start=1):
-            if number in lines:
-                counts[number] = line.rstrip("\r\n").count(sep) + 1
+        reader = csv.reader(fh, delimiter=sep, quoting=quoting)
+        for fields in reader:
+            if reader.line_num in lines:
+                blank = len(fields) <= 1 and not "".join(fields).strip()
+                counts[reader.line_num] = 0 if blank else len(fields)
                 if len(counts) == len(lines):
                     break
     return counts
+
+
+def _first_long_row(path: Path, sep: str, quoting: int, n_fields: int) -> tuple[int, int]:
+    """The first (line, number of fields) with more than ``n_fields`` fields, or (0, 0)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep, quoting=quoting)
+        for fields in reader:
+            if len(fields) > n_fields:
+                return reader.line_num, len(fields)
+    return 0, 0
+
+
+def _delimiter_hint(header: Sequence[str], sep: str) -> str:
+    """A hint when a one-column header looks separated by another delimiter."""
+    if len(header) != 1:
+        return ""
+    for other, name in ((";", "semicolons"), ("\t", "tabs"), (",", "commas"), ("|", "pipes")):
+        if other != sep and other in str(header[0]):
+            return f" (it looks separated by {name}; this file must use {sep!r})"
+    return ""
 
 
 def read_table(
@@ -227,37 +310,65 @@ def read_table(
     required = list(required)
     try:
         if names is None:
-            header = pd.read_csv(path, nrows=0, **common).columns.tolist()
+            raw = pd.read_csv(
+                path, header=None, nrows=1, dtype=str, keep_default_na=False, **common
+            )
+            header = [str(c) for c in raw.iloc[0].tolist()] if len(raw) else []
             header = [(aliases or {}).get(c, c) for c in header]
+            repeated = sorted({c for c in header if header.count(c) > 1})
+            if repeated:
+                raise DataFormatError(
+                    f"{path}: line 1: column(s) {', '.join(map(repr, repeated))} appear more "
+                    f"than once in the header of this {what}; every column needs its own name"
+                )
             missing = [c for c in required if c not in header]
             if missing:
+                shown_header = ", ".join(header)
+                if len(shown_header) > 300:
+                    shown_header = shown_header[:300] + "..."
                 raise DataFormatError(
                     f"{path}: line 1: missing column(s) {', '.join(map(repr, missing))} in the "
                     f"header of this {what}; expected the columns {', '.join(required)} "
-                    f"(others are kept), got {', '.join(header) or 'nothing'}"
+                    f"(others are kept), got {shown_header or 'nothing'}"
+                    + _delimiter_hint(header, sep)
                 )
             text_columns = header if all_text else required
-            frame = pd.read_csv(
-                path,
-                dtype={c: str for c in text_columns},
-                keep_default_na=False,
-                na_values={c: [""] for c in header if c not in text_columns},
-                skip_blank_lines=False,
-                **common,
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                frame = pd.read_csv(
+                    path,
+                    dtype={c: str for c in text_columns},
+                    keep_default_na=False,
+                    na_values={c: [""] for c in header if c not in text_columns},
+                    skip_blank_lines=False,
+                    **common,
+                )
             frame.columns = header
             first_line = 2
         else:
-            frame = pd.read_csv(
-                path,
-                header=None,
-                names=list(names),
-                dtype=str,
-                keep_default_na=False,
-                skip_blank_lines=False,
-                **common,
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                frame = pd.read_csv(
+                    path,
+                    header=None,
+                    names=list(names),
+                    dtype=str,
+                    keep_default_na=False,
+                    skip_blank_lines=False,
+                    **common,
+                )
             first_line = 1
+        for w in caught:  # pass on what we do not handle (e.g. pandas' DtypeWarning)
+            if not issubclass(w.category, pd.errors.ParserWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+            # pandas dropped the extra fields of a too-long row (index_col=False): find it.
+            n_fields = len(names) if names is not None else len(header)
+            line, saw = _first_long_row(path, sep, quoting, n_fields)
+            raise DataFormatError(
+                f"{path}: line {line or '?'}: expected {n_fields} fields separated by "
+                f"{sep!r}, got {saw or 'more'}"
+            )
     except DataFormatError:
         raise
     except pd.errors.EmptyDataError as exc:
@@ -273,7 +384,7 @@ def read_table(
                 f"{path}: line {line}: expected {expected} fields separated by {sep!r}, got {saw}"
             ) from exc
         raise DataFormatError(f"{path}: not a readable {what}: {text}") from exc
-    except (*_GZIP_ERRORS, UnicodeDecodeError, OSError) as exc:
+    except (*_GZIP_ERRORS, UnicodeDecodeError, OSError, csv.Error) as exc:
         raise _open_error(path, exc) from exc
     if frame.empty and names is not None:
         raise DataFormatError(
@@ -285,24 +396,33 @@ def read_table(
             "least one row"
         )
     frame[LINE] = np.arange(first_line, first_line + len(frame), dtype=np.int64)
-    if names is not None and sep == "\t":
-        _check_short_rows(path, frame, names, sep)
+    try:
+        _check_short_rows(path, frame, list(names) if names is not None else header, sep, quoting)
+    except (*_GZIP_ERRORS, UnicodeDecodeError, OSError, csv.Error) as exc:
+        raise _open_error(path, exc) from exc
     return frame.reset_index(drop=True)
 
 
-def _check_short_rows(path: Path, frame: pd.DataFrame, names: Sequence[str], sep: str) -> None:
-    """Find truly short rows among those ending empty (pandas pads short rows with ``""``)."""
-    last = frame[names[-1]].to_numpy(dtype=object)
-    suspects = frame.loc[last == "", LINE].tolist()
+def _check_short_rows(
+    path: Path, frame: pd.DataFrame, names: Sequence[str], sep: str, quoting: int
+) -> None:
+    """Find truly short rows among those ending empty (pandas pads short rows)."""
+    last = frame.iloc[:, len(names) - 1]
+    empty = last.isna().to_numpy(dtype=bool) | (last.astype(object) == "").to_numpy(dtype=bool)
+    suspects = frame.loc[empty, LINE].tolist()
     if not suspects:
         return
-    counts = _field_counts(path, set(suspects), sep)
+    counts = _field_counts(path, set(suspects), sep, quoting)
     for line in suspects:
         n = counts.get(line, 0)
-        if 1 < n < len(names):  # a blank line (n == 1, nothing on it) is dropped, not an error
+        if 0 < n < len(names):  # a blank line (n == 0, nothing on it) is dropped, not an error
+            hint = ""
+            if n == 1:
+                text = str(frame.loc[frame[LINE] == line, names[0]].iloc[0])
+                hint = _delimiter_hint([text], sep)
             raise DataFormatError(
                 f"{path}: line {line}: expected {len(names)} fields separated by {sep!r} "
-                f"({', '.join(names)}), got {n}"
+                f"({', '.join(names)}), got {n}{hint}"
             )
 
 
@@ -338,7 +458,7 @@ def _fail(path: str | Path, frame: pd.DataFrame, bad: np.ndarray, column: str, e
     more = f" ({len(rows) - 1:,} more bad value(s) in this column)" if len(rows) > 1 else ""
     raise DataFormatError(
         f"{path}: line {int(frame[LINE].iloc[first])}: column {column!r} must be {expected}, "
-        f"got {value!r}{more}"
+        f"got {shown(value)}{more}"
     )
 
 
@@ -358,13 +478,32 @@ def parse_id(frame: pd.DataFrame, column: str, path: str | Path) -> pd.Series:
         The ids as strings, indexed like ``frame``.
 
     Raises:
-        DataFormatError: On the first empty id (file, line and column named).
+        DataFormatError: On the first empty id, or one longer than :data:`MAX_ID_LENGTH`
+            characters (file, line and column named).
     """
     text = _strings(frame, column)
     empty = (text == "").to_numpy(dtype=bool)
     if empty.any():
         _fail(path, frame, empty, column, "a non-empty id")
+    check_ids(frame, text, column, path)
     return text
+
+
+def check_ids(frame: pd.DataFrame, ids: pd.Series, column: str, path: str | Path) -> None:
+    """Refuse ids longer than :data:`MAX_ID_LENGTH` characters.
+
+    Args:
+        frame: Rows from :func:`read_table` (for the line numbers).
+        ids: The ids, one per row of ``frame`` (empty ones are allowed here).
+        column: The column, for messages.
+        path: The file, for messages.
+
+    Raises:
+        DataFormatError: On the first id that is too long (file, line and column named).
+    """
+    long = (ids.str.len() > MAX_ID_LENGTH).to_numpy(dtype=bool)
+    if long.any():
+        _fail(path, frame, long, column, f"an id of at most {MAX_ID_LENGTH:,} characters")
 
 
 def parse_int(
@@ -397,7 +536,13 @@ def parse_int(
 
 
 def parse_float(
-    frame: pd.DataFrame, column: str, path: str | Path, *, allow_missing: bool = False
+    frame: pd.DataFrame,
+    column: str,
+    path: str | Path,
+    *,
+    allow_missing: bool = False,
+    finite: bool = False,
+    minimum: float | None = None,
 ) -> np.ndarray:
     """Parse a float column.
 
@@ -406,21 +551,32 @@ def parse_float(
         column: The column (strings).
         path: The file, for messages.
         allow_missing: An empty cell becomes NaN instead of an error.
+        finite: Refuse ``nan``, ``inf`` and ``-inf`` written out (an empty cell is still
+            allowed with ``allow_missing``).
+        minimum: Smallest allowed value, if any (e.g. 0 for a duration).
 
     Returns:
         Float64 values.
 
     Raises:
         DataFormatError: On the first value that is not a number (or empty, unless
-            allowed).
+            allowed), not finite (with ``finite``) or below ``minimum``.
     """
     text = _strings(frame, column)
+    empty = (text == "").to_numpy(dtype=bool)
     values = pd.to_numeric(text.replace("", np.nan), errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(values) & ~(text.str.lower().isin(["nan"]).to_numpy(dtype=bool))
+    if finite:
+        bad = bad | ~np.isfinite(values)
+    if minimum is not None:
+        bad = bad | (values < minimum)
     if allow_missing:
-        bad = bad & (text != "").to_numpy(dtype=bool)
+        bad = bad & ~empty
     if bad.any():
-        _fail(path, frame, bad, column, "a number" + (" or empty" if allow_missing else ""))
+        expected = "a finite number" if finite else "a number"
+        if minimum is not None:
+            expected += f" >= {minimum:g}"
+        _fail(path, frame, bad, column, expected + (" or empty" if allow_missing else ""))
     return values
 
 
@@ -473,7 +629,8 @@ def parse_datetime(
 
     Raises:
         DataFormatError: On the first value that does not parse (or is empty, unless
-            allowed).
+            allowed), or lies outside the range of ``datetime64[ns]`` (1677-09-22 to
+            2262-04-11, e.g. a placeholder ``9999-12-31``).
     """
     text = _strings(frame, column)
     empty = (text == "").to_numpy(dtype=bool)
@@ -483,4 +640,10 @@ def parse_datetime(
         bad = bad & ~empty
     if bad.any():
         _fail(path, frame, bad, column, expected + (" or empty" if allow_missing else ""))
+    low, high = pd.Timestamp.min.ceil("s"), pd.Timestamp.max.floor("s")
+    if utc:
+        low, high = low.tz_localize("UTC"), high.tz_localize("UTC")
+    outside = ((values < low) | (values > high)).to_numpy(dtype=bool)
+    if outside.any():
+        _fail(path, frame, outside, column, f"{expected} {_TIME_RANGE}")
     return values.astype("datetime64[ns, UTC]" if utc else "datetime64[ns]")

@@ -30,6 +30,7 @@ from musicrec_gym.data.loading import (
     Loaded,
     RowDropper,
     blank_rows,
+    check_ids,
     parse_bool,
     parse_datetime,
     parse_float,
@@ -78,8 +79,9 @@ def read_mssd_log(path: str | Path) -> Loaded:
         DataFormatError: The file is missing, empty, a truncated gzip, or lacks a column of
             :data:`LOG_COLUMNS`; or a value is of the wrong type (an empty session id, a
             position or length that is not an integer >= 1, a skip flag that is not a
-            boolean, a date that does not parse). The message names the file, line, column
-            and value.
+            boolean, a date that does not parse or lies outside 1677-09-22 .. 2262-04-11, an
+            id longer than 1,000 characters). The message names the file, line, column and
+            value.
     """
     frame = read_table(path, LOG_COLUMNS, what="MSSD session log")
     rows = RowDropper(frame)
@@ -92,6 +94,7 @@ def read_mssd_log(path: str | Path) -> Loaded:
         "session_length": parse_int(frame, "session_length", path, minimum=1),
         "track_id": frame["track_id_clean"].str.strip().astype(str),
     }
+    check_ids(frame, parsed["track_id"], "track_id_clean", path)
     for flag in _SKIP_FLAGS:
         parsed[flag] = parse_bool(frame, flag, path)
     parsed["listened"] = ~parsed["skip_2"]
@@ -129,8 +132,9 @@ def read_mssd_track_features(path: str | Path) -> Loaded:
 
     Raises:
         DataFormatError: The file is missing, empty, a truncated gzip, or lacks a column of
-            :data:`TRACK_FEATURE_COLUMNS`; or a duration or acoustic vector value is not a
-            number (file, line, column and value named).
+            :data:`TRACK_FEATURE_COLUMNS`; or a duration is not a finite number >= 0 or an
+            acoustic vector value is not a finite number (file, line, column and value
+            named).
     """
     frame = read_table(path, TRACK_FEATURE_COLUMNS, what="MSSD track-features file")
     rows = RowDropper(frame)
@@ -140,8 +144,10 @@ def read_mssd_track_features(path: str | Path) -> Loaded:
     rows.drop((track == "").to_numpy(), "empty track_id")
     frame = rows.frame
     parsed: dict[str, object] = {"track_id": frame["track_id"].str.strip().astype(str)}
-    for column in TRACK_FEATURE_COLUMNS[1:]:
-        parsed[column] = parse_float(frame, column, path)
+    check_ids(frame, parsed["track_id"], "track_id", path)
+    parsed["duration"] = parse_float(frame, "duration", path, finite=True, minimum=0)
+    for column in TRACK_FEATURE_COLUMNS[2:]:
+        parsed[column] = parse_float(frame, column, path, finite=True)
     others = [c for c in frame.columns if c not in TRACK_FEATURE_COLUMNS and c != LINE]
     out = pd.concat([pd.DataFrame(parsed, index=frame.index), frame[[*others, LINE]]], axis=1)
     rows.frame = out

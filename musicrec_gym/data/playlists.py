@@ -53,12 +53,37 @@ __all__ = [
 TOKEN_KINDS = ("track", "artist")
 _TOKEN = re.compile(r"(track|artist)_(\S+)")
 _DIM = re.compile(r"dim_(\d+)")
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 
 
 def _load_array(path: Path, allow_pickle: bool) -> np.ndarray:
-    """The playlist array stored in a ``.npy`` file or a ``.npz`` archive."""
+    """The playlist array stored in a ``.npy`` file or a ``.npz`` archive.
+
+    The file must start like one: ``numpy.load`` would otherwise unpickle any other file
+    (with ``allow_pickle``), or blame pickling for a file that is just not NumPy's.
+    """
     try:
-        data = np.load(path, allow_pickle=allow_pickle)
+        fh = open(path, "rb")  # noqa: SIM115 (closed below, also when numpy.load fails)
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot read the file: {exc}") from exc
+    with fh:
+        head = fh.read(len(_NPY_MAGIC))
+        if not head.startswith((_NPY_MAGIC, _ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
+            what = "the file is empty" if not head else f"it starts with {head!r}"
+            raise DataFormatError(
+                f"{path}: not a NumPy .npy or .npz file ({what}); expected an array saved "
+                "with numpy.save or numpy.savez"
+            )
+        fh.seek(0)
+        return _load_open_array(path, fh, allow_pickle)
+
+
+def _load_open_array(path: Path, fh, allow_pickle: bool) -> np.ndarray:
+    """``numpy.load`` of the open file ``fh``, every failure one :class:`DataFormatError`."""
+    try:
+        data = np.load(fh, allow_pickle=allow_pickle)
         if not isinstance(data, np.lib.npyio.NpzFile):
             return data
         with data:
@@ -212,7 +237,7 @@ def read_carousel_playlists(path: str | Path) -> Loaded:
 
     Raises:
         DataFormatError: The file is missing, empty or truncated, the header has no
-            consecutive ``dim_`` columns or no bias column, or a value is not a number
+            consecutive ``dim_`` columns or no bias column, or a value is not a finite number
             (file, line, column and value named).
     """
     frame, dims = _read_features(path, (), "Deezer carousel playlist-features file")
@@ -228,8 +253,8 @@ def read_carousel_playlists(path: str | Path) -> Loaded:
     frame = rows.frame
     out = pd.DataFrame(
         {"playlist": frame[LINE].to_numpy() - 2}
-        | {c: parse_float(frame, c, path) for c in dims}
-        | {"bias": parse_float(frame, bias, path)}
+        | {c: parse_float(frame, c, path, finite=True) for c in dims}
+        | {"bias": parse_float(frame, bias, path, finite=True)}
     )
     return Loaded(out, rows.report(path))
 
@@ -257,6 +282,6 @@ def read_carousel_users(path: str | Path) -> Loaded:
     frame = rows.frame
     out = pd.DataFrame(
         {"segment": parse_int(frame, "segment", path, minimum=0)}
-        | {c: parse_float(frame, c, path) for c in dims}
+        | {c: parse_float(frame, c, path, finite=True) for c in dims}
     )
     return Loaded(out, rows.report(path))

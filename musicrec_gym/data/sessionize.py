@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from musicrec_gym.errors import DataFormatError
+from musicrec_gym.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -42,24 +42,41 @@ def sessionise(history: pd.DataFrame, gap_minutes: float = DEFAULT_GAP_MINUTES) 
         position of the play within its session).
 
     Raises:
-        DataFormatError: A required column is missing, a timestamp cannot be read or
-            is missing, or ``gap_minutes`` is not a positive number.
+        ConfigError: ``history`` is not a DataFrame, or ``gap_minutes`` is not a positive
+            number.
+        DataFormatError: A required column is missing, a user id is missing, a timestamp
+            cannot be read, is a bare number (ambiguous unit) or is missing, or a column
+            holds values rows cannot be compared by (lists, dicts).
     """
+    if not isinstance(history, pd.DataFrame):
+        raise ConfigError(
+            f"sessionise: `history` must be a pandas DataFrame, got {type(history).__name__}"
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in history.columns]
     if missing:
         raise DataFormatError(
             f"sessionise: history is missing column(s) {missing}; "
             f"expected at least {list(REQUIRED_COLUMNS)}, got {list(history.columns)}"
         )
-    if not (isinstance(gap_minutes, int | float) and np.isfinite(gap_minutes) and gap_minutes > 0):
+    check_gap_minutes(gap_minutes)
+    users = history["user_id"]
+    if users.isna().any():
+        rows = np.flatnonzero(users.isna().to_numpy())[:5].tolist()
         raise DataFormatError(
-            f"sessionise: gap_minutes must be a positive number of minutes, got {gap_minutes!r}"
+            f"sessionise: column 'user_id' has {int(users.isna().sum())} missing value(s) "
+            f"(first rows {rows}); every play needs a user"
         )
     frame = history.copy()
     frame["timestamp"] = _as_datetime(frame["timestamp"])
 
     before = len(frame)
-    frame = frame.drop_duplicates(keep="first")
+    try:
+        frame = frame.drop_duplicates(keep="first")
+    except TypeError as exc:  # a column of lists or dicts: rows cannot be compared
+        raise DataFormatError(
+            f"sessionise: cannot compare rows to drop exact duplicates ({exc}); columns "
+            "must hold plain values (str, numbers, times), not lists or dicts"
+        ) from exc
     dropped = before - len(frame)
     if dropped:
         logger.warning("sessionise: dropped %d exact duplicate row(s) of %d", dropped, before)
@@ -88,8 +105,27 @@ def sessionise(history: pd.DataFrame, gap_minutes: float = DEFAULT_GAP_MINUTES) 
     return frame
 
 
+def check_gap_minutes(gap_minutes: object) -> None:
+    """Refuse a session gap that is not a positive, finite number of minutes.
+
+    Raises:
+        ConfigError: Naming ``gap_minutes`` and the value.
+    """
+    number = isinstance(gap_minutes, int | float) and not isinstance(gap_minutes, bool)
+    if not (number and np.isfinite(gap_minutes) and gap_minutes > 0):
+        raise ConfigError(
+            f"sessionise: `gap_minutes` must be a positive number of minutes, got {gap_minutes!r}"
+        )
+
+
 def _as_datetime(column: pd.Series) -> pd.Series:
     """Return ``column`` as datetime64, parsing strings as UTC; error on missing values."""
+    if len(column) and (pd.api.types.is_numeric_dtype(column) or column.dtype == bool):
+        raise DataFormatError(
+            f"sessionise: column 'timestamp' must be datetime64 or ISO-8601 strings, got "
+            f"{column.dtype} numbers (seconds? milliseconds?); convert them with "
+            "pd.to_datetime(..., unit=...) first"
+        )
     if not pd.api.types.is_datetime64_any_dtype(column):
         try:
             column = pd.to_datetime(column, utc=True)
@@ -108,5 +144,6 @@ def _as_datetime(column: pd.Series) -> pd.Series:
 
 def _epoch_seconds(column: pd.Series) -> np.ndarray:
     """Seconds since the epoch as float64 (tz-aware and naive times alike)."""
-    values = column.dt.tz_convert("UTC") if column.dt.tz is not None else column
-    return values.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
+    values = column.dt.tz_convert("UTC").dt.tz_localize(None) if column.dt.tz else column
+    # Microseconds hold any year a datetime can (nanoseconds stop in 2262).
+    return values.dt.as_unit("us").to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6

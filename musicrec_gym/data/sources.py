@@ -98,8 +98,9 @@ def _mssd(path: Path) -> TokenSessions:
 
 def _lastfm(path: Path, gap_minutes: float = 20.0) -> TokenSessions:
     from musicrec_gym.data.lastfm import read_lastfm_history
-    from musicrec_gym.data.sessionize import sessionise
+    from musicrec_gym.data.sessionize import check_gap_minutes, sessionise
 
+    check_gap_minutes(gap_minutes)  # before the (possibly long) read
     loaded = read_lastfm_history(path)
     frame = sessionise(loaded.frame, gap_minutes=gap_minutes)  # sorted by (user, time)
     sessions = _split_runs(frame["session_id"].to_numpy(), frame["track_key"].to_numpy())

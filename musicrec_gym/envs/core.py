@@ -15,15 +15,23 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from musicrec_gym.errors import ConfigError, InvalidActionError, unknown_name_message
+from musicrec_gym.errors import (
+    ArtifactError,
+    ConfigError,
+    InvalidActionError,
+    unknown_name_message,
+)
 from musicrec_gym.sim.compiled import CompiledSimulator, Encoded
-from musicrec_gym.sim.params import REWARD_MODES
+from musicrec_gym.sim.params import MAX_STEPS_LIMIT, REWARD_MODES, SimulatorParams, is_int
 from musicrec_gym.sim.simulator import StepResult
-from musicrec_gym.world import PROFILE_FEATURES, World, load_world
+from musicrec_gym.world import PROFILE_FEATURES, World, load_world, world_path
 
 ENV_KWARGS = ("world", "reward", "profile_features", "max_steps")
 SLOT0 = np.zeros(1, dtype=np.int64)
 """The one slot of a single environment's core."""
+MAX_STATE_BYTES = 2 * 2**30
+"""The most memory the slots' simulator state may take (see ``slot_bytes``): 2 GiB, about
+770,000 slots of the built-in world at ``max_steps=20``, 13,000 at ``max_steps=10000``."""
 
 
 def check_kwargs(kwargs: dict[str, Any], env_id: str = "MusicRec-v0") -> None:
@@ -48,6 +56,55 @@ def entropy_seeds(n: int) -> np.ndarray:
     return np.random.SeedSequence().generate_state(n, dtype=np.uint32).astype(np.int64)
 
 
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """A ``reset`` seed as Gymnasium takes it: ``None`` or an int >= 0 (of any size).
+
+    NumPy integers are taken too; bools are not.
+
+    Raises:
+        ConfigError: Naming ``name``: a negative number, a float, a string, a bool ...
+    """
+    if seed is None:
+        return None
+    if not is_int(seed) or seed < 0:
+        raise ConfigError(
+            f"`{name}` must be None or an int >= 0 (as Gymnasium takes), got "
+            f"{type(seed).__name__} {seed!r}"
+        )
+    return int(seed)
+
+
+def stream_seeds(seeds: list[int] | range) -> np.ndarray:
+    """The simulator's int64 stream seed of each ``reset`` seed (ints >= 0, checked).
+
+    Seeds below 2**63 are used as they are; seeds up to 2**64 - 1 by their 64 bits (so
+    every seed below 2**64 gives its own stream); larger ones are first hashed to 64
+    bits by NumPy's ``SeedSequence``.
+    """
+    if isinstance(seeds, range) and seeds.stop <= 2**63:  # the common cases, fast
+        return np.arange(seeds.start, seeds.stop, dtype=np.int64)
+    if max(seeds, default=0) < 2**63:
+        return np.array(seeds, dtype=np.int64)
+    folded = [
+        s if s < 2**64 else int(np.random.SeedSequence(s).generate_state(1, np.uint64)[0])
+        for s in seeds
+    ]
+    return np.array(folded, dtype=np.uint64).view(np.int64)
+
+
+def slot_bytes(world: World, max_steps: int) -> int:
+    """A rough upper bound on the simulator state of one slot, in bytes.
+
+    The history (plays and listen flags of a whole session), the listener's cached best
+    tracks (a fitted world: the scores of every catalog track), the windows and the
+    step's outputs, 8 bytes each.
+    """
+    history = 2 * (world.params.warmup + max_steps)
+    fitted = world.fitted is not None
+    scores = world.n_tracks + 1 if fitted else 4 * world.candidates.index.shape[1]
+    return 8 * (history + scores + 64)
+
+
 class SessionCore:
     """``n`` listening sessions with observations and info.
 
@@ -57,7 +114,14 @@ class SessionCore:
         reward: ``"listen"`` (1/0), ``"time"`` (listening time 0–5) or ``"event"``
             (event strength).
         profile_features: Append the listener's profile features to the observation.
-        max_steps: Recommendations per session before truncation (default: the world's, 20).
+        max_steps: Recommendations per session before truncation, an int in
+            ``[1, MAX_STEPS_LIMIT]`` (default: the world's, 20 in the built-in world).
+
+    Raises:
+        ConfigError: An argument of the wrong type or out of range (named), a
+            ``max_steps`` past a fitted world's longest session, or ``n`` slots whose
+            state would take more than ``MAX_STATE_BYTES`` (named ``num_envs``).
+        ArtifactError: The world cannot be loaded, or its parameters do not fit it.
     """
 
     def __init__(
@@ -68,18 +132,30 @@ class SessionCore:
         profile_features: bool = False,
         max_steps: int | None = None,
     ) -> None:
+        if not isinstance(reward, str):
+            raise ConfigError(
+                f"`reward` must be a reward mode, one of {', '.join(map(repr, REWARD_MODES))}; "
+                f"got {type(reward).__name__} {reward!r}"
+            )
         if reward not in REWARD_MODES:
             raise ConfigError(
                 f"`reward`: {unknown_name_message('reward mode', reward, REWARD_MODES)}"
             )
-        if not isinstance(profile_features, bool):
-            raise ConfigError(f"`profile_features` must be a bool, got {profile_features!r}")
-        self.world = world if isinstance(world, World) else load_world(world)
+        if not isinstance(profile_features, (bool, np.bool_)):
+            raise ConfigError(
+                f"`profile_features` must be a bool (True or False), got {profile_features!r}"
+            )
+        profile_features = bool(profile_features)
+        if max_steps is not None and not (is_int(max_steps) and 1 <= max_steps <= MAX_STEPS_LIMIT):
+            raise ConfigError(
+                f"`max_steps` must be an int in [1, {MAX_STEPS_LIMIT}] (or None: the world's, "
+                f"20 in the built-in world), got {max_steps!r}"
+            )
+        self.world = world if isinstance(world, World) else load_world(world_path(world, "world"))
         params = self.world.params
         if max_steps is not None:
-            if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-                raise ConfigError(f"`max_steps` must be an int >= 1, got {max_steps!r}")
             params = replace(params, leave=replace(params.leave, max_steps=int(max_steps)))
+        self._check_fits(n, params, explicit_steps=max_steps is not None)
         if self.world.fitted is not None:
             from musicrec_gym.sim.fitted import FittedSimulator
 
@@ -113,6 +189,34 @@ class SessionCore:
         # the single env's fast path: plain lists index faster than object arrays
         self._track_id_list, self._user_id_list = self.track_ids.tolist(), self.user_ids.tolist()
         self._warmup_len = params.warmup
+
+    def _check_fits(self, n: int, params: SimulatorParams, explicit_steps: bool) -> None:
+        """Refuse what the world cannot simulate, or too many slots for memory."""
+        world, max_steps = self.world, params.leave.max_steps
+        if world.fitted is not None:
+            longest = world.fitted.max_length - params.warmup
+            if explicit_steps and max_steps > longest:
+                raise ConfigError(
+                    f"`max_steps`={max_steps}: a session of this fitted world lasts at most "
+                    f"{longest} recommendations (its logs' sessions have at most "
+                    f"{world.fitted.max_length} plays, {params.warmup} of them the warm-up)"
+                )
+        else:
+            pool = min(params.logging_pool, world.candidates.index.shape[1])
+            if params.continuation_pool > pool:
+                raise ArtifactError(
+                    f"{world.directory / 'simulator.json'}: key 'continuation_pool' "
+                    f"({params.continuation_pool}) must be <= the logging pool of this "
+                    f"world ({pool}: 'logging_pool' capped by each listener's cached best tracks)"
+                )
+        need = n * slot_bytes(world, max_steps)
+        if need > MAX_STATE_BYTES:
+            most = MAX_STATE_BYTES // slot_bytes(world, max_steps)
+            raise ConfigError(
+                f"`num_envs`={n} with max_steps={max_steps}: the sessions' state would take "
+                f"{need / 2**30:.3g} GiB, more than the {MAX_STATE_BYTES / 2**30:g} GiB "
+                f"limit; use num_envs <= {most} (or a smaller max_steps)"
+            )
 
     def observe(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Encoded session state of ``slots``: (B, obs_dim) float32."""
@@ -176,25 +280,52 @@ class SessionCore:
             np.float32, copy=False
         )
 
-    def check_actions(self, actions: Any) -> np.ndarray:
-        """Validate a batch of actions; returns them as an int64 array of shape (n,)."""
-        arr = np.asarray(actions)
-        if arr.shape != (self.n,) or not (
-            np.issubdtype(arr.dtype, np.integer)
-            or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))
-        ):
+    def check_actions(self, actions: Any, single: bool = False) -> np.ndarray:
+        """Validate a batch of actions; returns them as an int64 array of shape (n,).
+
+        Actions are integer track indices (integral floats are taken too; bools,
+        strings, NaN are not). With ``single``, one action: a scalar or a 1-element
+        array of at most one dimension.
+
+        Raises:
+            InvalidActionError: The type or shape is wrong, or an action is outside the
+                action space (the message gives the action as passed).
+        """
+        n_tracks = self.world.n_tracks
+        try:
+            arr = np.asarray(actions)
+        except (ValueError, TypeError):  # ragged nested lists
+            raise self._wrong_actions(actions, single) from None
+        if arr.shape != (self.n,):
+            if not single or arr.ndim > 1 or arr.size != 1:
+                raise self._wrong_actions(actions, single)
+            arr = arr.reshape(1)
+        kind = arr.dtype.kind
+        if kind == "f":
+            if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                raise self._wrong_actions(actions, single)
+        elif kind == "O":  # only Python ints too large for int64 get past here
+            if not all(is_int(v) for v in arr):
+                raise self._wrong_actions(actions, single)
+        elif kind not in "iu":  # bool, str, complex ...
+            raise self._wrong_actions(actions, single)
+        bad = np.flatnonzero((arr < 0) | (arr >= n_tracks))
+        if bad.size:
+            first = arr[bad[0]]
+            first = first.item() if isinstance(first, np.generic) else first
             raise InvalidActionError(
-                f"expected {self.n} integer track indices in [0, {self.world.n_tracks}), "
-                f"got {actions!r}"
+                f"action {first!r} is outside the action space Discrete({n_tracks}): "
+                f"actions are track indices 0..{n_tracks - 1}"
             )
-        arr = arr.astype(np.int64)
-        bad = (arr < 0) | (arr >= self.world.n_tracks)
-        if bad.any():
-            raise InvalidActionError(
-                f"action {int(arr[bad][0])} is outside the action space Discrete("
-                f"{self.world.n_tracks}): actions are track indices 0..{self.world.n_tracks - 1}"
-            )
-        return arr
+        return arr.astype(np.int64)
+
+    def _wrong_actions(self, actions: Any, single: bool) -> InvalidActionError:
+        expected = (
+            f"one integer track index in [0, {self.world.n_tracks})"
+            if single
+            else f"{self.n} integer track indices in [0, {self.world.n_tracks}), shape ({self.n},)"
+        )
+        return InvalidActionError(f"expected {expected}, got {actions!r}")
 
     def reset_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
         """Info after a reset: the listener and the best first recommendation."""

@@ -41,7 +41,11 @@ with an index or a user id), after five warm-up plays by the logging policy.
 ## Episode End
 - Termination: the listener leaves. After each recommendation they leave with
   probability ``1 - exp(-(1/patience + 0.12 * skips among the last 3 plays))``.
-- Truncation: after 20 recommendations (``max_episode_steps=20``).
+- Truncation: after ``max_steps`` recommendations (the world's by default: 20 in the
+  built-in world). The environment truncates itself; the registered
+  ``max_episode_steps`` (10,000, the largest ``max_steps``) never cuts a session
+  earlier, and ``gym.make(..., max_episode_steps=N)`` ends sessions after at most ``N``
+  steps, as Gymnasium documents.
 Calling ``step`` after the end without ``reset`` raises ``EpisodeEndedError``.
 
 ## Info
@@ -55,17 +59,30 @@ warm-up plays that opened the session, as a real service would know them:
 ## Arguments
 ```python
 gym.make("MusicRec-v0", world=None, reward="listen", profile_features=False,
-         render_mode=None)
+         max_steps=None, render_mode=None)
 ```
-- ``world``: a world directory (``musicrec build`` / ``musicrec fit`` make one);
-  ``None`` is the built-in synthetic world shipped in the package.
+- ``world``: a world directory, a non-empty ``str`` or path (``musicrec build`` /
+  ``musicrec fit`` make one); ``None`` is the built-in synthetic world shipped in the
+  package.
 - ``reward``: ``"listen"``, ``"time"`` or ``"event"``.
-- ``profile_features``: append the listener's 4 profile features to the observation.
+- ``profile_features``: a bool; append the listener's 4 profile features to the
+  observation.
+- ``max_steps``: recommendations per session before truncation, an int in
+  ``[1, 10000]`` (``MAX_STEPS_LIMIT``); ``None`` is the world's (20 in the built-in
+  world). A fitted world's sessions last at most its logs' longest session.
 - ``render_mode``: ``"ansi"`` returns the session so far as text.
-Unknown keyword arguments raise ``ConfigError`` with a did-you-mean hint.
+
+``reset(seed=..., options=...)`` takes any int seed >= 0, as Gymnasium does, and
+``options=None`` or ``{"user": user id or index}``. Actions are integer track indices
+(a Python or NumPy int, or a one-element array). Unknown keyword arguments raise
+``ConfigError`` with a did-you-mean hint; every other bad argument, seed or option a
+``ConfigError``, and a bad action an ``InvalidActionError``, each naming what is wrong
+(booleans are never numbers).
 
 ## Version History
-- v0: first release.
+- v0: first release. (Registered with ``max_episode_steps=10000`` rather than 20 since
+  ``max_steps`` longer than 20 was cut at 20 by the registration's ``TimeLimit``; the
+  default sessions are unchanged.)
 """
 
 from __future__ import annotations
@@ -76,9 +93,18 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from musicrec_gym.envs.core import SLOT0, SessionCore, check_kwargs, entropy_seeds, first_slot
-from musicrec_gym.errors import ConfigError, EpisodeEndedError, InvalidActionError
+from musicrec_gym.envs.core import (
+    SLOT0,
+    SessionCore,
+    check_kwargs,
+    check_seed,
+    entropy_seeds,
+    first_slot,
+    stream_seeds,
+)
+from musicrec_gym.errors import ConfigError, EpisodeEndedError
 from musicrec_gym.sim.compiled import CompiledSimulator
+from musicrec_gym.sim.params import is_int
 from musicrec_gym.world import World
 
 _INDEX_TYPES = frozenset({int, *(np.dtype(c).type for c in np.typecodes["AllInteger"])})
@@ -86,19 +112,30 @@ _INDEX_TYPES = frozenset({int, *(np.dtype(c).type for c in np.typecodes["AllInte
 
 
 def resolve_user(core: SessionCore, options: dict[str, Any] | None) -> np.ndarray | None:
-    """The listener asked for in ``reset(options={"user": ...})``, as an index array, or None."""
+    """The listener asked for in ``reset(options={"user": ...})``, as an index array, or None.
+
+    Raises:
+        ConfigError: ``options`` is not a dict, has a key other than ``"user"``, or names
+            no listener (an unknown id, an index out of range, a bool, a float ...).
+    """
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise ConfigError(
+            f"reset `options` must be None or a dict such as {{'user': 'u00042'}}, got {options!r}"
+        )
     if not options:
         return None
-    unknown = set(options) - {"user"}
+    unknown = [key for key in options if key != "user"]
     if unknown:
-        raise ConfigError(f"reset options: unknown key(s) {sorted(unknown)}; allowed: 'user'")
+        raise ConfigError(f"reset options: unknown key(s) {unknown!r}; allowed: 'user'")
     user = options["user"]
     if isinstance(user, str):
         matches = np.flatnonzero(core.user_ids == user)
         if not len(matches):
             raise ConfigError(f"reset options: unknown user id {user!r}")
         return matches[:1]
-    if not isinstance(user, (int, np.integer)) or not 0 <= user < core.world.n_listeners:
+    if not is_int(user) or not 0 <= user < core.world.n_listeners:
         raise ConfigError(
             f"reset options: `user` must be a user id or an index in [0, "
             f"{core.world.n_listeners}), got {user!r}"
@@ -134,16 +171,27 @@ class MusicRecEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a session; the same seed gives the same session."""
+        """Start a session; the same seed gives the same session.
+
+        Args:
+            seed: ``None`` (continue the random stream) or any int >= 0, as Gymnasium
+                takes (a NumPy integer too).
+            options: ``None`` or ``{"user": listener}`` with a user id or an index.
+
+        Raises:
+            ConfigError: A seed that is negative or not an int, or bad ``options``.
+        """
+        seed = check_seed(seed)
+        user = resolve_user(self.core, options)
         super().reset(seed=seed)
         sim = self.core.sim
         if seed is not None:
-            sim.seed(SLOT0, np.array([seed], dtype=np.int64))
+            sim.seed(SLOT0, stream_seeds([seed]))
             self._seeded = True
         elif not self._seeded:
             sim.seed(SLOT0, entropy_seeds(1))
             self._seeded = True
-        obs, info = self.core.reset_one(resolve_user(self.core, options))
+        obs, info = self.core.reset_one(user)
         self._done = False
         return obs, info
 
@@ -159,12 +207,7 @@ class MusicRecEnv(gym.Env):
             out = self.core.step_one(track)
             self._done = out[2] or out[3]
             return out
-        arr = np.asarray(action)
-        if arr.size != 1:
-            raise InvalidActionError(
-                f"expected one integer track index in [0, {self.world.n_tracks}), got {action!r}"
-            )
-        actions = self.core.check_actions(arr.reshape(1))
+        actions = self.core.check_actions(action, single=True)
         result, enc = self.core.step(actions)
         terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
         self._done = terminated or truncated

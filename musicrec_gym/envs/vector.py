@@ -25,20 +25,48 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from musicrec_gym.envs.core import SessionCore, check_kwargs, entropy_seeds
+from musicrec_gym.envs.core import (
+    SessionCore,
+    check_kwargs,
+    check_seed,
+    entropy_seeds,
+    stream_seeds,
+)
 from musicrec_gym.errors import ConfigError
-from musicrec_gym.world import World
+from musicrec_gym.sim.params import MAX_STEPS_LIMIT, is_int
+from musicrec_gym.world import World, load_world, world_path
+
+
+def time_limited(max_steps: Any, limit: int, world: Any) -> Any:
+    """``max_steps`` under a time limit of ``limit`` steps: the smaller of the two.
+
+    ``max_steps`` is ``None`` for the world's own (kept ``None`` when the limit does not
+    cut it); a value that is not a valid ``max_steps`` is passed on unchanged, for
+    ``SessionCore`` to refuse by name.
+    """
+    if max_steps is None:
+        loaded = world if isinstance(world, World) else load_world(world_path(world, "world"))
+        return None if loaded.params.leave.max_steps <= limit else limit
+    if is_int(max_steps) and 1 <= max_steps <= MAX_STEPS_LIMIT:
+        return min(int(max_steps), limit)
+    return max_steps
 
 
 class MusicRecVectorEnv(VectorEnv):
     """``num_envs`` concurrent sessions of ``MusicRec-v0`` (same arguments, plus ``num_envs``).
 
     Args:
-        num_envs: Number of concurrent listeners.
+        num_envs: Number of concurrent listeners, an int >= 1; at most as many as fit the
+            sessions' state in ``MAX_STATE_BYTES`` (2 GiB: about 770,000 in the built-in
+            world at ``max_steps=20``; the error says how many).
         world: World directory, a loaded ``World``, or ``None`` for the built-in world.
-        max_episode_steps: Session cap (``gym.make_vec`` passes the registered 20).
+        max_episode_steps: Gymnasium's time limit (``gym.make_vec`` passes the
+            registered one, or the one given to it); as ``gym.make``'s ``TimeLimit`` does
+            for the single env, it can only end sessions earlier than ``max_steps``:
+            sessions are truncated after ``min(max_steps, max_episode_steps)``
+            recommendations. ``None`` or -1: no limit besides ``max_steps``.
         render_mode: Not supported (``None`` only).
-        **kwargs: ``reward``, ``profile_features`` as for ``MusicRec-v0``.
+        **kwargs: ``reward``, ``profile_features`` and ``max_steps`` as for ``MusicRec-v0``.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -52,11 +80,20 @@ class MusicRecVectorEnv(VectorEnv):
         **kwargs: Any,
     ) -> None:
         check_kwargs(kwargs)
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if not is_int(num_envs) or num_envs < 1:
             raise ConfigError(f"`num_envs` must be an int >= 1, got {num_envs!r}")
         if render_mode is not None:
             raise ConfigError("the vector environment does not render; use render_mode=None")
-        self.core = SessionCore(int(num_envs), world=world, max_steps=max_episode_steps, **kwargs)
+        if max_episode_steps is not None and max_episode_steps != -1:
+            if not is_int(max_episode_steps) or max_episode_steps < 1:
+                raise ConfigError(
+                    "`max_episode_steps` must be an int >= 1, or None or -1 for no limit "
+                    f"besides max_steps, got {max_episode_steps!r}"
+                )
+            kwargs["max_steps"] = time_limited(
+                kwargs.get("max_steps"), int(max_episode_steps), world
+            )
+        self.core = SessionCore(int(num_envs), world=world, **kwargs)
         self.world = self.core.world
         self.num_envs = int(num_envs)
         self.render_mode = None
@@ -72,27 +109,50 @@ class MusicRecVectorEnv(VectorEnv):
         self._started = False
 
     def reset(
-        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a session in every slot; slot ``i`` uses ``seed + i`` (or ``seed[i]``)."""
+        """Start a session in every slot; slot ``i`` uses ``seed + i`` (or ``seed[i]``).
+
+        Args:
+            seed: ``None`` (continue each slot's stream), an int >= 0 (slot ``i`` gets
+                ``seed + i``), or ``num_envs`` seeds, each an int >= 0 or ``None`` (that
+                slot continues its stream), as Gymnasium's vector envs take them.
+            options: Not supported (``None`` or ``{}`` only).
+
+        Raises:
+            ConfigError: Naming ``seed`` (or ``seed[i]``): a negative number, a float, a
+                bool, a string, or a list of the wrong length; or ``options`` given.
+        """
         if options:
             raise ConfigError(f"reset options are not supported by the vector env, got {options}")
+        slots, seeds = self._seed_slots(seed)
         sim = self.core.sim
-        if seed is not None:
-            seeds = np.asarray(seed, dtype=np.int64)
-            seeds = seeds + self._all if seeds.ndim == 0 else seeds
-            if seeds.shape != (self.num_envs,):
-                raise ConfigError(
-                    f"`seed` must be an int or {self.num_envs} ints, got {len(seeds)} seeds"
-                )
-            sim.seed(self._all, seeds)
-            self._seeded = True
-        elif not self._seeded:
+        if not self._seeded and len(slots) < self.num_envs:
             sim.seed(self._all, entropy_seeds(self.num_envs))
-            self._seeded = True
+        if len(slots):
+            sim.seed(slots, seeds)
+        self._seeded = True
         obs = self.core.reset(self._all)
         self._started = True
         return obs, self._with_masks(self.core.reset_info())
+
+    def _seed_slots(self, seed: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The slots ``reset(seed=...)`` seeds, and their stream seeds (int64)."""
+        n = self.num_envs
+        if seed is None:
+            return self._all[:0], np.zeros(0, np.int64)
+        if is_int(seed):
+            first = check_seed(seed)
+            return self._all, stream_seeds(range(first, first + n))
+        if isinstance(seed, np.ndarray) and seed.ndim == 1:
+            seed = seed.tolist()
+        if not isinstance(seed, (list, tuple)) or len(seed) != n:
+            got = f"{len(seed)} seeds" if isinstance(seed, (list, tuple)) else repr(seed)
+            raise ConfigError(
+                f"`seed` must be None, an int >= 0 or a list of {n} ints >= 0 (or None), got {got}"
+            )
+        slots = [i for i, s in enumerate(seed) if check_seed(s, f"seed[{i}]") is not None]
+        return np.array(slots, np.int64), stream_seeds([int(seed[i]) for i in slots])
 
     def step(
         self, actions: Any

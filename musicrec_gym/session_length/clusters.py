@@ -19,6 +19,8 @@ import pandas as pd
 from musicrec_gym.errors import ConfigError, unknown_name_message
 
 CLUSTER_METHODS = ("kmeans", "spectral")
+#: Most clusters of a ``ClusterSpec`` (each trains a model of its own).
+MAX_CLUSTERS = 100
 PROFILE_CLUSTER_COLUMNS = ("age", "gender", "country", "registered")
 _SPEC = re.compile(r"^(none|kmeans:(\d+)|spectral:(\d+))$")
 
@@ -32,18 +34,19 @@ class ClusterSpec:
 
     @classmethod
     def parse(cls, text: str) -> ClusterSpec:
-        """Read ``none``, ``kmeans:K`` or ``spectral:K`` (K >= 2)."""
-        match = _SPEC.match(str(text).strip())
+        """Read ``none``, ``kmeans:K`` or ``spectral:K`` (2 <= K <= ``MAX_CLUSTERS``)."""
+        match = _SPEC.match(text.strip()) if isinstance(text, str) and len(text) < 40 else None
         if not match:
+            shown = repr(text) if len(repr(text)) <= 60 else f"{repr(text)[:40]}..."
             raise ConfigError(
                 f"clusters must be 'none', 'kmeans:K' or 'spectral:K' with an int K >= 2, "
-                f"got {text!r}"
+                f"got {shown}"
             )
         if match.group(1) == "none":
             return cls()
-        method, k = str(text).split(":")
-        if int(k) < 2:
-            raise ConfigError(f"clusters {text!r}: K must be >= 2")
+        method, k = text.strip().split(":")
+        if not 2 <= int(k) <= MAX_CLUSTERS:
+            raise ConfigError(f"clusters {text!r}: K must be in [2, {MAX_CLUSTERS}]")
         return cls(method, int(k))
 
     def __str__(self) -> str:

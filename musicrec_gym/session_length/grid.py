@@ -73,6 +73,16 @@ from musicrec_gym.session_length.synthetic import SyntheticHistoryConfig
 STANDARDISATIONS = ("off", "on", "mixed")
 GRID_KEYS = ("method", "dropout", "clusters", "standardisation")
 DEFAULT_RUN_ROOT = Path("runs") / "session-length"
+#: Most values of one ``grid`` key, and most cells of the grid (each trains a model per
+#: cluster): checked before the grid is expanded.
+MAX_GRID_VALUES = 100
+MAX_GRID_CELLS = 1_000
+#: Longest session gap, in minutes (30 days).
+MAX_GAP_MINUTES = 43_200.0
+#: Largest k of ``clustering.k_range`` (every k is clustered twice for the diagnostics).
+MAX_K_RANGE = 50
+#: Most Last.fm play files.
+MAX_PLAY_FILES = 1_000
 
 
 @dataclass(frozen=True)
@@ -120,14 +130,10 @@ def load_config(path: str | Path) -> GridConfig:
     Raises:
         ConfigError: naming the file, line and key of the first problem.
     """
-    from experiments.config import NAME_PATTERN, _describe, _Located, _Validator
+    from experiments.config import MAX_SEED, _describe, _Located, _Validator, read_config_file
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from err
-    doc = _Located(text, str(path))
+    doc = _Located(read_config_file(path), str(path))
     v = _Validator(doc)
     top = v.mapping(
         doc.data,
@@ -136,16 +142,16 @@ def load_config(path: str | Path) -> GridConfig:
         ("gap_minutes", "split", "seed", "train", "clustering", "baseline"),
         "settings",
     )
-    name = top["name"]
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise doc.error(("name",), f"must be a name of letters, digits and _ . + -, got {name!r}")
+    name = v.name(top["name"], ("name",))
 
-    seed = v.int_(top.get("seed", 0), ("seed",), 0)
+    seed = v.int_(top.get("seed", 0), ("seed",), 0, MAX_SEED)
 
-    def number(value: Any, where: tuple, low: float, high: float = np.inf) -> float:
+    def number(value: Any, where: tuple, low: float, high: float) -> float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok or not low <= value <= high:
-            raise doc.error(where, f"must be a number in [{low}, {high}], got {_describe(value)}")
+        if not ok or not low <= value <= high:  # NaN fails both comparisons
+            raise doc.error(
+                where, f"must be a number in [{low:g}, {high:g}], got {_describe(value)}"
+            )
         return float(value)
 
     data = v.mapping(top["data"], ("data",), (), ("synthetic", "lastfm"), "data sources")
@@ -155,49 +161,77 @@ def load_config(path: str | Path) -> GridConfig:
     synthetic, world, plays, profiles = None, None, (), None
     if source == "synthetic":
         fields_ = [f.name for f in dataclasses.fields(SyntheticHistoryConfig) if f.name != "seed"]
+        raw_block = data["synthetic"]
         block = v.mapping(
-            data["synthetic"] or {}, ("data", "synthetic"), (), ("world", *fields_), "settings"
+            {} if raw_block is None else raw_block,
+            ("data", "synthetic"),
+            (),
+            ("world", *fields_),
+            "settings",
         )
         world = block.get("world")
-        if world is not None and not isinstance(world, str):
-            raise doc.error(("data", "synthetic", "world"), "must be a directory or null")
+        if world is not None:
+            v.path_text(world, ("data", "synthetic", "world"), "a directory or null")
         kwargs = {k: val for k, val in block.items() if k != "world"}
         try:
             synthetic = SyntheticHistoryConfig(**kwargs, seed=seed)
-        except (ConfigError, TypeError) as err:
-            named = [k for k in kwargs if k in str(err)]
+        except ConfigError as err:
+            named = [k for k in kwargs if f"`{k}`" in str(err)]
             raise doc.error(("data", "synthetic", *named[:1]), str(err)) from err
     else:
         block = v.mapping(data["lastfm"], ("data", "lastfm"), ("plays",), ("profiles",), "files")
         raw = block["plays"]
+        where_plays = ("data", "lastfm", "plays")
+        listed = isinstance(raw, list)
         raw = [raw] if isinstance(raw, str) else raw
         if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
-            raise doc.error(("data", "lastfm", "plays"), "must be a path or a list of paths")
+            raise doc.error(where_plays, "must be a path or a list of paths")
+        if len(raw) > MAX_PLAY_FILES:
+            raise doc.error(
+                where_plays, f"lists {len(raw):,} files; the limit is {MAX_PLAY_FILES:,}"
+            )
+        for i, play in enumerate(raw):
+            at = (*where_plays, i) if listed else where_plays
+            v.path_text(play, at, "a path")
+            if play in raw[:i]:
+                raise doc.error(at, f"{play!r} is listed twice (also item {raw.index(play)})")
         plays = tuple(raw)
         profiles = block.get("profiles")
-        if profiles is not None and not isinstance(profiles, str):
-            raise doc.error(("data", "lastfm", "profiles"), "must be a path")
+        if profiles is not None:
+            v.path_text(profiles, ("data", "lastfm", "profiles"), "a path")
 
-    gap = number(top.get("gap_minutes", 20.0), ("gap_minutes",), 1e-6)
+    gap = number(top.get("gap_minutes", 20.0), ("gap_minutes",), 1e-6, MAX_GAP_MINUTES)
     split = top.get("split", [0.7, 0.15, 0.15])
     if (
         not isinstance(split, list)
         or len(split) != 3
-        or not all(isinstance(s, int | float) and not isinstance(s, bool) for s in split)
+        or not all(
+            isinstance(s, int | float) and not isinstance(s, bool) and -1 <= s <= 2 for s in split
+        )
         or min(split) < 0
         or abs(sum(split) - 1.0) > 1e-6
     ):
-        raise doc.error(("split",), f"must be three fractions >= 0 summing to 1, got {split!r}")
+        raise doc.error(
+            ("split",), f"must be three fractions >= 0 summing to 1, got {_describe(split)}"
+        )
     train_fields = [f.name for f in dataclasses.fields(TrainConfig)]
-    train_block = v.mapping(top.get("train") or {}, ("train",), (), tuple(train_fields), "")
+    train_raw = top.get("train")
+    train_block = v.mapping(
+        {} if train_raw is None else train_raw,
+        ("train",),
+        (),
+        tuple(train_fields),
+        "training settings",
+    )
     try:
         train = TrainConfig(**train_block)
     except ConfigError as err:
         named = [k for k in train_block if f"`{k}`" in str(err)]
         raise doc.error(("train", *named[:1]), str(err)) from err
 
+    clus_raw = top.get("clustering")
     clus = v.mapping(
-        top.get("clustering") or {},
+        {} if clus_raw is None else clus_raw,
         ("clustering",),
         (),
         ("columns", "k_range", "mixed_threshold"),
@@ -210,25 +244,57 @@ def load_config(path: str | Path) -> GridConfig:
         if col not in PROFILE_CLUSTER_COLUMNS:
             msg = unknown_name_message("profile column", str(col), PROFILE_CLUSTER_COLUMNS)
             raise doc.error(("clustering", "columns", i), msg)
+        if col in columns[:i]:
+            raise doc.error(
+                ("clustering", "columns", i),
+                f"profile column {col!r} is listed twice (also item {columns.index(col)})",
+            )
     k_range = clus.get("k_range", [2, 8])
     if (
         not isinstance(k_range, list)
         or len(k_range) != 2
         or not all(isinstance(k, int) and not isinstance(k, bool) for k in k_range)
-        or not 2 <= k_range[0] <= k_range[1]
+        or not 2 <= k_range[0] <= k_range[1] <= MAX_K_RANGE
     ):
         raise doc.error(
-            ("clustering", "k_range"), f"must be [low, high], 2 <= low <= high, got {k_range!r}"
+            ("clustering", "k_range"),
+            f"must be [low, high], 2 <= low <= high <= {MAX_K_RANGE}, got {_describe(k_range)}",
         )
-    threshold = v.int_(clus.get("mixed_threshold", 200), ("clustering", "mixed_threshold"), 1)
+    threshold = v.int_(
+        clus.get("mixed_threshold", 200), ("clustering", "mixed_threshold"), 1, 10**9
+    )
 
     grid = v.mapping(top["grid"], ("grid",), GRID_KEYS, (), "lists of values")
-    axes: dict[str, list[Any]] = {}
+    n_cells = 1
     for key in GRID_KEYS:
         values = grid[key]
         if not isinstance(values, list) or not values:
             raise doc.error(("grid", key), f"must be a non-empty list, got {_describe(values)}")
-        axes[key] = [_cell_value(doc, key, val, ("grid", key, i)) for i, val in enumerate(values)]
+        if len(values) > MAX_GRID_VALUES:
+            raise doc.error(
+                ("grid", key),
+                f"lists {len(values):,} values; the limit is {MAX_GRID_VALUES} (MAX_GRID_VALUES)",
+            )
+        n_cells *= len(values)
+    if n_cells > MAX_GRID_CELLS:
+        sizes = " x ".join(f"{len(grid[k])} ({k})" for k in GRID_KEYS)
+        raise doc.error(
+            ("grid",),
+            f"this grid has {n_cells:,} cells ({sizes}); the limit is {MAX_GRID_CELLS:,} "
+            "(MAX_GRID_CELLS): list fewer values",
+        )
+    axes: dict[str, list[Any]] = {}
+    for key in GRID_KEYS:
+        axes[key] = []
+        for i, val in enumerate(grid[key]):
+            value = _cell_value(doc, key, val, ("grid", key, i))
+            if value in axes[key]:
+                raise doc.error(
+                    ("grid", key, i),
+                    f"value {_describe(val)} is listed twice (also item "
+                    f"{axes[key].index(value)}); every cell would run twice",
+                )
+            axes[key].append(value)
     cells = tuple(Cell(*combo) for combo in itertools.product(*(axes[k] for k in GRID_KEYS)))
 
     base_raw = top.get(
@@ -377,7 +443,8 @@ class GridResult:
     Attributes:
         table: One row per cell plus the references (``results.csv``).
         summary: The session summary the grid ran on.
-        best: The fitted models of the best cell (lowest test MAE).
+        best: The fitted models of the best cell: the lowest finite test MAE among the
+            cells whose training did not diverge (``diverged`` column).
         run_dir: Where everything was written.
         markdown: ``results.md``'s table.
         elapsed_s: Wall time.
@@ -438,7 +505,13 @@ def run_grid(
 
     Writes to the run directory: ``results.csv``, ``results.md``, ``summary.csv`` (the
     per-user session rows), ``elbow.png``, ``silhouette.png``, ``config.yaml`` (a copy)
-    and ``command.txt``.
+    and ``command.txt``. A cell whose training diverged (non-finite loss or weights,
+    e.g. from a learning rate too large) is listed with no MAE and ``diverged`` noted,
+    and is never the best cell.
+
+    Raises:
+        ConfigError: Every cell diverged (after the results are written), or the data
+            has no test sessions.
     """
     import torch
     from tqdm.auto import tqdm
@@ -497,23 +570,36 @@ def run_grid(
             rec = _record(cell.method, cell, pred, y[test], mean_mae)
             rec["baseline"] = cell == config.baseline
             rec["epochs"] = sum(m.epochs_run for m in fitted.models.values() if m is not None)
+            # A diverged model's NaN predictions were replaced by the mean: its MAE would
+            # be the mean predictor's, not the model's. It has no score and is never best.
+            rec["diverged"] = any(m.diverged for m in fitted.models.values() if m is not None)
+            if rec["diverged"]:
+                rec["mae_s"] = rec["norm_mae"] = np.nan
             records.append(rec)
-            if rec["mae_s"] < best_mae:
+            if np.isfinite(rec["mae_s"]) and rec["mae_s"] < best_mae:
                 best, best_mae = fitted, rec["mae_s"]
         bar.close()
     finally:
         torch.set_num_threads(threads)
     table = pd.DataFrame(records)
     table["baseline"] = table["baseline"].fillna(False).astype(bool)
+    table["diverged"] = table["diverged"].fillna(False).astype(bool)
     table["best"] = False
-    cell_rows = table["clusters"] != "-"
-    table.loc[table.loc[cell_rows, "mae_s"].idxmin(), "best"] = True
+    scored = (table["clusters"] != "-") & np.isfinite(table["mae_s"]) & ~table["diverged"]
+    if scored.any():
+        table.loc[table.loc[scored, "mae_s"].idxmin(), "best"] = True
     table.to_csv(run_dir / "results.csv", index=False)
     markdown = results_markdown(table, summary, mean_s)
     (run_dir / "results.md").write_text(markdown)
     Path(run_dir / "config.yaml").write_text(Path(config.path).read_text())
     if command:
         (run_dir / "command.txt").write_text(" ".join(command) + "\n")
+    if best is None:
+        raise ConfigError(
+            f"{config.path}: train.lr: no cell of the grid has a finite test MAE: training "
+            f"diverged (non-finite loss) in every cell with lr {config.train.lr:g}; lower "
+            f"train.lr (the results are in {run_dir / 'results.md'})"
+        )
     return GridResult(
         table=table,
         summary=summary,
@@ -535,6 +621,7 @@ def _record(method: str, cell: Cell | None, pred, truth, mean_mae: float) -> dic
         "norm_mae": mae / mean_mae if mean_mae > 0 else np.nan,
         "baseline": False,
         "epochs": np.nan,
+        "diverged": False,
     }
 
 
@@ -549,11 +636,15 @@ def results_markdown(table: pd.DataFrame, summary: SessionSummary, mean_s: float
         "| method | dropout | clusters | standardisation | MAE (min) | normalised MAE | note |",
         "|---|---|---|---|---|---|---|",
     ]
-    for _, r in table.sort_values("norm_mae", kind="stable").iterrows():
-        note = ", ".join(n for n, on in (("best", r["best"]), ("baseline", r["baseline"])) if on)
+    diverged = table["diverged"] if "diverged" in table else pd.Series(False, index=table.index)
+    for i, r in table.sort_values("norm_mae", kind="stable").iterrows():
+        flags = (("best", r["best"]), ("baseline", r["baseline"]), ("diverged", diverged[i]))
+        note = ", ".join(n for n, on in flags if on)
         dropout = "-" if pd.isna(r["dropout"]) else f"{r['dropout']:g}"
+        mae = "–" if not np.isfinite(r["mae_s"]) else f"{r['mae_s'] / 60:.2f}"
+        norm = "–" if not np.isfinite(r["norm_mae"]) else f"{r['norm_mae']:.3f}"
         lines.append(
             f"| {r['method']} | {dropout} | {r['clusters']} | {r['standardisation']} | "
-            f"{r['mae_s'] / 60:.2f} | {r['norm_mae']:.3f} | {note} |"
+            f"{mae} | {norm} | {note} |"
         )
     return "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from musicrec_gym.artifacts import default_world_dir, read_json, write_manifest
-from musicrec_gym.errors import ArtifactError
+from musicrec_gym.errors import ArtifactError, ConfigError
 from musicrec_gym.session_length.grid import FittedSessionModel
 from musicrec_gym.session_length.summary import SessionSummary
 
@@ -72,8 +72,8 @@ def expected_tracks(
     plays being shorter than a whole track.
     """
     per_play = np.asarray(seconds_per_play, dtype=np.float64)
-    if not np.all(per_play > 0):
-        raise ValueError("seconds_per_play must be > 0")
+    if not np.all(np.isfinite(per_play) & (per_play > 0)):
+        raise ConfigError("`seconds_per_play` must be finite numbers > 0")
     tracks = np.asarray(seconds, dtype=np.float64) * median_to_mean / per_play
     return np.maximum(tracks - warmup, 1.0)
 
@@ -123,7 +123,10 @@ def write_leave_file(
             "(or `musicrec build --out DIR`) and write leave.npz there"
         )
     manifest = read_json(directory / "manifest.json")
-    listeners = pd.read_csv(directory / "listeners.csv", keep_default_na=False)
+    try:
+        listeners = pd.read_csv(directory / "listeners.csv", keep_default_na=False)
+    except (OSError, ValueError) as err:
+        raise ArtifactError(f"{directory}: cannot read listeners.csv ({err})") from err
     lengths = np.asarray(expected_length, dtype=np.float64)
     if lengths.shape != (len(listeners),) or not np.all(np.isfinite(lengths)) or lengths.min() <= 0:
         raise ArtifactError(

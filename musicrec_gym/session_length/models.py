@@ -29,9 +29,25 @@ FEATURES = (
 )  # fmt: skip
 
 
+#: Upper bounds of the integer ``TrainConfig`` fields (past them a model does not fit in
+#: memory or a run does not end), and of the learning rate.
+TRAIN_LIMITS = {
+    "hidden": 4096,
+    "epochs": 10_000,
+    "batch_size": 1_000_000,
+    "patience": 10_000,
+    "chunk": 100_000,
+}
+MAX_LR = 1.0
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training hyperparameters of one sequence model.
+
+    Every field is checked on construction: ints (never booleans) in ``[1, TRAIN_LIMITS]``
+    and a finite learning rate in ``(0, MAX_LR]``; anything else is a ``ConfigError``
+    naming the field.
 
     Attributes:
         hidden: Recurrent state size.
@@ -50,12 +66,15 @@ class TrainConfig:
     chunk: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "epochs", "batch_size", "patience", "chunk"):
+        for name, high in TRAIN_LIMITS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"`{name}` must be an int > 0, got {value!r}")
-        if not (isinstance(self.lr, int | float) and self.lr > 0):
-            raise ConfigError(f"`lr` must be a number > 0, got {self.lr!r}")
+            if value > high:
+                raise ConfigError(f"`{name}` must be an int <= {high:,}, got {value!r}")
+        lr = self.lr  # NaN and infinity fail the (finite) range
+        if not (isinstance(lr, int | float) and not isinstance(lr, bool) and 0 < lr <= MAX_LR):
+            raise ConfigError(f"`lr` must be a finite number in (0, {MAX_LR:g}], got {lr!r}")
 
 
 def feature_frame(rows: pd.DataFrame, age_fill: float) -> pd.DataFrame:
@@ -146,6 +165,8 @@ class SequenceModel:
         chunk: Sessions per sequence.
         epochs_run: Epochs trained (early stopping included).
         best_val_mae_min: Validation MAE (minutes) of the kept weights; NaN without val.
+        diverged: True when training met a non-finite loss or weights (a learning rate
+            too large); such a model is never the best of a grid.
     """
 
     method: str
@@ -154,6 +175,7 @@ class SequenceModel:
     chunk: int
     epochs_run: int
     best_val_mae_min: float
+    diverged: bool = False
 
     def predict(self, rows: pd.DataFrame, features: pd.DataFrame) -> np.ndarray:
         """Predicted length in seconds of every row (rows of whole users, any split)."""
@@ -217,7 +239,9 @@ def train_model(
 
     Returns:
         The model with the weights of its best validation epoch (the last epoch when
-        there are no validation rows).
+        there are no validation rows). Training stops at the first non-finite training
+        loss or validation MAE; the model is then marked ``diverged`` (and keeps the
+        weights of its best finite validation epoch, if any).
     """
     import torch
 
@@ -225,8 +249,12 @@ def train_model(
         from musicrec_gym.errors import unknown_name_message
 
         raise ConfigError(unknown_name_message("method", method, METHODS))
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"`dropout` must be in [0, 1), got {dropout!r}")
+    if not (
+        isinstance(dropout, int | float) and not isinstance(dropout, bool) and 0.0 <= dropout < 1.0
+    ):
+        raise ConfigError(f"`dropout` must be a number in [0, 1), got {dropout!r}")
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"`config` must be a TrainConfig, got {type(config).__name__}")
     x, y, codes, _ = _sequences(rows, features, None, config.chunk)
     train = codes == 0
     if not train.any():
@@ -245,6 +273,7 @@ def train_model(
     gen = torch.Generator().manual_seed(seed)
     has_train_chunk = np.flatnonzero(train.any(axis=1))
     best, best_state, since, epochs = np.inf, None, 0, 0
+    diverged = False
     for _ in range(config.epochs):
         epochs += 1
         net.train()
@@ -254,15 +283,25 @@ def train_model(
             out = net(xs[b])
             mask = train_t[b]
             loss = (out[mask] - ys[b][mask]).abs().mean()
+            if not torch.isfinite(loss):
+                diverged = True
+                break
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if not diverged:
+            diverged = not all(bool(torch.isfinite(w).all()) for w in net.parameters())
+        if diverged:
+            break
         if not val_t.any():
             continue
         net.eval()
         with torch.no_grad():
             out = net(xs)
         val_mae = float((out[val_t] - ys[val_t]).abs().mean()) * scaler.y_std
+        if not np.isfinite(val_mae):
+            diverged = True
+            break
         if val_mae < best - 1e-6:
             best, best_state, since = val_mae, copy.deepcopy(net.state_dict()), 0
         else:
@@ -278,4 +317,5 @@ def train_model(
         chunk=config.chunk,
         epochs_run=epochs,
         best_val_mae_min=float(best) if np.isfinite(best) else float("nan"),
+        diverged=diverged,
     )

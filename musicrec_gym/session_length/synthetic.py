@@ -48,18 +48,65 @@ class SyntheticHistoryConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = {
-            "n_listeners": isinstance(self.n_listeners, int) and self.n_listeners >= 1,
-            "sessions_per_listener": isinstance(self.sessions_per_listener, int)
-            and self.sessions_per_listener >= 2,
-            "max_tracks": isinstance(self.max_tracks, int) and self.max_tracks >= 1,
-            "per_skip": self.per_skip is None or self.per_skip >= 0,
-            "mood_rho": 0.0 <= self.mood_rho < 1.0,
-            "mood_sigma": self.mood_sigma >= 0.0,
+        ints = {
+            "n_listeners": (1, MAX_LISTENERS),
+            "sessions_per_listener": (2, MAX_SESSIONS_PER_LISTENER),
+            "max_tracks": (1, MAX_TRACKS_PER_SESSION),
+            "seed": (0, 2**32 - 1),
         }
-        for name, ok in checks.items():
+        for name, (low, high) in ints.items():
+            value = getattr(self, name)
+            if not _is_int(value) or not low <= value <= high:
+                raise ConfigError(
+                    f"`{name}` must be an int in [{low}, {high:,}], got {_shown(value)}"
+                )
+        floats = {
+            "per_skip": (0.0, MAX_PER_SKIP, False),
+            "mood_rho": (0.0, 1.0, True),
+            "mood_sigma": (0.0, MAX_MOOD_SIGMA, False),
+        }
+        for name, (low, high, open_high) in floats.items():
+            value = getattr(self, name)
+            if name == "per_skip" and value is None:
+                continue
+            ok = _is_real(value) and low <= value and (value < high if open_high else value <= high)
             if not ok:
-                raise ConfigError(f"`{name}` is out of range, got {getattr(self, name)!r}")
+                bracket = ")" if open_high else "]"
+                extra = " or null (the world's)" if name == "per_skip" else ""
+                raise ConfigError(
+                    f"`{name}` must be a finite number in [{low:g}, {high:g}{bracket}{extra}, "
+                    f"got {_shown(value)}"
+                )
+        plays = self.n_listeners * self.sessions_per_listener * self.max_tracks
+        if plays > MAX_SIMULATED_PLAYS:
+            raise ConfigError(
+                f"`n_listeners` x `sessions_per_listener` x `max_tracks` = {plays:,} plays at "
+                f"most; the limit is {MAX_SIMULATED_PLAYS:,} (the simulator holds them all)"
+            )
+
+
+#: Limits of ``SyntheticHistoryConfig`` (the simulator holds every session at once).
+MAX_LISTENERS = 1_000_000
+MAX_SESSIONS_PER_LISTENER = 10_000
+MAX_TRACKS_PER_SESSION = 10_000
+MAX_SIMULATED_PLAYS = 200_000_000
+#: A skip term past this leaves after the first skip anyway; a mood past this overflows.
+MAX_PER_SKIP = 100.0
+MAX_MOOD_SIGMA = 10.0
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    """An int or float, never a bool (the finite bounds of every range exclude NaN and inf)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}..."
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import numpy as np
 
 from musicrec_gym.artifacts import load_npz, read_json, verify_manifest
 from musicrec_gym.errors import ArtifactError, ConfigError
-from musicrec_gym.sim.params import SimulatorParams
+from musicrec_gym.sim.params import SimulatorParams, is_finite, is_int
 from musicrec_gym.sim.response import RewardModel, sigmoid
 from musicrec_gym.sim.rng import SlotStreams
 from musicrec_gym.sim.simulator import StepResult
@@ -88,12 +88,16 @@ class ResponseConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if len(self.hidden) != 2 or any(not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise ConfigError(f"`hidden` must be two ints >= 1, got {self.hidden!r}")
-        for name in ("epochs", "batch_size"):
+        if len(self.hidden) != 2 or any(
+            not isinstance(h, int) or isinstance(h, bool) or not 1 <= h <= 4096 for h in self.hidden
+        ):
+            raise ConfigError(f"`hidden` must be two ints in [1, 4096], got {self.hidden!r}")
+        for name, high in (("epochs", 10_000), ("batch_size", 10**6)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"`{name}` must be an int >= 1, got {value!r}")
+            if value > high:
+                raise ConfigError(f"`{name}` must be an int <= {high:,}, got {value!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"`seed` must be an int >= 0, got {self.seed!r}")
         for name in ("lr", "weight_decay"):
@@ -296,16 +300,39 @@ class FittedLeave:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "fitted.json") -> FittedLeave:
-        """Read :meth:`to_dict`'s output."""
-        try:
-            logits = [-np.inf if v is None else float(v) for v in data["position_logit"]]
-            return cls(np.array(logits), float(data["per_skip"]), int(data["skip_window"]))
-        except (KeyError, TypeError, ValueError) as err:
+    def from_dict(cls, data: Any, source: str = "fitted.json") -> FittedLeave:
+        """Read :meth:`to_dict`'s output, checking every value.
+
+        Raises:
+            ArtifactError: Naming ``source`` and the key under ``leave`` that is missing
+                or out of range.
+        """
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{source}: key 'leave' must be an object, got {data!r}")
+        for key in ("position_logit", "per_skip", "skip_window"):
+            if key not in data:
+                raise ArtifactError(f"{source}: missing key 'leave.{key}'")
+        logits = data["position_logit"]
+        if (
+            not isinstance(logits, list)
+            or not logits
+            or not all(v is None or is_finite(v) for v in logits)
+        ):
             raise ArtifactError(
-                f"{source}: 'leave' must hold position_logit (list), per_skip and skip_window "
-                f"({err!r})"
-            ) from err
+                f"{source}: key 'leave.position_logit' must be a non-empty list of finite "
+                f"numbers or null (hazard 0), got {logits!r}"
+            )
+        if not is_finite(data["per_skip"]):
+            raise ArtifactError(
+                f"{source}: key 'leave.per_skip' must be a finite number, got {data['per_skip']!r}"
+            )
+        window = data["skip_window"]
+        if not (is_int(window) and 1 <= window <= WINDOW):
+            raise ArtifactError(
+                f"{source}: key 'leave.skip_window' must be an int in [1, {WINDOW}], got {window!r}"
+            )
+        values = [-np.inf if v is None else float(v) for v in logits]
+        return cls(np.array(values), float(data["per_skip"]), int(window))
 
 
 # --------------------------------------------------------------------------- model
@@ -355,15 +382,19 @@ def load_fitted_world(path: Path) -> World:
     from musicrec_gym.world import World, load_embeddings_and_encoder, read_table
 
     manifest = verify_manifest(path, FITTED_FILES)
-    catalog = read_table(path / "catalog.csv", ("track_id", "plays", "popularity"))
+    catalog = read_table(
+        path / "catalog.csv", ("track_id", "plays", "popularity"), numeric=("plays", "popularity")
+    )
     listeners = read_table(path / "listeners.csv", ("user_id",))
-    info = read_json(path / "fitted.json")
-    for key in ("max_length", "popularity_mean", "popularity_std", "rare_plays", "leave"):
-        if key not in info:
-            raise ArtifactError(f"{path / 'fitted.json'}: missing key {key!r}")
+    info = read_fitted_info(path / "fitted.json")
     params = SimulatorParams.from_dict(
         read_json(path / "simulator.json"), source=str(path / "simulator.json")
     )
+    if params.warmup != WINDOW:
+        raise ArtifactError(
+            f"{path / 'simulator.json'}: key 'warmup' must be {WINDOW} in a fitted world (its "
+            f"sessions start from {WINDOW} logged plays), got {params.warmup}"
+        )
     n = len(catalog)
     embeddings, encoder = load_embeddings_and_encoder(path, catalog)
     vectors = with_rare_row(embeddings)
@@ -384,6 +415,8 @@ def load_fitted_world(path: Path) -> World:
         )
     if m == 0 or starts["tracks"].min() < 0 or starts["tracks"].max() > n:
         raise ArtifactError(f"{path / 'starts.npz'}: track rows must be in [0, {n}]")
+    if not np.isin(starts["listened"], (0, 1)).all():
+        raise ArtifactError(f"{path / 'starts.npz'}: 'listened' must hold 0 or 1 flags")
     share = np.asarray(info.get("play_share_rare", 0.0), np.float64)
     play_share = np.append(catalog["popularity"].to_numpy(np.float64) * (1 - share), share)
     model = FittedModel(
@@ -407,6 +440,38 @@ def load_fitted_world(path: Path) -> World:
         manifest=manifest,
         fitted=model,
     )
+
+
+FITTED_INFO_RULES: dict[str, tuple[str, Any]] = {
+    "max_length": (f"an int >= {WINDOW + 2}", lambda v: is_int(v) and v >= WINDOW + 2),
+    "popularity_mean": ("a finite number", is_finite),
+    "popularity_std": ("a finite number > 0", lambda v: is_finite(v) and v > 0),
+    "rare_plays": ("a finite number >= 0", lambda v: is_finite(v) and v >= 0),
+    "leave": ("an object (position_logit, per_skip, skip_window)", lambda v: isinstance(v, dict)),
+}
+"""``fitted.json``'s required keys: what each must be, and its check."""
+
+
+def read_fitted_info(path: Path) -> dict[str, Any]:
+    """``fitted.json``, checked: an object whose required keys hold allowed values.
+
+    Raises:
+        ArtifactError: Naming the file and the key that is missing or out of range.
+    """
+    info = read_json(path)
+    if not isinstance(info, dict):
+        raise ArtifactError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    for key, (expected, ok) in FITTED_INFO_RULES.items():
+        if key not in info:
+            raise ArtifactError(f"{path}: missing key {key!r} ({expected})")
+        if not ok(info[key]):
+            raise ArtifactError(f"{path}: key {key!r} must be {expected}, got {info[key]!r}")
+    share = info.get("play_share_rare", 0.0)
+    if not (is_finite(share) and 0.0 <= share <= 1.0):
+        raise ArtifactError(
+            f"{path}: key 'play_share_rare' must be a number in [0, 1], got {share!r}"
+        )
+    return info
 
 
 def _response_shapes() -> dict[str, tuple[int | None, ...]]:

@@ -1,13 +1,123 @@
-"""The simulator's parameters: what a researcher tunes to make listeners pickier or more patient."""
+"""The simulator's parameters: what a researcher tunes to make listeners pickier or more patient.
+
+Every field is checked when a parameter record is made (``__post_init__``, a
+``ConfigError`` naming the field) and when ``simulator.json`` is read
+(``SimulatorParams.from_dict``, an ``ArtifactError`` naming the file and the key), so
+that a NaN, an infinity or an out-of-range value cannot reach the simulator.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from musicrec_gym.errors import ArtifactError, unknown_name_message
+import numpy as np
+
+from musicrec_gym.errors import ArtifactError, ConfigError, unknown_name_message
 
 REWARD_MODES = ("listen", "time", "event")
+MAX_STEPS_LIMIT = 10_000
+"""The largest ``max_steps`` (recommendations per session) a simulator accepts."""
+WINDOW = 5
+"""Plays the session window holds (``musicrec_gym.sim.simulator.WINDOW``): the warm-up
+and the leave model's ``skip_window`` fit in it."""
+
+Rule = Callable[[Any], "str | None"]
+"""A field's check: ``None`` if the value is allowed, else what is expected."""
+
+
+def is_int(value: Any) -> bool:
+    """An integer (Python or NumPy), and not a bool: ``True`` is never a count here."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A real number (Python or NumPy int or float), and not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def is_finite(value: Any) -> bool:
+    """A finite real number (an int too large for a float is not)."""
+    try:
+        return is_real(value) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _real(low: float = -math.inf, high: float = math.inf) -> Rule:
+    bounds = (
+        "" if low == -math.inf and high == math.inf
+        else f" >= {low:g}" if high == math.inf else f" in [{low:g}, {high:g}]"
+    )  # fmt: skip
+
+    def rule(value: Any) -> str | None:
+        if is_finite(value) and low <= value <= high:
+            return None
+        return f"must be a finite number{bounds}"
+
+    return rule
+
+
+def _int(low: int, high: int | None = None) -> Rule:
+    bounds = f" >= {low}" if high is None else f" in [{low}, {high}]"
+
+    def rule(value: Any) -> str | None:
+        if is_int(value) and low <= value and (high is None or value <= high):
+            return None
+        return f"must be an int{bounds}"
+
+    return rule
+
+
+def _interval(value: Any) -> str | None:
+    expected = "must be a pair [low, high] of finite numbers with low <= high"
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return expected
+    lo, hi = value
+    if not all(is_finite(v) for v in value) or lo > hi:
+        return expected
+    return None
+
+
+RULES: dict[str, dict[str, Rule]] = {
+    "ResponseParams": {
+        "bias": _real(),
+        "taste": _real(),
+        "pop": _real(),
+        "repeat": _real(0.0),
+        "artist": _real(0.0),
+    },
+    "LeaveParams": {
+        "per_skip": _real(0.0),
+        "skip_window": _int(1, WINDOW),
+        "max_steps": _int(1, MAX_STEPS_LIMIT),
+    },
+    "RewardParams": {
+        "time_listened": _interval,
+        "time_skipped": _interval,
+        "p_like": _real(0.0, 1.0),
+        "p_add": _real(0.0, 1.0),
+    },
+    "SimulatorParams": {
+        "warmup": _int(1, WINDOW),
+        "logging_pop_share": _real(0.0, 1.0),
+        "logging_continuation_share": _real(0.0, 1.0),
+        "logging_pool": _int(1),
+        "continuation_pool": _int(1),
+    },
+}
+"""Each record's field checks, by class name."""
+
+
+def _check(record: Any) -> None:
+    """Raise ``ConfigError`` for the first field of ``record`` its rules refuse."""
+    for name, rule in RULES[type(record).__name__].items():
+        value = getattr(record, name)
+        problem = rule(value)
+        if problem is not None:
+            raise ConfigError(f"`{type(record).__name__}.{name}` {problem}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -16,6 +126,8 @@ class ResponseParams:
 
     Fatigue is ``repeat`` if the track was already played this session, plus ``artist``
     for each of the last five tracks by the same artist (too-similar tracks bore).
+    Every field is a finite number; ``repeat`` and ``artist`` are >= 0 (fatigue only
+    lowers a logit, which the simulator's cached best tracks rely on).
     """
 
     bias: float = -2.5
@@ -24,18 +136,25 @@ class ResponseParams:
     repeat: float = 4.0
     artist: float = 0.3
 
+    def __post_init__(self) -> None:
+        _check(self)
+
 
 @dataclass(frozen=True)
 class LeaveParams:
     """Leave hazard after each recommendation: ``1 - exp(-(1/patience_u + per_skip * skips))``.
 
-    ``skips`` counts the skipped tracks among the last ``skip_window`` plays, so the
-    hazard grows with a run of skips; a session never exceeds ``max_steps`` recommendations.
+    ``skips`` counts the skipped tracks among the last ``skip_window`` plays (1 to 5), so
+    the hazard grows with a run of skips (``per_skip`` >= 0); a session never exceeds
+    ``max_steps`` recommendations (1 to ``MAX_STEPS_LIMIT``).
     """
 
     per_skip: float = 0.12
     skip_window: int = 3
     max_steps: int = 20
+
+    def __post_init__(self) -> None:
+        _check(self)
 
 
 @dataclass(frozen=True)
@@ -43,13 +162,17 @@ class RewardParams:
     """Reward scales. ``listen``: 1/0. ``time``: listening time on the 0–5 scale.
 
     ``event``: the event-strength scale of implicit-feedback logs (complete listen 1,
-    like 1, add to library 2, skip -1), drawn with the probabilities below.
+    like 1, add to library 2, skip -1), drawn with the probabilities below. The time
+    ranges are ``[low, high]`` pairs of finite numbers; the probabilities are in [0, 1].
     """
 
     time_listened: tuple[float, float] = (4.0, 5.0)
     time_skipped: tuple[float, float] = (0.0, 1.5)
     p_like: float = 0.3
     p_add: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check(self)
 
     def affine(self, mode: str) -> tuple[float, float]:
         """(a, b) such that a track listened with probability p has expected reward a + b p."""
@@ -60,12 +183,20 @@ class RewardParams:
             return skipped, sum(self.time_listened) / 2 - skipped
         if mode == "event":
             return -1.0, 1.0 + self.p_like + 2 * self.p_add + 1.0
-        raise ValueError(unknown_name_message("reward mode", mode, REWARD_MODES))
+        raise ConfigError(unknown_name_message("reward mode", str(mode), REWARD_MODES))
 
 
 @dataclass(frozen=True)
 class SimulatorParams:
-    """All simulator parameters, stored in a world's ``simulator.json``."""
+    """All simulator parameters, stored in a world's ``simulator.json``.
+
+    ``warmup``: logging-policy plays that open a session (1 to 5). The logging policy
+    plays a popular track with probability ``logging_pop_share``, a continuation of the
+    last play with probability ``logging_continuation_share`` (the two sum to at most
+    1), else one of the listener's ``logging_pool`` best tracks; a continuation is one
+    of the ``continuation_pool`` pool tracks most like the last play
+    (``1 <= continuation_pool <= logging_pool``).
+    """
 
     response: ResponseParams = ResponseParams()
     leave: LeaveParams = LeaveParams()
@@ -76,28 +207,87 @@ class SimulatorParams:
     logging_pool: int = 50
     continuation_pool: int = 3
 
+    def __post_init__(self) -> None:
+        for name, kind in PARTS.items():
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(
+                    f"`SimulatorParams.{name}` must be a {kind.__name__}, "
+                    f"got {getattr(self, name)!r}"
+                )
+        _check(self)
+        shares = self.logging_pop_share + self.logging_continuation_share
+        if shares > 1.0:
+            raise ConfigError(
+                "`logging_pop_share` + `logging_continuation_share` must be <= 1, got "
+                f"{self.logging_pop_share} + {self.logging_continuation_share} = {shares:g}"
+            )
+        if self.continuation_pool > self.logging_pool:
+            raise ConfigError(
+                f"`continuation_pool` must be <= `logging_pool` ({self.logging_pool}), "
+                f"got {self.continuation_pool}"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "simulator.json") -> SimulatorParams:
-        """Read back ``to_dict``'s output; unknown or mistyped keys name the key and the file."""
-        parts = {"response": ResponseParams, "leave": LeaveParams, "reward": RewardParams}
+    def from_dict(cls, data: Any, source: str = "simulator.json") -> SimulatorParams:
+        """Read back ``to_dict``'s output, checking every key and value.
+
+        Args:
+            data: The parsed JSON.
+            source: Names the file in errors.
+
+        Raises:
+            ArtifactError: Naming ``source`` and the key: an unknown key, a value of the
+                wrong type, or one out of range (NaN, an infinity, a negative
+                probability, ...).
+        """
+        if not isinstance(data, dict):
+            raise ArtifactError(
+                f"{source}: expected a JSON object of simulator parameters, got "
+                f"{type(data).__name__}"
+            )
         kwargs: dict[str, Any] = {}
         allowed = {f.name for f in fields(cls)}
         for key, value in data.items():
             if key not in allowed:
-                raise ArtifactError(f"{source}: {unknown_name_message('key', key, allowed)}")
-            if key in parts:
-                sub = parts[key]
-                sub_allowed = {f.name for f in fields(sub)}
-                for k in value:
-                    if k not in sub_allowed:
-                        msg = unknown_name_message(f"key in {key!r}", k, sub_allowed)
-                        raise ArtifactError(f"{source}: {msg}")
-                value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-                kwargs[key] = sub(**value)
-            else:
-                kwargs[key] = value
-        return cls(**kwargs)
+                raise ArtifactError(f"{source}: {unknown_name_message('key', str(key), allowed)}")
+            if key in PARTS:
+                kwargs[key] = _part_from_dict(PARTS[key], key, value, source)
+                continue
+            problem = RULES[cls.__name__][key](value)
+            if problem is not None:
+                raise ArtifactError(f"{source}: key {key!r} {problem}, got {value!r}")
+            kwargs[key] = value
+        try:
+            return cls(**kwargs)
+        except ConfigError as err:  # a rule across keys
+            raise ArtifactError(f"{source}: {err}") from err
+
+
+def _part_from_dict(part: type, key: str, value: Any, source: str) -> Any:
+    """One nested record of ``simulator.json`` (``response``, ``leave`` or ``reward``)."""
+    if not isinstance(value, dict):
+        raise ArtifactError(
+            f"{source}: key {key!r} must be a JSON object of {part.__name__} fields, got {value!r}"
+        )
+    rules = RULES[part.__name__]
+    out = {}
+    for k, v in value.items():
+        if k not in rules:
+            msg = unknown_name_message(f"key in {key!r}", str(k), rules)
+            raise ArtifactError(f"{source}: {msg}")
+        problem = rules[k](v)
+        if problem is not None:
+            raise ArtifactError(f"{source}: key '{key}.{k}' {problem}, got {v!r}")
+        out[k] = tuple(v) if isinstance(v, list) else v
+    return part(**out)
+
+
+PARTS: dict[str, type] = {
+    "response": ResponseParams,
+    "leave": LeaveParams,
+    "reward": RewardParams,
+}

@@ -78,7 +78,7 @@ def test_unknown_event_type_names_line_hint_and_allowed(tmp_path):
         (event(listening="high"),
          r"line 3: column 'listening_time_in_scale_0-5' must be a number, got 'high'"),
         (event(duration="3:30"),
-         r"line 3: column 'duration' must be a number or empty, got '3:30'"),
+         r"line 3: column 'duration' must be a finite number >= 0 or empty, got '3:30'"),
         (event(user=""), r"line 3: column 'user_id' must be a non-empty id"),
     ],
 )  # fmt: skip

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from musicrec_gym.data.sessionize import sessionise
-from musicrec_gym.errors import DataFormatError
+from musicrec_gym.errors import ConfigError, DataFormatError
 
 T0 = pd.Timestamp("2009-01-01 12:00:00", tz="UTC")
 
@@ -95,13 +95,17 @@ def test_naive_and_string_timestamps():
         (pd.DataFrame({"user_id": ["u"]}), 20, "missing column"),
         (pd.DataFrame({"user_id": ["u"], "timestamp": ["not a time"]}), 20, "'timestamp'"),
         (pd.DataFrame({"user_id": ["u"], "timestamp": [pd.NaT]}), 20, "missing value"),
-        (plays([("u", 0)]), 0, "gap_minutes"),
-        (plays([("u", 0)]), float("nan"), "gap_minutes"),
     ],
 )
 def test_bad_input_is_one_clear_error(frame, gap, match):
     with pytest.raises(DataFormatError, match=match):
         sessionise(frame, gap_minutes=gap)
+
+
+@pytest.mark.parametrize("gap", [0, float("nan"), True])
+def test_bad_gap_is_a_config_error(gap):
+    with pytest.raises(ConfigError, match="gap_minutes"):
+        sessionise(plays([("u", 0)]), gap_minutes=gap)
 
 
 def test_empty_history_gives_empty_sessions():

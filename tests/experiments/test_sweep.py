@@ -192,7 +192,7 @@ INVALID_EMBEDDINGS = [
     ),
     pytest.param(
         edit("{dim: 4, epochs: 2}", "{dim: 4, epochs: 0}", EMBEDDINGS),
-        r"line 4: embedding\.epochs: invalid embedding setting: `epochs` must be an int >= 1",
+        r"line 4: embedding\.epochs: invalid embedding setting: `epochs` must be an int in \[1, 10,000\]",
         id="bad-fixed-setting",
     ),
     pytest.param(
