@@ -12,11 +12,12 @@ columns (``params.alpha``, ``env.reward``, ...; empty where a variant does not h
 setting), and a variant's normalised score is against the references evaluated at
 the same environment grid point and seed.
 
-Results are range-checked before they are reported (``check_result``): a result whose
-numbers are not finite, not plausible (``|return| <= MAX_STEP_REWARD x session
-length``, a listen rate in [0, 1], a session length in [1, max_steps], a fraction of
-optimal equal to return / optimal return, ...) or not those of its cell (agent, type,
-seed, number of evaluation episodes) is *excluded* from every table and the plot, with a
+Results are range-checked before they are reported (``check_result``, the runner's
+``CellResult.problems``): a result whose numbers are not finite, not plausible (returns
+within a session cap of the step reward's range, a listen rate in [0, 1], a session
+length in [1, max_steps], a fraction of optimal equal to return / optimal return, ...)
+or not those of its cell (agent, type, seed, number of evaluation episodes) is
+*excluded* from every table and the plot, with a
 ``ResultWarning`` naming its ``cells/<cell>/result.json`` and what is wrong, and an
 "Excluded results" section in ``results.md``. A hand-edited or corrupted
 ``result.json`` is thereby never trusted, and the rest of the run is still reported.
@@ -41,12 +42,8 @@ from experiments.config import ExperimentConfig
 if TYPE_CHECKING:
     from experiments.runner import Cell, CellResult
 
-#: Largest plausible |reward| of one step, in any reward mode (the built-in scales reach 5).
-MAX_STEP_REWARD = 100.0
 #: Largest plausible training steps of a cell (the config allows 10**8; SB3 may round up).
 MAX_REPORTED_TRAIN_STEPS = 10**9
-#: Relative tolerance of ``fraction_of_optimal == mean_return / mean_optimal_return``.
-FRACTION_RTOL = 1e-6
 #: The columns a ``curve.csv`` must have.
 CURVE_COLUMNS = ("steps", "episode_return", "optimal_return")
 
@@ -102,18 +99,11 @@ class Stat:
         return f"{fmt.format(self.mean)} ± {ci}"
 
 
-def _real(value: object) -> bool:
-    """A finite int or float (never a bool; an int too large for a float is not)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
 def check_result(result: CellResult, cell: Cell) -> list[str]:
     """What is implausible about a cell's result (empty when nothing is).
+
+    The same check that decides on resume whether a saved result is trusted
+    (``CellResult.problems``): one definition of a plausible result.
 
     Args:
         result: The result (fresh, or read back from ``cells/<key>/result.json``).
@@ -122,72 +112,7 @@ def check_result(result: CellResult, cell: Cell) -> list[str]:
     Returns:
         One line per problem: the field, its value and what was expected.
     """
-    from musicrec_gym.sim.params import MAX_STEPS_LIMIT
-
-    problems: list[str] = []
-    expect = {
-        "agent": cell.agent.name,
-        "type": cell.agent.type,
-        "seed": cell.seed,
-    }
-    for name, wanted in expect.items():
-        got = getattr(result, name, None)
-        if got != wanted:
-            problems.append(f"{name} is {got!r}, but the cell's is {wanted!r}")
-    e = getattr(result, "eval", None)
-    fields = (
-        "mean_return", "mean_optimal_return", "fraction_of_optimal", "listen_rate",
-        "mean_length", "mean_regret",
-    )  # fmt: skip
-    values = {name: getattr(e, name, None) for name in fields}
-    bad = [n for n, val in values.items() if not _real(val)]
-    frac = values["fraction_of_optimal"]
-    if isinstance(frac, float) and math.isnan(frac) and values["mean_optimal_return"] == 0:
-        bad.remove("fraction_of_optimal")  # 0 / 0: no optimal reward at all
-    for name in bad:
-        problems.append(f"eval.{name} is {values[name]!r}, not a finite number")
-    episodes = getattr(e, "episodes", None)
-    if episodes != cell.eval_episodes or isinstance(episodes, bool):
-        problems.append(f"eval.episodes is {episodes!r}, but the cell ran {cell.eval_episodes}")
-    if bad:
-        return problems
-    max_steps = cell.env.kwargs.get("max_steps") or MAX_STEPS_LIMIT
-    length = values["mean_length"]
-    if not 1 <= length <= max_steps:
-        problems.append(f"eval.mean_length is {length!r}, not in [1, {max_steps}]")
-    if not 0 <= values["listen_rate"] <= 1:
-        problems.append(f"eval.listen_rate is {values['listen_rate']!r}, not in [0, 1]")
-    bound = MAX_STEP_REWARD * max(min(length, max_steps), 1)
-    for name in ("mean_return", "mean_optimal_return"):
-        if abs(values[name]) > bound:
-            problems.append(
-                f"eval.{name} is {values[name]!r}; |{name}| <= {bound:g} is plausible "
-                f"({MAX_STEP_REWARD:g} per step of a {length:g}-step session at most)"
-            )
-    if not -1e-6 <= values["mean_regret"] <= 2 * bound:
-        problems.append(f"eval.mean_regret is {values['mean_regret']!r}, not in [0, {2 * bound:g}]")
-    opt = values["mean_optimal_return"]
-    if opt != 0:
-        ratio = values["mean_return"] / opt
-        frac = values["fraction_of_optimal"]
-        if not math.isclose(frac, ratio, rel_tol=FRACTION_RTOL, abs_tol=1e-9):
-            problems.append(
-                f"eval.fraction_of_optimal is {frac!r}, but mean_return / mean_optimal_return "
-                f"is {ratio!r}"
-            )
-    steps = getattr(result, "train_steps", None)
-    if not (isinstance(steps, int) and _real(steps) and 0 <= steps <= MAX_REPORTED_TRAIN_STEPS):
-        problems.append(f"train_steps is {steps!r}, not an int in [0, {MAX_REPORTED_TRAIN_STEPS}]")
-    regret = getattr(result, "train_regret", None)
-    if regret is not None and not (_real(regret) and regret >= -1e-6):
-        problems.append(f"train_regret is {regret!r}, not a finite number >= 0 (or null)")
-    for name in ("train_time_s", "eval_time_s", "cpu_time_s"):
-        value = getattr(result, name, None)
-        if not (_real(value) and value >= 0):
-            problems.append(f"{name} is {value!r}, not a finite number >= 0")
-    if not isinstance(getattr(result, "learns", None), bool):
-        problems.append(f"learns is {getattr(result, 'learns', None)!r}, not true or false")
-    return problems
+    return result.problems(cell)
 
 
 def screen_results(

@@ -94,7 +94,13 @@ from experiments.config import (
     parse_config,
 )
 from musicrec_gym.envs.vector import MusicRecVectorEnv
-from musicrec_gym.errors import ConfigError, MusicRecError
+from musicrec_gym.errors import (
+    CellFailedError,
+    ConfigError,
+    MusicRecError,
+    OutputWriteError,
+    RunDirLockedError,
+)
 
 #: Columns of a cell's ``eval_episodes.csv``.
 EVAL_COLUMNS = ("reset_seed", "return", "optimal_return", "length", "listens", "regret")
@@ -108,18 +114,6 @@ INTERRUPTED = "not finished: the run stopped before this cell ended"
 LOCK_FILE = "run.lock"
 #: Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED_EXIT = 130
-
-
-class CellFailedError(MusicRecError):
-    """One or more cells raised; their tracebacks are in ``cells/<cell>/error.txt``."""
-
-
-class RunDirLockedError(MusicRecError):
-    """Another run (its pid in ``run.lock``) is using the run directory."""
-
-
-class OutputWriteError(MusicRecError, OSError):
-    """A final output of the run (a table, the plot) could not be written (names it)."""
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -260,6 +254,10 @@ def out_of_range(
     """Why ``value`` is not a number in ``[low, high]`` (``None`` when it is)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return f"{name} is {value!r}, not a number"
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float
+        return f"{name} is {value!r}, not a finite number"
     if math.isnan(value):
         return None if nan_ok else f"{name} is NaN"
     if math.isinf(value):
@@ -344,8 +342,11 @@ class CellResult:
         Every number must be finite (the rates may be NaN, as ``summarize_eval`` makes
         them for zero denominators); returns lie within a session cap of the step
         reward's range, regrets within the same of its spread, the session length
-        within the cap; the fraction of optimal is the ratio of the returns; the
-        evaluation has the cell's number of episodes, and the result the cell's name.
+        within [1, cap]; the fraction of optimal is the ratio of the returns; the
+        evaluation has the cell's number of episodes, and the result the cell's name,
+        agent, type and seed. The one check of a result: on resume (``load_result``,
+        which reruns the cell) and in the report (``report.check_result``, which
+        leaves it out).
         """
         e, inf = self.eval, math.inf
         limits = cell.limits()
@@ -358,8 +359,8 @@ class CellResult:
             ("eval.mean_optimal_return", e.mean_optimal_return, low, high, False),
             ("eval.fraction_of_optimal", e.fraction_of_optimal, -inf, inf, True),
             ("eval.listen_rate", e.listen_rate, 0.0, 1.0, True),
-            ("eval.mean_length", e.mean_length, 0.0, cap, False),
-            ("eval.mean_regret", e.mean_regret, -spread * cap, spread * cap, False),
+            ("eval.mean_length", e.mean_length, 1.0, cap, False),
+            ("eval.mean_regret", e.mean_regret, 0.0, spread * cap, False),  # optimal >= any
             ("train_steps", self.train_steps, 0, inf, False),
             ("train_episodes", self.train_episodes, 0, inf, False),
             ("train_time_s", self.train_time_s, 0.0, inf, False),
@@ -369,13 +370,16 @@ class CellResult:
         if self.train_regret is not None:
             finite = math.isfinite(spread) and math.isfinite(steps)
             bound = spread * steps if finite else inf
-            checks.append(("train_regret", self.train_regret, -bound, bound, False))
+            checks.append(("train_regret", self.train_regret, 0.0, bound, False))
         found = [p for p in (out_of_range(*check) for check in checks) if p is not None]
         if e.episodes != cell.eval_episodes:
             found.append(f"eval.episodes is {e.episodes!r}, the cell has {cell.eval_episodes}")
-        for name, wanted in (("cell", cell.key), ("agent", cell.agent.name)):
-            if getattr(self, name) != wanted:
-                found.append(f"{name} is {getattr(self, name)!r}, the cell's is {wanted!r}")
+        wanted = {"cell": cell.key, "agent": cell.agent.name, "type": cell.agent.type}
+        for name, value in {**wanted, "seed": cell.seed}.items():
+            if getattr(self, name) != value or isinstance(getattr(self, name), bool):
+                found.append(f"{name} is {getattr(self, name)!r}, the cell's is {value!r}")
+        if not isinstance(self.learns, bool):
+            found.append(f"learns is {self.learns!r}, not true or false")
         if not found and e.mean_optimal_return != 0:
             ratio = e.mean_return / e.mean_optimal_return  # total / total, per episode
             if not math.isclose(e.fraction_of_optimal, ratio, rel_tol=1e-6, abs_tol=1e-9):

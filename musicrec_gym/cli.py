@@ -361,7 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate every (agent, seed) cell of a YAML experiment config "
         "(see experiments/config.py), log the curves to TensorBoard and write results.csv, "
         "results.md and curves.png to the run directory. Rerunning the same command resumes: "
-        "finished cells are skipped.",
+        "finished cells are skipped, a result.json that fails its range checks is recomputed. "
+        "A run holds run.lock in its directory: a second run into it fails at once. Ctrl-C "
+        "stops the run (finished cells kept, one line with the command to resume, exit 130); "
+        "a second Ctrl-C exits at once. Pool workers die with the run.",
     )
     r.add_argument(
         "config", help="experiment config (YAML), e.g. experiments/configs/quickstart.yaml"

@@ -34,6 +34,18 @@ class EpisodeEndedError(MusicRecError, RuntimeError):
     """``step`` was called after the episode ended and before ``reset``."""
 
 
+class CellFailedError(MusicRecError):
+    """One or more cells of a run raised; their tracebacks are in ``cells/<cell>/error.txt``."""
+
+
+class RunDirLockedError(MusicRecError):
+    """Another run (its pid in ``run.lock``) is using the run directory."""
+
+
+class OutputWriteError(MusicRecError, OSError):
+    """A final output of a run (a table, the plot) could not be written (names it)."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return a " Did you mean 'x'?" hint for a misspelled name, or an empty string.
 

@@ -192,7 +192,8 @@ INVALID_EMBEDDINGS = [
     ),
     pytest.param(
         edit("{dim: 4, epochs: 2}", "{dim: 4, epochs: 0}", EMBEDDINGS),
-        r"line 4: embedding\.epochs: invalid embedding setting: `epochs` must be an int in \[1, 10,000\]",
+        r"line 4: embedding\.epochs: invalid embedding setting: "
+        r"`epochs` must be an int in \[1, 10,000\]",
         id="bad-fixed-setting",
     ),
     pytest.param(
