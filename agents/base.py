@@ -262,9 +262,11 @@ def register_agent(key: str) -> Callable[[type[Agent]], type[Agent]]:
 
 
 def agent_types() -> dict[str, type[Agent]]:
-    """Registry key -> agent class."""
-    import agents  # noqa: F401  (importing the package registers every agent)
+    """Registry key -> agent class.
 
+    The built-in agents are registered by the package's ``__init__``, which Python runs
+    before this module whenever ``agents.base`` is imported.
+    """
     return dict(_REGISTRY)
 
 

@@ -9,7 +9,7 @@ synthetic world's env runs compiled kernels instead, whose costs
 
 Every step of the native batch env encodes one window per listener, plus one more per
 session that ended (its final observation; the new session's first one is the slot's
-regular row). The encoder's work per window is fixed by its shapes (DESIGN.md §3): per
+regular row). The encoder's work per window is fixed by its shapes (docs/design.md §3): per
 wave, one ``(B, H) x (H, 4H)`` matrix product (``H = H1 + H2``, both LSTM layers in one
 wavefront) and a fixed number of ``tanh`` and arithmetic element operations. This
 script counts them, measures what this machine attains for each kind of work, single

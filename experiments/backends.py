@@ -16,7 +16,7 @@ run directory must be on a filesystem every node sees, since cells write their f
 where they run. When Ray is already initialised in this process (a notebook, a test),
 that instance is used and left running.
 
-Lifecycle: the driver holds the run directory's lock (``experiments.runner``) as a
+Lifecycle: the driver holds the run directory's lock (``experiments.lifecycle``) as a
 local run does. A first Ctrl-C is Tune's: it stops the trials, and the run ends with a
 ``CellFailedError`` listing the cells not finished (rerun the same command to resume); a
 second Ctrl-C raises ``KeyboardInterrupt`` at once (``musicrec run`` prints one line and
@@ -40,6 +40,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from experiments.executors import finisher
+from experiments.lifecycle import INTERRUPTED
+from experiments.outputs import json_default
+from experiments.progress import TqdmProgress
 from musicrec_gym.errors import ConfigError
 
 #: How to get Ray Tune.
@@ -66,12 +70,6 @@ def require_ray() -> tuple[Any, Any]:
     return ray, tune
 
 
-def _json_default(obj: Any) -> Any:
-    from experiments.runner import _json_default as default
-
-    return default(obj)
-
-
 def run_trial(config: dict[str, Any], cells: dict[str, Any], run_dir: str, cwd: str) -> None:
     """The Tune trainable: run one cell and report its result.
 
@@ -92,7 +90,7 @@ def run_trial(config: dict[str, Any], cells: dict[str, Any], run_dir: str, cwd: 
     tune.report(
         {
             "cell": cell.key,
-            "result_json": json.dumps(dataclasses.asdict(result), default=_json_default),
+            "result_json": json.dumps(dataclasses.asdict(result), default=json_default),
         }
     )
 
@@ -178,14 +176,12 @@ def execute_on_ray(
     Returns:
         ``(key, error)`` of every cell that failed or did not finish.
     """
-    from experiments.runner import INTERRUPTED, _TqdmProgress, finisher
-
     if not pending:
         return []
     _, tune = require_ray()
     run_dir = Path(run_dir).resolve()
     by_key = {cell.key: cell for cell in pending}
-    bars = None if quiet else _TqdmProgress(len(pending), 0)
+    bars = None if quiet else TqdmProgress(len(pending), 0)
     say = (lambda line: None) if quiet else bars.write  # type: ignore[union-attr]
     failures: list[tuple[str, str]] = []
     finished = finisher(run_dir, results, failures, say)

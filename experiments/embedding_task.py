@@ -10,7 +10,7 @@ any experiment; for the same sessions, settings and seed a cell gives exactly th
 numbers ``sweep`` gives.
 
 Sessions: ``synthetic`` regenerates a synthetic world's logged sessions from its seed
-(``musicrec_gym.data.logs``, the logging policy ``musicrec build`` uses; seed 0 and the
+(``musicrec_gym.sim.sessions``, the logging policy ``musicrec build`` uses; seed 0 and the
 default sizes are the built-in world's world, with fewer sessions); any other kind is
 read by ``musicrec_gym.data.sources.token_sessions(kind, path, **options)`` (``mssd``,
 ``lastfm``, ``playlists``, ``events``; rows the reader drops are logged as a warning,
@@ -40,10 +40,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from experiments.config import EmbeddingExperimentConfig, SessionSource
+from experiments.limits import out_of_range
+from experiments.outputs import atomic_write_json, write_output
+from experiments.progress import Progress
 from experiments.report import Stat
-from experiments.runner import Progress, Task, _atomic_write_json, out_of_range, write_output
+from experiments.schema import EmbeddingExperimentConfig, SessionSource
 from experiments.sweep import columns, grid, value_label, variant_name
+from experiments.task import Task
 from musicrec_gym.errors import ConfigError, MusicRecError
 
 #: Name of the embedding method in cell names (skip-gram with negative sampling).
@@ -62,9 +65,9 @@ def load_sessions(source: SessionSource) -> tuple[tuple[str, ...], ...]:
             not installed.
     """
     if source.kind == "synthetic":
-        from musicrec_gym.data.logs import logging_simulator_factory, simulate_sessions
         from musicrec_gym.data.synthetic import SyntheticConfig, generate_world
         from musicrec_gym.sim.params import SimulatorParams
+        from musicrec_gym.sim.sessions import logging_simulator_factory, simulate_sessions
 
         world = SyntheticConfig(
             n_tracks=source.n_tracks,
@@ -263,7 +266,7 @@ class EmbeddingCell:
                 hyperparameters=hparams,
                 finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             )
-            _atomic_write_json(cell_dir / "result.json", dataclasses.asdict(result))
+            atomic_write_json(cell_dir / "result.json", dataclasses.asdict(result))
             return result
         except BaseException:
             import traceback
@@ -451,7 +454,7 @@ def write_report(
     """Write ``results_per_seed.csv``, ``results.csv``, ``results.md`` (and the plot).
 
     The plot is drawn when exactly one setting is swept and it is numeric. Each file is
-    written by ``experiments.runner.write_output`` (temporary name, then renamed; an
+    written by ``experiments.outputs.write_output`` (temporary name, then renamed; an
     ``OSError`` becomes an ``OutputWriteError`` naming the file).
 
     Returns:

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from experiments.config import ExperimentConfig
+from experiments.schema import ExperimentConfig
 
 if TYPE_CHECKING:
-    from experiments.runner import Cell, CellResult
+    from experiments.cells import Cell, CellResult
 
 #: Largest plausible training steps of a cell (the config allows 10**8; SB3 may round up).
 MAX_REPORTED_TRAIN_STEPS = 10**9

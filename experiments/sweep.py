@@ -1,6 +1,6 @@
 """Grids: the variants a config's ``sweep:`` block asks for, with stable readable names.
 
-A config's ``sweep:`` axes (validated by ``experiments.config``) multiply out into
+A config's ``sweep:`` axes (validated by ``experiments.sweep_config``) multiply out into
 *variants*; each variant runs with every seed, and each (variant, seed) is a cell of
 the runner. An agent's variants are the combinations of the environment axes (which
 apply to every agent, the references included) and the agent's own axes; an axis of
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from experiments.config import MAX_CELLS, AgentSpec, EnvConfig, ExperimentConfig, SweepAxis
+from experiments.schema import MAX_CELLS, AgentSpec, EnvConfig, ExperimentConfig, SweepAxis
 from musicrec_gym.errors import ConfigError
 
 #: Characters a value may keep in a name (the rest become ``_``).

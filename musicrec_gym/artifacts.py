@@ -3,20 +3,30 @@
 A world directory holds data files only (CSV, NPZ, JSON, a torch state dict) and a
 ``manifest.json`` with the seed, configs, package versions and the sha256 of every
 file, so that a corrupted or hand-edited artifact is caught at load time and a rebuild
-can be compared with the shipped world hash for hash.
+can be compared with the shipped world hash for hash. The writers here give the same
+bytes for the same content (sorted JSON keys, fixed NPZ timestamps) and replace a file
+atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import platform
+import tempfile
+import zipfile
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from musicrec_gym import __version__
 from musicrec_gym.errors import ArtifactError, unknown_name_message
+from musicrec_gym.reproducible import kernels_pinned
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -38,9 +48,83 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, then a rename).
+
+    Parent directories are created; the file gets the mode any new file gets (umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        # mkstemp makes the file private (0600); give it the mode any other file gets
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON with sorted keys and a trailing newline (stable bytes)."""
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Write JSON with sorted keys and a trailing newline (stable bytes), atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomic(path, text.encode())
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """An ``.npz`` archive (loadable by ``np.load``) with fixed timestamps and modes.
+
+    ``np.savez`` stamps each member with the current time; these bytes depend only on
+    the arrays, so the same arrays give the same sha256.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(info, member.getvalue())
+    return buffer.getvalue()
+
+
+def package_versions() -> dict[str, str]:
+    """The versions a manifest records: this package, Python, the numerical libraries.
+
+    Also whether the CPU kernels were pinned (see :mod:`musicrec_gym.reproducible`):
+    bit-for-bit rebuilds need them.
+    """
+    import gensim
+    import pandas as pd
+    import torch
+
+    return {
+        "musicrec_gym": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "gensim": gensim.__version__,
+        "torch": torch.__version__,
+        "cpu_kernels": "pinned" if kernels_pinned() else "native (machine-specific)",
+    }
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with tuples as lists and NumPy scalars as Python numbers, for JSON."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def read_json(path: Path) -> Any:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from musicrec_gym.errors import ConfigError, MusicRecError
@@ -199,7 +201,8 @@ def _cmd_realism(args: argparse.Namespace) -> int:
 
 
 def _cmd_session_length(args: argparse.Namespace) -> int:
-    from musicrec_gym.session_length.grid import load_config, run_grid
+    from musicrec_gym.session_length.grid import run_grid
+    from musicrec_gym.session_length.grid_config import load_config
 
     config = load_config(args.config)
     log = (lambda *_: None) if args.quiet else print
@@ -476,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
         "one per user cluster, with standardisation off, on or mixed) for every cell of the "
         "config's grid and write results.csv and results.md (MAE and MAE normalised by the "
         "mean predictor's, on each user's last sessions), summary.csv, and the clustering "
-        "diagnostics elbow.png and silhouette.png. Schema: musicrec_gym/session_length/grid.py.",
+        "diagnostics elbow.png and silhouette.png. "
+        "Schema: musicrec_gym/session_length/grid_config.py.",
     )
     sl.add_argument(
         "config",
@@ -564,6 +568,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         # Ctrl-C: one line, no traceback (a stopped run says how to resume), status 130.
         print(f"musicrec {args.command}: {str(err) or 'interrupted'}", file=sys.stderr)
+        if from_command_line and threading.current_thread() is threading.main_thread():
+            # the program is ending: another Ctrl-C ends it at once, without a
+            # KeyboardInterrupt raised in the interpreter's exit handlers (a traceback)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
         return 130
 
 

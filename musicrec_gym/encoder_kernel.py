@@ -1,6 +1,6 @@
 """The session encoder compiled (numba), for the simulator's kernels.
 
-:class:`~musicrec_gym.encoder.NumpyEncoder` amortises NumPy's per-call cost over a batch;
+:class:`~musicrec_gym.numpy_encoder.NumpyEncoder` amortises NumPy's per-call cost over a batch;
 inside a compiled environment step there is no per-call cost to amortise. Two kernels
 compute the same two LSTM layers in float32, with the same operations in the same
 order, so a window's code is the same bits from either:
@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from musicrec_gym.encoder import NumpyEncoder
+from musicrec_gym.numpy_encoder import NumpyEncoder
 
 # Layout of the packed encoder (an int64 array ``lay``): sizes, padded row strides, then
 # offsets into the float32 arena ``ce``.

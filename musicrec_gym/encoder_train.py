@@ -1,4 +1,4 @@
-"""Session encoder, training side (PyTorch): the LSTM autoencoder of DESIGN.md §3.
+"""Session encoder, training side (PyTorch): the LSTM autoencoder of docs/design.md §3.
 
 Encoder: ``LSTM(F -> 2F)`` then ``LSTM(2F -> F)``; the code is the second LSTM's last
 hidden state ``h_T`` (``F = d + 1``, 9 by default). Decoder: the code repeated ``T``
@@ -8,16 +8,13 @@ reported against a mean-window baseline.
 
 Artifacts: :func:`save_state_dict` writes the whole model (a torch state dict);
 :func:`export_numpy` writes the encoder half for
-:class:`musicrec_gym.encoder.NumpyEncoder`, which the environment uses without torch.
+:class:`musicrec_gym.numpy_encoder.NumpyEncoder`, which the environment uses without torch.
 Both write the same bytes for the same weights, whatever the file is called.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,12 +23,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from musicrec_gym.encoder import (
-    EncoderConfig,
-    EncoderReport,
-    NumpyEncoder,
-)
+from musicrec_gym.artifacts import npz_bytes, write_bytes_atomic
+from musicrec_gym.encoder_records import EncoderConfig, EncoderReport
 from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
+from musicrec_gym.numpy_encoder import NumpyEncoder
 
 __all__ = [
     "SessionAutoencoder",
@@ -160,7 +155,7 @@ def train_autoencoder(
 
     Raises:
         DataFormatError: ``windows`` is not a finite ``(N, T, F)`` array with N >= 2.
-        ConfigError: ``config`` is not an :class:`~musicrec_gym.encoder.EncoderConfig`.
+        ConfigError: ``config`` is not an :class:`~musicrec_gym.encoder_records.EncoderConfig`.
     """
     if not isinstance(config, EncoderConfig):
         raise ConfigError(f"`config` must be an EncoderConfig, got {type(config).__name__}")
@@ -244,24 +239,6 @@ def train_autoencoder(
 # --------------------------------------------------------------------------- artifacts
 
 
-def _write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        # mkstemp makes the file private (0600); give it the mode any other file gets
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_state_dict(model: SessionAutoencoder, path: str | Path) -> None:
     """Save ``model.state_dict()`` with ``torch.save``, byte-for-byte reproducibly.
 
@@ -275,7 +252,7 @@ def save_state_dict(model: SessionAutoencoder, path: str | Path) -> None:
     """
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
-    _write_bytes(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def load_state_dict(path: str | Path, feature_dim: int = 9) -> SessionAutoencoder:
@@ -327,7 +304,7 @@ def load_state_dict(path: str | Path, feature_dim: int = 9) -> SessionAutoencode
 
 
 def encoder_weights(model: SessionAutoencoder) -> dict[str, np.ndarray]:
-    """The encoder half's weights in the layout of :data:`~musicrec_gym.encoder.WEIGHT_KEYS`.
+    """The encoder half's weights in the layout of :data:`~musicrec_gym.numpy_encoder.WEIGHT_KEYS`.
 
     float64: the float32 weights exactly, and ``b_ih + b_hh`` without rounding.
 
@@ -346,26 +323,12 @@ def encoder_weights(model: SessionAutoencoder) -> dict[str, np.ndarray]:
     return out
 
 
-def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """An ``.npz`` archive (loadable by ``np.load``) with fixed timestamps and modes."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.create_system = 3
-            info.external_attr = 0o644 << 16
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-            archive.writestr(info, member.getvalue())
-    return buffer.getvalue()
-
-
 def export_numpy(model: SessionAutoencoder, path: str | Path) -> None:
-    """Write the encoder half's weights for :class:`~musicrec_gym.encoder.NumpyEncoder`.
+    """Write the encoder half's weights for :class:`~musicrec_gym.numpy_encoder.NumpyEncoder`.
 
     An ``.npz`` archive (written at ``path`` exactly, no suffix added) of the float64
-    arrays of :func:`encoder_weights`. ``np.savez`` stamps each member with the current
-    time; this writer uses a fixed stamp, so the same weights give the same bytes.
+    arrays of :func:`encoder_weights`, written by
+    :func:`musicrec_gym.artifacts.npz_bytes`: the same weights give the same bytes.
 
     Args:
         model: The model.
@@ -373,4 +336,4 @@ def export_numpy(model: SessionAutoencoder, path: str | Path) -> None:
     """
     weights = encoder_weights(model)
     NumpyEncoder(weights, source="export_numpy")  # fail here, not at load time
-    _write_bytes(path, _npz_bytes(weights))
+    write_bytes_atomic(path, npz_bytes(weights))

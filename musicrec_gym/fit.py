@@ -18,26 +18,22 @@ Pipeline (every stage seeded; same log and seed give files with the same sha256)
 7. the world directory with its manifest (``kind: fitted``).
 
 The world directory is written whole or not at all, and never over someone's files:
-see :mod:`musicrec_gym.build` for what ``out_dir`` may be and what ``force`` replaces.
+see :mod:`musicrec_gym.world_output` for what ``out_dir`` may be and what ``force``
+replaces.
 
-Spreadsheet formulas. A log is untrusted input, and a track or session id such as
-``=HYPERLINK("http://evil", "x")`` would run as a formula when a user opens the world's
-CSV files in a spreadsheet. Following OWASP's advice on CSV injection, every text value
-that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (and is not a
-plain number such as ``-1``) is stored with a leading single quote (:func:`csv_safe`):
-in ``catalog.csv``, ``listeners.csv``, ``embeddings.csv`` and ``heldout.csv.gz`` alike,
-so the world's files agree with each other and load back unchanged. The world's track ids
-are these stored ids; ``musicrec realism`` applies the same mapping to the held-out log
-it reads, so the original log matches as well as ``heldout.csv.gz`` does. How many ids
-were changed is in the manifest (``reports.logs.ids_quoted``). Two different ids that
-become the same (``=x`` next to ``'=x``) are an error.
+Text values that would run as spreadsheet formulas are stored quoted: see
+:mod:`musicrec_gym.csv_safety` (how many ids were changed is in the manifest,
+``reports.logs.ids_quoted``).
+
+The parts live by job: the play layout in :mod:`musicrec_gym.plays`, the response
+calibration and the leave hazard in :mod:`musicrec_gym.fit_models`; this module holds
+the config and the stages.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,13 +42,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musicrec_gym.artifacts import write_json, write_manifest
+from musicrec_gym.artifacts import (
+    jsonable,
+    npz_bytes,
+    package_versions,
+    write_bytes_atomic,
+    write_json,
+    write_manifest,
+)
+from musicrec_gym.csv_safety import csv_safe_frame
+from musicrec_gym.data.mssd import read_mssd_log, write_mssd
 from musicrec_gym.embeddings import EmbeddingConfig, train_embeddings
 from musicrec_gym.encoder import EncoderConfig, NumpyEncoder, make_windows
 from musicrec_gym.errors import ConfigError, DataFormatError
+from musicrec_gym.fit_models import fit_leave, recalibrate, response_inputs
+from musicrec_gym.plays import Plays, encode_before, split_sessions, target_plays
 from musicrec_gym.sim.fitted import (
     WINDOW,
-    FittedLeave,
     FittedResponse,
     ResponseConfig,
     popularity_z,
@@ -60,11 +66,9 @@ from musicrec_gym.sim.fitted import (
     with_rare_row,
 )
 from musicrec_gym.sim.params import LeaveParams, SimulatorParams
+from musicrec_gym.world_output import check_world_out, staged_world
 
 HELDOUT_FILE = "heldout.csv.gz"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_LEAVE_C = 100.0  # weak L2 penalty of the leave model's logistic regression
 
 
 @dataclass(frozen=True)
@@ -115,278 +119,6 @@ class FitConfig:
         )
 
 
-@dataclass(frozen=True)
-class Plays:
-    """Sessions as flat play arrays (one entry per play, sessions contiguous, in order).
-
-    Attributes:
-        session_ids: (S,) session ids.
-        starts: (S,) index of each session's first play.
-        lengths: (S,) plays per session.
-        track_ids: (N,) track id of each play.
-        listened: (N,) 1 listened / 0 skipped.
-        position: (N,) 1-based position in the session.
-    """
-
-    session_ids: np.ndarray
-    starts: np.ndarray
-    lengths: np.ndarray
-    track_ids: np.ndarray
-    listened: np.ndarray
-    position: np.ndarray
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame, max_length: int) -> tuple[Plays, int]:
-        """Lay out a loaded MSSD frame; plays past ``max_length`` are cut (returns how many)."""
-        pos = frame.groupby("session_id", sort=False).cumcount().to_numpy() + 1
-        keep = pos <= max_length
-        cut = int((~keep).sum())
-        sub = frame.loc[keep]
-        pos = pos[keep]
-        sid = sub["session_id"].astype(str).to_numpy(dtype=object)
-        first = np.flatnonzero(pos == 1)
-        lengths = np.diff(np.append(first, len(pos)))
-        return (
-            cls(
-                session_ids=sid[first],
-                starts=first,
-                lengths=lengths.astype(np.int64),
-                track_ids=sub["track_id"].astype(str).to_numpy(dtype=object),
-                listened=sub["listened"].to_numpy(dtype=bool).astype(np.int8),
-                position=pos.astype(np.int64),
-            ),
-            cut,
-        )
-
-    def sessions(self) -> list[list[str]]:
-        """Track ids of each session, in play order."""
-        return [
-            list(self.track_ids[s : s + n]) for s, n in zip(self.starts, self.lengths, strict=True)
-        ]
-
-    def split(self, values: np.ndarray) -> list[np.ndarray]:
-        """``values`` (one per play) cut into one array per session."""
-        return [values[s : s + n] for s, n in zip(self.starts, self.lengths, strict=True)]
-
-
-def csv_safe(value: object) -> object:
-    """A text value made safe to open in a spreadsheet (OWASP's advice on CSV injection).
-
-    Args:
-        value: A cell value; only strings are changed.
-
-    Returns:
-        ``"'" + value`` when ``value`` starts with ``=``, ``+``, ``-``, ``@``, a tab or a
-        carriage return and is not a plain number (``-1``, ``+2.5e3``); else ``value``.
-        Applying it twice changes nothing more.
-
-    Example:
-        >>> csv_safe("=SUM(A1:A9)"), csv_safe("t_12"), csv_safe("-1")
-        ("'=SUM(A1:A9)", 't_12', '-1')
-    """
-    if (
-        isinstance(value, str)
-        and value.startswith(_FORMULA_START)
-        and not _PLAIN_NUMBER.fullmatch(value)
-    ):
-        return "'" + value
-    return value
-
-
-def csv_safe_frame(frame: pd.DataFrame, source: str | Path) -> tuple[pd.DataFrame, int]:
-    """Every text column of a loaded MSSD frame through :func:`csv_safe`.
-
-    Args:
-        frame: Loaded MSSD rows (``session_id``, ``track_id`` and other columns).
-        source: The log, for messages.
-
-    Returns:
-        The frame with safe text, and how many distinct ids (track and session) changed.
-
-    Raises:
-        DataFormatError: Two different ids would become the same one.
-    """
-    out = frame.copy()
-    quoted = 0
-    for column in frame.columns:
-        values = frame[column]
-        if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
-            continue
-        safe = values.map(csv_safe, na_action="ignore")
-        if column in ("session_id", "track_id"):
-            pairs = pd.DataFrame({"raw": values, "safe": safe}).drop_duplicates()
-            quoted += int((pairs["raw"] != pairs["safe"]).sum())
-            clash = pairs[pairs["safe"].duplicated(keep=False)]
-            if len(clash):
-                name = "track_id_clean" if column == "track_id" else column
-                a, b = clash["raw"].iloc[0], clash["raw"].iloc[1]
-                raise DataFormatError(
-                    f"{source}: column {name!r}: the ids {a!r} and {b!r} would be stored as "
-                    f"the same id {clash['safe'].iloc[0]!r} (ids starting with = + - @ get a "
-                    "leading ' against spreadsheet formulas); rename one of them"
-                )
-        out[column] = safe
-    return out, quoted
-
-
-def split_sessions(
-    frame: pd.DataFrame, heldout_fraction: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a loaded log by session: the held-out sessions are a seeded random share.
-
-    Args:
-        frame: Loaded MSSD frame (``session_id`` column).
-        heldout_fraction: Share of sessions held out, in (0, 1).
-        seed: Seed of the draw.
-
-    Returns:
-        (training rows, held-out rows), each in the frame's order.
-
-    Raises:
-        DataFormatError: Fewer than 2 sessions, so one side would be empty.
-    """
-    ids = np.sort(frame["session_id"].astype(str).unique())
-    if len(ids) < 2:
-        raise DataFormatError(
-            f"the log holds {len(ids)} session(s); fitting needs at least 2 (training and held out)"
-        )
-    n_held = min(len(ids) - 1, max(1, round(heldout_fraction * len(ids))))
-    held = set(np.random.default_rng(seed).permutation(ids)[:n_held].tolist())
-    mask = frame["session_id"].astype(str).isin(held).to_numpy()
-    return frame.loc[~mask], frame.loc[mask]
-
-
-def write_mssd(frame: pd.DataFrame, path: Path) -> None:
-    """Write loaded MSSD rows back in the MSSD file format (gzip with a fixed timestamp).
-
-    ``track_id`` becomes ``track_id_clean`` again, the derived ``listened`` column is
-    dropped and dates are written as ``YYYY-MM-DD``, so ``read_mssd_log`` reads it back.
-    """
-    out = frame.drop(columns=["listened"], errors="ignore").rename(
-        columns={"track_id": "track_id_clean"}
-    )
-    if "date" in out and pd.api.types.is_datetime64_any_dtype(out["date"]):
-        out = out.assign(date=out["date"].dt.strftime("%Y-%m-%d"))
-    out.to_csv(path, index=False, compression={"method": "gzip", "mtime": 0})
-
-
-def response_inputs(
-    codes: np.ndarray,
-    positions: np.ndarray,
-    features: np.ndarray,
-    rows: np.ndarray,
-    max_length: int,
-) -> np.ndarray:
-    """Inputs of the response MLP: ``[code, position / max_length, track features]``."""
-    return np.concatenate(
-        [codes.astype(np.float64), positions[:, None] / max_length, features[rows]], axis=1
-    )
-
-
-def target_plays(plays: Plays, max_length: int) -> np.ndarray:
-    """Indices of the plays the response model predicts: positions 6 .. max_length."""
-    return np.flatnonzero((plays.position > WINDOW) & (plays.position <= max_length))
-
-
-def encode_before(
-    encoder: NumpyEncoder, rows: np.ndarray, flags: np.ndarray, idx: np.ndarray
-) -> np.ndarray:
-    """Codes of the windows of the five plays before each play in ``idx`` (batched).
-
-    Args:
-        encoder: The session encoder, bound to the catalog plus the rare row.
-        rows: (N,) track row of every play.
-        flags: (N,) listen flag of every play.
-        idx: Plays at position 6 or later.
-    """
-    win = idx[:, None] + np.arange(-WINDOW, 0)
-    out = np.empty((len(idx), encoder.code_dim), np.float32)
-    for s in range(0, len(idx), 4096):
-        out[s : s + 4096] = encoder.encode_ids(rows[win[s : s + 4096]], flags[win[s : s + 4096]])
-    return out
-
-
-def recalibrate(
-    weights: dict[str, np.ndarray],
-    features: np.ndarray,
-    code_dim: int,
-    max_length: int,
-    x: np.ndarray,
-    positions: np.ndarray,
-    rows: np.ndarray,
-    y: np.ndarray,
-) -> tuple[dict[str, np.ndarray], tuple[float, float]]:
-    """Platt-scale the MLP's logit on its own training plays and fold it into the last layer.
-
-    Adam's last noisy steps leave the output bias off by a few points of listen rate
-    (measured: mean predicted 0.498 vs 0.465 observed on the training plays), and a
-    simulator that replays its own listens compounds such a bias. ``logit' = a logit +
-    b``, fitted by logistic regression on the training plays only, removes it.
-
-    Returns:
-        The corrected weights and ``(a, b)``.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    resp = FittedResponse(weights, features, code_dim, max_length)
-    logit = resp.logits(x[:, :code_dim], positions, rows)
-    lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit[:, None], y)
-    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-    out = dict(weights)
-    out["w3"] = weights["w3"] * a
-    out["b3"] = weights["b3"] * a + b
-    return out, (a, b)
-
-
-def fit_leave(plays: Plays, max_length: int, skip_window: int) -> tuple[FittedLeave, dict]:
-    """Fit the leave hazard on session lengths (positions 6 .. max_length - 1).
-
-    A session that reached position ``p`` ended there with probability
-    ``sigmoid(a_p + per_skip * skips)``; sessions of ``max_length`` plays were cut by
-    the cap, not ended, so they count as survivors. Positions with no ending in the logs
-    get hazard 0. The skip term is kept only when its fitted coefficient is positive
-    (skips drive listeners away); otherwise the model is refitted on position alone.
-
-    Returns:
-        The model and a report (the skip coefficient as fitted, and what was kept).
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    length = np.repeat(plays.lengths, plays.lengths)
-    at = np.flatnonzero((plays.position > WINDOW) & (plays.position < max_length))
-    pos = plays.position[at]
-    ended = (pos == length[at]).astype(np.int64)
-    win = at[:, None] + np.arange(-skip_window + 1, 1)
-    skips = skip_window - plays.listened[win].sum(axis=1).astype(np.float64)
-    positions = np.arange(WINDOW + 1, max_length)
-    events = np.array([ended[pos == p].sum() for p in positions])
-    active = positions[events > 0]
-    logit = np.full(max_length + 1, -np.inf)
-    report: dict[str, Any] = {"rows": len(at), "endings": int(ended.sum())}
-    if len(active) == 0:
-        report.update(per_skip_fitted=0.0, per_skip=0.0)
-        return FittedLeave(logit, 0.0, skip_window), report
-    rows = np.isin(pos, active)
-    onehot = (pos[rows, None] == active[None, :]).astype(np.float64)
-    y = ended[rows]
-
-    def fit(x: np.ndarray) -> np.ndarray:
-        if y.min() == y.max():  # every row ended (or none did): no regression possible
-            return np.append(np.full(len(active), 30.0 if y[0] else -30.0), 0.0)[: x.shape[1]]
-        lr = LogisticRegression(C=_LEAVE_C, fit_intercept=False, max_iter=1000)
-        return lr.fit(x, y).coef_[0]
-
-    coef = fit(np.concatenate([onehot, skips[rows, None]], axis=1))
-    per_skip = float(coef[-1])
-    report["per_skip_fitted"] = per_skip
-    if per_skip <= 0:
-        coef = np.append(fit(onehot), 0.0)
-        per_skip = 0.0
-    report["per_skip"] = per_skip
-    logit[active] = coef[:-1]
-    return FittedLeave(logit, per_skip, skip_window), report
-
-
 def fit_world(
     log_path: str | Path,
     out_dir: str | Path,
@@ -400,7 +132,7 @@ def fit_world(
     Args:
         log_path: The session log (``read_mssd_log`` reads it).
         out_dir: The world directory: new, empty, or (with ``force``) a fitted world to
-            replace (see :mod:`musicrec_gym.build`). Written whole or not at all.
+            replace (see :mod:`musicrec_gym.world_output`). Written whole or not at all.
         config: The fit config.
         progress: Show progress bars.
         log: Where progress lines and the summary go.
@@ -415,8 +147,6 @@ def fit_world(
             ``config`` is not a :class:`FitConfig`.
         DataFormatError: The log is unreadable, malformed or too small to fit.
     """
-    from musicrec_gym.build import check_world_out, staged_world
-
     if not isinstance(config, FitConfig):
         raise ConfigError(f"`config` must be a FitConfig, got {type(config).__name__}")
     target = check_world_out(out_dir, "fitted", force)
@@ -434,15 +164,7 @@ def _fit_into(
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from musicrec_gym.build import _jsonable, _versions
-    from musicrec_gym.data.mssd import read_mssd_log
-    from musicrec_gym.encoder_train import (
-        _npz_bytes,
-        _write_bytes,
-        export_numpy,
-        save_state_dict,
-        train_autoencoder,
-    )
+    from musicrec_gym.encoder_train import export_numpy, save_state_dict, train_autoencoder
 
     seed, max_len = config.seed, config.max_length
 
@@ -547,7 +269,7 @@ def _fit_into(
         rows_train[idx_tr],
         y_tr,
     )
-    _write_bytes(out / "response.npz", _npz_bytes(weights))
+    write_bytes_atomic(out / "response.npz", npz_bytes(weights))
     scores: dict[str, Any] = {
         "n_train": len(y_tr),
         "epoch_losses": losses,
@@ -605,9 +327,9 @@ def _fit_into(
         {"user_id": train.session_ids[startable], "session_length": train.lengths[startable]}
     )
     listeners.to_csv(out / "listeners.csv", index=False)
-    _write_bytes(
+    write_bytes_atomic(
         out / "starts.npz",
-        _npz_bytes({"tracks": rows_train[start_idx], "listened": train.listened[start_idx]}),
+        npz_bytes({"tracks": rows_train[start_idx], "listened": train.listened[start_idx]}),
     )
     write_json(
         out / "fitted.json",
@@ -649,8 +371,8 @@ def _fit_into(
         "seed": seed,
         "kind": "fitted",
         "source": Path(log_path).name,
-        "config": _jsonable(dataclasses.asdict(config)),
-        "versions": _versions(),
-        "reports": _jsonable(reports),
+        "config": jsonable(dataclasses.asdict(config)),
+        "versions": package_versions(),
+        "reports": jsonable(reports),
     }
     return write_manifest(out, meta)

@@ -19,8 +19,9 @@ Compared side by side with the real held-out sessions:
   least ``min_track_plays`` times from position 6.
 
 A skip is a play not listened to, ``listened = not skip_2``, as in the fit. Track ids
-of the held-out log go through :func:`musicrec_gym.fit.csv_safe`, as the fit stored them,
-so the original log and the world's ``heldout.csv.gz`` name the same tracks.
+of the held-out log go through :func:`musicrec_gym.csv_safety.csv_safe`, as the fit
+stored them, so the original log and the world's ``heldout.csv.gz`` name the same
+tracks.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ import numpy as np
 import pandas as pd
 
 from musicrec_gym.artifacts import write_json
+from musicrec_gym.csv_safety import csv_safe
 from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
-from musicrec_gym.fit import Plays, csv_safe, encode_before, target_plays
+from musicrec_gym.plays import Plays, encode_before, target_plays
 from musicrec_gym.sim.fitted import WINDOW, FittedSimulator
 from musicrec_gym.sim.response import sigmoid
 from musicrec_gym.world import World, load_world
@@ -341,8 +343,8 @@ def realism_report(
     from scipy.stats import ks_2samp, pearsonr
     from sklearn.metrics import roc_auc_score
 
-    from musicrec_gym.build import outside_package
     from musicrec_gym.data.mssd import read_mssd_log
+    from musicrec_gym.world_output import outside_package
 
     for name, value, low in (("seed", seed, 0), ("min_track_plays", min_track_plays, 1)):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:

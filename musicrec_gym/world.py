@@ -2,7 +2,10 @@
 
 ``load_world()`` reads a world directory (the built-in one by default), checks every
 file against the manifest's sha256, and caches the result per directory so that making
-many environments costs one load.
+many environments costs one load; ``make_simulator`` builds a world's simulator. It
+is the one module that knows both kinds of world: synthetic (a hidden
+truth, ``truth.npz``) and fitted to real logs (``kind: fitted`` in the manifest: the
+learned models of :mod:`musicrec_gym.sim.fitted`, read by :func:`load_fitted_world`).
 """
 
 from __future__ import annotations
@@ -24,12 +27,19 @@ from musicrec_gym.artifacts import (
     read_manifest,
     verify_manifest,
 )
+from musicrec_gym.checks import is_int
 from musicrec_gym.data.synthetic import WorldTruth
 from musicrec_gym.encoder import NumpyEncoder
 from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
-from musicrec_gym.sim.params import SimulatorParams
-from musicrec_gym.sim.response import ResponseModel
+from musicrec_gym.sim.compiled import CompiledSimulator
+from musicrec_gym.sim.constants import WINDOW
+from musicrec_gym.sim.fitted import FittedModel, FittedSimulator, popularity_z, with_rare_row
+from musicrec_gym.sim.leave import FittedLeave
+from musicrec_gym.sim.params import SimulatorParams, is_finite
+from musicrec_gym.sim.protocol import Simulator
+from musicrec_gym.sim.response import FittedResponse, ResponseModel
 from musicrec_gym.sim.simulator import ListenerCandidates
+from musicrec_gym.track_embeddings import TrackEmbeddings
 
 CATALOG_COLUMNS = (
     "track_id", "title", "artist_id", "artist", "genre", "duration_s", "popularity", "plays",
@@ -42,6 +52,16 @@ REQUIRED_FILES = (
 TRACK_ARRAYS = ("track_factors", "pop_z")
 """``truth.npz``'s arrays with a row per track (the others have a row per listener)."""
 PROFILE_FEATURES = ("age/100", "gender=m", "gender=f", "registered (0 = 2000, 1 = 2020)")
+FITTED_FILES = (
+    "catalog.csv", "listeners.csv", "embeddings.csv", "encoder.npz", "response.npz",
+    "starts.npz", "fitted.json", "simulator.json",
+)  # fmt: skip
+"""The files of a fitted world (``musicrec fit``), besides its manifest."""
+RESPONSE_SHAPES: dict[str, tuple[int | None, ...]] = {
+    "w1": (None, None), "b1": (None,), "w2": (None, None), "b2": (None,), "w3": (1, None),
+    "b3": (1,),
+}  # fmt: skip
+"""``response.npz``'s arrays and their shapes (``None``: any length)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +96,7 @@ class World:
     encoder: NumpyEncoder
     manifest: dict[str, Any]
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    fitted: Any = field(default=None, repr=False, compare=False)
+    fitted: FittedModel | None = field(default=None, repr=False, compare=False)
     expected_lengths: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -123,6 +143,39 @@ class World:
             ],
             axis=1,
         ).astype(np.float32)
+
+
+def make_simulator(
+    world: World,
+    n_slots: int,
+    params: SimulatorParams | None = None,
+    reward_mode: str = "listen",
+) -> Simulator:
+    """The simulator of ``n_slots`` sessions that fits ``world``: the one place that picks it.
+
+    A synthetic world (a hidden truth) runs on the compiled simulator, a world fitted to
+    logs on the fitted one; both are a :class:`~musicrec_gym.sim.protocol.Simulator`, so
+    callers never branch on the kind.
+
+    Args:
+        world: A loaded world.
+        n_slots: Concurrent sessions.
+        params: Simulator parameters (default: the world's own).
+        reward_mode: ``listen``, ``time`` or ``event``.
+    """
+    params = world.params if params is None else params
+    if world.fitted is not None:
+        return FittedSimulator(world.fitted, world.encoder, params, n_slots, reward_mode)
+    return CompiledSimulator(
+        world.truth,
+        world.artist_index,
+        world.popularity,
+        params,
+        n_slots,
+        encoder=world.encoder,
+        reward_mode=reward_mode,
+        candidates=world.candidates,
+    )
 
 
 def registered_dates(listeners: pd.DataFrame) -> pd.Series:
@@ -211,8 +264,6 @@ def load_embeddings_and_encoder(
     Raises:
         ArtifactError: A file is malformed, or the encoder expects other embeddings.
     """
-    from musicrec_gym.embeddings import TrackEmbeddings
-
     try:
         table = TrackEmbeddings.from_csv(path / "embeddings.csv")
     except DataFormatError as err:  # a world's file: an artifact fault (names file and line)
@@ -233,8 +284,6 @@ def load_embeddings_and_encoder(
 def _load_world(directory: str) -> World:
     path = Path(directory)
     if read_manifest(path).get("kind") == "fitted":
-        from musicrec_gym.sim.fitted import load_fitted_world
-
         return load_fitted_world(path)
     manifest = verify_manifest(path, REQUIRED_FILES)
     catalog = read_table(path / "catalog.csv", CATALOG_COLUMNS, numeric=("popularity",))
@@ -312,3 +361,105 @@ def _read_leave(path: Path, manifest: dict[str, Any], n_listeners: int) -> np.nd
             f"{path / LEAVE_FILE}: expected_length must hold finite numbers > 0 (tracks)"
         )
     return lengths
+
+
+# --------------------------------------------------------------------------- fitted worlds
+
+
+def load_fitted_world(path: Path) -> World:
+    """Load a world directory written by ``musicrec fit`` (called by ``load_world``).
+
+    Raises:
+        ArtifactError: A file is missing, corrupted or malformed (names it).
+    """
+    manifest = verify_manifest(path, FITTED_FILES)
+    catalog = read_table(
+        path / "catalog.csv", ("track_id", "plays", "popularity"), numeric=("plays", "popularity")
+    )
+    listeners = read_table(path / "listeners.csv", ("user_id",))
+    info = read_fitted_info(path / "fitted.json")
+    params = SimulatorParams.from_dict(
+        read_json(path / "simulator.json"), source=str(path / "simulator.json")
+    )
+    if params.warmup != WINDOW:
+        raise ArtifactError(
+            f"{path / 'simulator.json'}: key 'warmup' must be {WINDOW} in a fitted world (its "
+            f"sessions start from {WINDOW} logged plays), got {params.warmup}"
+        )
+    n = len(catalog)
+    embeddings, encoder = load_embeddings_and_encoder(path, catalog)
+    vectors = with_rare_row(embeddings)
+    encoder.bind_tracks(vectors)
+    plays = np.append(catalog["plays"].to_numpy(np.float64), float(info["rare_plays"]))
+    pop = popularity_z(plays, info["popularity_mean"], info["popularity_std"])
+    features = np.concatenate([vectors.astype(np.float64), pop[:, None]], axis=1)
+    weights = load_npz(path / "response.npz", RESPONSE_SHAPES)
+    response = FittedResponse(
+        weights, features, encoder.code_dim, int(info["max_length"]), str(path / "response.npz")
+    )
+    starts = load_npz(path / "starts.npz", {"tracks": (None, WINDOW), "listened": (None, WINDOW)})
+    m = len(listeners)
+    if starts["tracks"].shape[0] != m:
+        raise ArtifactError(
+            f"{path / 'starts.npz'}: {starts['tracks'].shape[0]} starting sessions but "
+            f"listeners.csv has {m} rows"
+        )
+    if m == 0 or starts["tracks"].min() < 0 or starts["tracks"].max() > n:
+        raise ArtifactError(f"{path / 'starts.npz'}: track rows must be in [0, {n}]")
+    if not np.isin(starts["listened"], (0, 1)).all():
+        raise ArtifactError(f"{path / 'starts.npz'}: 'listened' must hold 0 or 1 flags")
+    share = np.asarray(info.get("play_share_rare", 0.0), np.float64)
+    play_share = np.append(catalog["popularity"].to_numpy(np.float64) * (1 - share), share)
+    model = FittedModel(
+        response=response,
+        leave=FittedLeave.from_dict(info["leave"], str(path / "fitted.json")),
+        start_tracks=starts["tracks"].astype(np.int64),
+        start_listened=starts["listened"].astype(np.int8),
+        rare_index=n,
+        max_length=int(info["max_length"]),
+        play_share=play_share,
+        info=info,
+    )
+    return World(
+        directory=path,
+        catalog=catalog,
+        listeners=listeners,
+        truth=None,
+        params=params,
+        embeddings=embeddings.astype(np.float32),
+        encoder=encoder,
+        manifest=manifest,
+        fitted=model,
+    )
+
+
+FITTED_INFO_RULES: dict[str, tuple[str, Any]] = {
+    "max_length": (f"an int >= {WINDOW + 2}", lambda v: is_int(v) and v >= WINDOW + 2),
+    "popularity_mean": ("a finite number", is_finite),
+    "popularity_std": ("a finite number > 0", lambda v: is_finite(v) and v > 0),
+    "rare_plays": ("a finite number >= 0", lambda v: is_finite(v) and v >= 0),
+    "leave": ("an object (position_logit, per_skip, skip_window)", lambda v: isinstance(v, dict)),
+}
+"""``fitted.json``'s required keys: what each must be, and its check."""
+
+
+def read_fitted_info(path: Path) -> dict[str, Any]:
+    """``fitted.json``, checked: an object whose required keys hold allowed values.
+
+    Raises:
+        ArtifactError: Naming the file and the key that is missing or out of range.
+    """
+    info = read_json(path)
+    if not isinstance(info, dict):
+        raise ArtifactError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    for key, (expected, ok) in FITTED_INFO_RULES.items():
+        if key not in info:
+            raise ArtifactError(f"{path}: missing key {key!r} ({expected})")
+        if not ok(info[key]):
+            raise ArtifactError(f"{path}: key {key!r} must be {expected}, got {info[key]!r}")
+    share = info.get("play_share_rare", 0.0)
+    if not (is_finite(share) and 0.0 <= share <= 1.0):
+        raise ArtifactError(
+            f"{path}: key 'play_share_rare' must be a number in [0, 1], got {share!r}"
+        )
+    return info

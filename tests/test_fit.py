@@ -19,7 +19,8 @@ from musicrec_gym.embeddings import EmbeddingConfig
 from musicrec_gym.encoder import EncoderConfig
 from musicrec_gym.envs import MusicRecVectorEnv
 from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
-from musicrec_gym.fit import FitConfig, Plays, fit_leave, fit_world
+from musicrec_gym.fit import FitConfig, fit_leave, fit_world
+from musicrec_gym.plays import Plays
 from musicrec_gym.sim.fitted import FittedSimulator, ResponseConfig
 from musicrec_gym.sim.simulator import BatchSimulator
 from musicrec_gym.world import load_world

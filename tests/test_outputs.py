@@ -22,12 +22,14 @@ import pandas as pd
 import pytest
 
 from musicrec_gym.artifacts import default_world_dir
-from musicrec_gym.build import PACKAGE_DIR, build_world
+from musicrec_gym.build import build_world
 from musicrec_gym.cli import main
+from musicrec_gym.csv_safety import csv_safe
 from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
-from musicrec_gym.fit import csv_safe, fit_world
+from musicrec_gym.fit import fit_world
 from musicrec_gym.realism import _rows, realism_report
 from musicrec_gym.world import load_world
+from musicrec_gym.world_output import PACKAGE_DIR
 from tests.conftest import TINY as TINY_BUILD
 from tests.conftest import build_tiny
 from tests.test_fit import QUIET, TINY, make_log
@@ -69,7 +71,7 @@ def siblings(path: Path) -> list[str]:
 
 
 def test_fit_refuses_a_directory_of_someone_elses_files(tmp_path, log_csv):
-    """The issue's case: a user's catalog.csv was overwritten and notes.txt hashed."""
+    """A user's catalog.csv was once overwritten and notes.txt hashed."""
     out = tmp_path / "mine"
     out.mkdir()
     (out / "catalog.csv").write_text("my,own\n1,2\n")

@@ -9,7 +9,8 @@ import pytest
 
 from musicrec_gym.data.mssd import read_mssd_log
 from musicrec_gym.errors import ArtifactError, DataFormatError
-from musicrec_gym.fit import Plays, fit_world
+from musicrec_gym.fit import fit_world
+from musicrec_gym.plays import Plays
 from musicrec_gym.realism import PNG_FILES, realism_report, replay
 from musicrec_gym.world import load_world
 

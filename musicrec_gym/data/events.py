@@ -3,7 +3,7 @@
 A log is a CSV file (optionally ``.gz``) with the header
 ``user_id, item_id, listening_time_in_scale_0-5, title, duration, event_type``, one event
 per line. The log has no timestamp: file order is the only order of a user's events.
-Each ``event_type`` maps to a signed strength (DESIGN.md §1), the implicit rating that an
+Each ``event_type`` maps to a signed strength (docs/design.md §1), the implicit rating that an
 event-based reward or a weighted factorisation uses:
 
 ==========================  ========
@@ -31,22 +31,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musicrec_gym.data.loading import (
-    LINE,
-    Loaded,
-    RowDropper,
-    blank_rows,
-    check_ids,
-    parse_float,
-    parse_id,
-    read_table,
-    shown,
-)
+from musicrec_gym.data.column_parsers import blank_rows, check_ids, parse_float, parse_id
+from musicrec_gym.data.loading import LINE, Loaded, RowDropper, shown
+from musicrec_gym.data.table_reader import read_table
 from musicrec_gym.errors import DataFormatError, unknown_name_message
 
 __all__ = ["EVENT_COLUMNS", "EVENT_STRENGTHS", "LISTENING_TIME", "read_event_log"]
 
-#: Signed strength of each event type (DESIGN.md §1).
+#: Signed strength of each event type (docs/design.md §1).
 EVENT_STRENGTHS: dict[str, int] = {
     "Listen it frequently": 3,
     "Have listened it completely": 1,

@@ -21,18 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from musicrec_gym.data.loading import (
-    LINE,
-    Loaded,
-    RowDropper,
+from musicrec_gym.data.column_parsers import (
     blank_rows,
     check_ids,
     parse_datetime,
     parse_float,
     parse_id,
-    read_table,
-    shown,
 )
+from musicrec_gym.data.loading import LINE, Loaded, RowDropper, shown
+from musicrec_gym.data.table_reader import read_table
 from musicrec_gym.errors import DataFormatError
 
 __all__ = [

@@ -14,7 +14,7 @@ about 33%; a researcher who wants the stricter definition has ``not_skipped`` in
 frame.
 
 Example:
-    >>> loaded = read_mssd_log("../shared/data/mssd/log_sample.csv.gz")  # doctest: +SKIP
+    >>> loaded = read_mssd_log("PATH/TO/log_mini.csv")  # doctest: +SKIP
     >>> print(loaded.report.summary())  # doctest: +SKIP
     log_sample.csv.gz: 70,030 rows, kept 70,030; nothing dropped
 """
@@ -25,10 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from musicrec_gym.data.loading import (
-    LINE,
-    Loaded,
-    RowDropper,
+from musicrec_gym.data.column_parsers import (
     blank_rows,
     check_ids,
     parse_bool,
@@ -36,14 +33,16 @@ from musicrec_gym.data.loading import (
     parse_float,
     parse_id,
     parse_int,
-    read_table,
 )
+from musicrec_gym.data.loading import LINE, Loaded, RowDropper
+from musicrec_gym.data.table_reader import read_table
 
 __all__ = [
     "LOG_COLUMNS",
     "TRACK_FEATURE_COLUMNS",
     "read_mssd_log",
     "read_mssd_track_features",
+    "write_mssd",
 ]
 
 #: Columns an MSSD session log must have (all others are kept as read).
@@ -154,3 +153,17 @@ def read_mssd_track_features(path: str | Path) -> Loaded:
     rows.drop_duplicates(["track_id"], "duplicate track_id")
     out = rows.frame.drop(columns=[LINE]).reset_index(drop=True)
     return Loaded(out, rows.report(path))
+
+
+def write_mssd(frame: pd.DataFrame, path: Path) -> None:
+    """Write loaded MSSD rows back in the MSSD file format (gzip with a fixed timestamp).
+
+    ``track_id`` becomes ``track_id_clean`` again, the derived ``listened`` column is
+    dropped and dates are written as ``YYYY-MM-DD``, so ``read_mssd_log`` reads it back.
+    """
+    out = frame.drop(columns=["listened"], errors="ignore").rename(
+        columns={"track_id": "track_id_clean"}
+    )
+    if "date" in out and pd.api.types.is_datetime64_any_dtype(out["date"]):
+        out = out.assign(date=out["date"].dt.strftime("%Y-%m-%d"))
+    out.to_csv(path, index=False, compression={"method": "gzip", "mtime": 0})

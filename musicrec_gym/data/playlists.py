@@ -29,16 +29,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from musicrec_gym.data.loading import (
-    LINE,
-    Loaded,
-    LoadReport,
-    RowDropper,
-    blank_rows,
-    parse_float,
-    parse_int,
-    read_table,
-)
+from musicrec_gym.data.column_parsers import blank_rows, parse_float, parse_int
+from musicrec_gym.data.loading import LINE, Loaded, LoadReport, RowDropper
+from musicrec_gym.data.table_reader import read_table
 from musicrec_gym.errors import ConfigError, DataFormatError, unknown_name_message
 
 __all__ = [

@@ -209,7 +209,7 @@ def sweep_source(
     """Playlist-completion scores of skip-gram embeddings of a source, one run per exponent.
 
     Reuses :func:`musicrec_gym.embeddings.sweep` (gensim training and the evaluation of
-    DESIGN.md §2: the last track of each sequence predicted from the one before, Hit@K and
+    docs/design.md §2: the last track of each sequence predicted from the one before, Hit@K and
     NDCG@K against the most-popular baseline) and adds the size of the corpus.
 
     Args:

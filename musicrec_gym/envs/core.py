@@ -1,9 +1,12 @@
 """The machinery shared by the single and the vector environment.
 
-``SessionCore`` owns a ``BatchSimulator`` of ``n`` slots, validates the environment's
-keyword arguments, turns the simulator's last five plays into observations through the
-session encoder, and builds ``info``. Neither environment adds dynamics of its own, so
-the two give identical trajectories for the same seeds and actions.
+``SessionCore`` owns a simulator of ``n`` slots (a
+:class:`~musicrec_gym.sim.protocol.Simulator`, made for the world by
+``musicrec_gym.world.make_simulator``), validates the environment's keyword arguments,
+adds the listener's profile to the simulator's encoded observations when asked, and
+builds ``info``. It reads the simulator only through that interface. Neither
+environment adds dynamics of its own, so the two give identical trajectories for the
+same seeds and actions.
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from musicrec_gym.checks import is_int
 from musicrec_gym.errors import (
     ArtifactError,
     ConfigError,
     InvalidActionError,
     unknown_name_message,
 )
-from musicrec_gym.sim.compiled import CompiledSimulator, Encoded
-from musicrec_gym.sim.params import MAX_STEPS_LIMIT, REWARD_MODES, SimulatorParams, is_int
-from musicrec_gym.sim.simulator import StepResult
-from musicrec_gym.world import PROFILE_FEATURES, World, load_world, world_path
+from musicrec_gym.sim.constants import MAX_STEPS_LIMIT, REWARD_MODES
+from musicrec_gym.sim.params import SimulatorParams
+from musicrec_gym.sim.protocol import Encoded, Simulator, StepResult
+from musicrec_gym.world import PROFILE_FEATURES, World, load_world, make_simulator, world_path
 
 ENV_KWARGS = ("world", "reward", "profile_features", "max_steps")
 SLOT0 = np.zeros(1, dtype=np.int64)
@@ -156,28 +160,12 @@ class SessionCore:
         if max_steps is not None:
             params = replace(params, leave=replace(params.leave, max_steps=int(max_steps)))
         self._check_fits(n, params, explicit_steps=max_steps is not None)
-        if self.world.fitted is not None:
-            from musicrec_gym.sim.fitted import FittedSimulator
-
-            if profile_features:
-                raise ConfigError(
-                    "`profile_features=True` needs listener profiles, and a world fitted "
-                    f"to logs ({self.world.directory}) has none"
-                )
-            self.sim = FittedSimulator(
-                self.world.fitted, self.world.encoder, params, n, reward_mode=reward
+        if self.world.fitted is not None and profile_features:
+            raise ConfigError(
+                "`profile_features=True` needs listener profiles, and a world fitted "
+                f"to logs ({self.world.directory}) has none"
             )
-        else:
-            self.sim = CompiledSimulator(
-                self.world.truth,
-                self.world.artist_index,
-                self.world.popularity,
-                params,
-                n,
-                encoder=self.world.encoder,
-                reward_mode=reward,
-                candidates=self.world.candidates,
-            )
+        self.sim: Simulator = make_simulator(self.world, n, params, reward_mode=reward)
         self.n = n
         self.reward_mode = reward
         self.profile_features = profile_features
@@ -218,23 +206,10 @@ class SessionCore:
                 f"limit; use num_envs <= {most} (or a smaller max_steps)"
             )
 
-    def observe(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """Encoded session state of ``slots``: (B, obs_dim) float32."""
-        sim = self.sim
-        return self.encode(sim.win_tracks[slots], sim.win_listened[slots], sim.user[slots])
-
-    def encode(self, tracks: np.ndarray, listened: np.ndarray, users: np.ndarray) -> np.ndarray:
-        """Observations of windows ``(tracks, listened)`` of listeners ``users``: (B, obs_dim)."""
-        return self._with_profile(self.world.encoder.encode_ids(tracks, listened), users)
-
     def reset(self, slots: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
         """Start sessions in ``slots``; their observations ``(len(slots), obs_dim)``."""
-        sim = self.sim
-        if isinstance(sim, CompiledSimulator):
-            codes = sim.reset_encode(slots, users)
-            return self._with_profile(codes, sim.user[slots])
-        sim.reset(slots, users)
-        return self.observe(slots)
+        codes = self.sim.reset_encode(slots, users)
+        return self._with_profile(codes, self.sim.user[slots])
 
     def step(self, actions: np.ndarray, autoreset: bool = False) -> tuple[StepResult, Encoded]:
         """Step every slot; observations after it and, with ``autoreset``, after restarts.
@@ -242,36 +217,15 @@ class SessionCore:
         ``Encoded`` also holds each slot's state after the step and before any restart
         (what ``info["final_info"]`` reports for an ended session).
         """
-        sim = self.sim
-        if isinstance(sim, CompiledSimulator):
-            result, enc = sim.step_encode(actions, autoreset)
-            if not self.profile_features:
-                return result, enc
-            final = enc.final_obs
-            if final is not None:  # zeros stay zeros where no session ended
-                done = result.terminated | result.truncated
-                final = np.where(done[:, None], self._with_profile(final, enc.user), 0.0)
-            obs = self._with_profile(enc.obs, sim.user)
-            return result, replace(enc, obs=obs, final_obs=final)
-        result = sim.step(actions)
-        warmup = sim.params.warmup
-        before = Encoded(
-            obs=np.empty(0, np.float32),  # set below, after any restart
-            final_obs=None,
-            user=sim.user.copy(),
-            optimal_action=sim.opt_action.copy(),
-            steps=sim.steps.copy(),
-            warmup_tracks=sim.hist[:, :warmup].copy(),
-            warmup_listened=sim.hist_listened[:, :warmup].astype(bool),
-        )
-        final = None
-        if autoreset:
-            final = np.zeros((self.n, self.obs_dim), np.float32)
-            ended = np.flatnonzero(result.terminated | result.truncated)
-            if ended.size:
-                final[ended] = self.observe(ended)
-                sim.reset(ended)
-        return result, replace(before, obs=self.observe(), final_obs=final)
+        result, enc = self.sim.step_encode(actions, autoreset)
+        if not self.profile_features:
+            return result, enc
+        final = enc.final_obs
+        if final is not None:  # zeros stay zeros where no session ended
+            done = result.terminated | result.truncated
+            final = np.where(done[:, None], self._with_profile(final, enc.user), 0.0)
+        obs = self._with_profile(enc.obs, self.sim.user)
+        return result, replace(enc, obs=obs, final_obs=final)
 
     def _with_profile(self, codes: np.ndarray, users: np.ndarray) -> np.ndarray:
         if not self.profile_features:
@@ -329,15 +283,7 @@ class SessionCore:
 
     def reset_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
         """Info after a reset: the listener and the best first recommendation."""
-        sim = self.sim
-        return {
-            **self.state_info(slots),
-            "optimal_reward": (
-                sim.optimal_reward(slots)
-                if isinstance(sim, CompiledSimulator)
-                else sim.reward.expected(1.0 / (1.0 + np.exp(-sim.opt_logit[slots])))
-            ),
-        }
+        return {**self.state_info(slots), "optimal_reward": self.sim.optimal_reward(slots)}
 
     def state_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
         """The info keys that describe the session now in ``slots`` (new arrays)."""
@@ -396,32 +342,27 @@ class SessionCore:
         The session's listener and warm-up are kept for its steps' infos.
         """
         sim = self.sim
-        if not isinstance(sim, CompiledSimulator):
-            obs = self.reset(SLOT0, users)[0]
-            info = first_slot(self.reset_info())
-            self._warmup = info["warmup_tracks"].copy(), info["warmup_listened"].copy()
-        else:  # the same values, without batch arrays
-            obs = np.empty(self.obs_dim, np.float32)
-            user, action, optimal = sim.reset_one(-1 if users is None else int(users[0]), obs)
-            if self.profile_features:
-                obs[sim.code_dim :] = self.world.profile_features[user]
-            # The warm-up's place in the state stays as it is for the whole session.
-            tracks = sim.hist[0, : self._warmup_len]
-            self._warmup = tracks, sim.hist_listened[0, : self._warmup_len].astype(bool)
-            info = {
-                "user": user,
-                "user_id": self._user_id_list[user],
-                "optimal_action": action,
-                "optimal_reward": optimal,
-                "warmup_tracks": tracks.copy(),
-                "warmup_listened": self._warmup[1].copy(),
-            }
+        obs = np.empty(self.obs_dim, np.float32)
+        user, action, optimal = sim.reset_one(-1 if users is None else int(users[0]), obs)
+        if self.profile_features:
+            obs[sim.code_dim :] = self.world.profile_features[user]
+        # The warm-up stays as it is for the whole session: kept for the steps' infos.
+        tracks = self._catalog_rows(sim.hist[0, : self._warmup_len].copy())
+        self._warmup = tracks, sim.hist_listened[0, : self._warmup_len].astype(bool)
+        info = {
+            "user": user,
+            "user_id": self._user_id_list[user],
+            "optimal_action": action,
+            "optimal_reward": optimal,
+            "warmup_tracks": tracks.copy(),
+            "warmup_listened": self._warmup[1].copy(),
+        }
         self._user, self._user_id = info["user"], info["user_id"]
         self._profile = self.world.profile_features[info["user"]] if self.profile_features else None
         return obs, info
 
     def step_one(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """A one-slot compiled core steps with a valid track ``action``: ``env.step``'s tuple."""
+        """A one-slot core steps with a valid track ``action``: ``env.step``'s tuple."""
         obs = np.empty(self.obs_dim, np.float32)
         reward, expected, optimal, listened, term, trunc, opt_action, step = self.sim.step_one(
             action, obs

@@ -93,6 +93,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from musicrec_gym.checks import is_int
 from musicrec_gym.envs.core import (
     SLOT0,
     SessionCore,
@@ -103,8 +104,6 @@ from musicrec_gym.envs.core import (
     stream_seeds,
 )
 from musicrec_gym.errors import ConfigError, EpisodeEndedError
-from musicrec_gym.sim.compiled import CompiledSimulator
-from musicrec_gym.sim.params import is_int
 from musicrec_gym.world import World
 
 _INDEX_TYPES = frozenset({int, *(np.dtype(c).type for c in np.typecodes["AllInteger"])})
@@ -164,8 +163,6 @@ class MusicRecEnv(gym.Env):
         self.action_space = self.core.action_space
         self._seeded = False
         self._done = True
-        compiled = isinstance(self.core.sim, CompiledSimulator)
-        self._fast_types = _INDEX_TYPES if compiled else frozenset()
         self._n_tracks = self.world.n_tracks
 
     def reset(
@@ -202,7 +199,7 @@ class MusicRecEnv(gym.Env):
                 "step() called after the episode ended (or before the first reset): "
                 "call reset() to start a new session"
             )
-        if type(action) in self._fast_types and 0 <= (track := int(action)) < self._n_tracks:
+        if type(action) in _INDEX_TYPES and 0 <= (track := int(action)) < self._n_tracks:
             # the common case, without batch arrays (a fifth of the generic path's cost)
             out = self.core.step_one(track)
             self._done = out[2] or out[3]

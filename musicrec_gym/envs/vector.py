@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from musicrec_gym.checks import is_int
 from musicrec_gym.envs.core import (
     SessionCore,
     check_kwargs,
@@ -33,7 +34,7 @@ from musicrec_gym.envs.core import (
     stream_seeds,
 )
 from musicrec_gym.errors import ConfigError
-from musicrec_gym.sim.params import MAX_STEPS_LIMIT, is_int
+from musicrec_gym.sim.constants import MAX_STEPS_LIMIT
 from musicrec_gym.world import World, load_world, world_path
 
 

@@ -1,4 +1,4 @@
-"""Session-length prediction from listening histories (DESIGN.md §4, issue 6).
+"""Session-length prediction from listening histories (docs/design.md §4).
 
 ``summary`` turns plays into per-user session rows and a time split, ``models`` holds the
 PyTorch sequence regressors, ``clusters`` the user clustering and its diagnostics,

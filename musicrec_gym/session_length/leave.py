@@ -1,4 +1,4 @@
-"""From a fitted session-length model to the simulator's leave model (issue 6, item 4).
+"""From a fitted session-length model to the simulator's leave model.
 
 1. ``expected_next_lengths``: for every user of the histories, the model's prediction of
    the *next* session's length in seconds, given all of the user's sessions so far.

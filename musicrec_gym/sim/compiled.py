@@ -1,6 +1,7 @@
 """``CompiledSimulator``: ``BatchSimulator`` whose step and reset run as numba kernels.
 
-The environments use it for synthetic worlds. Its state is the reference simulator's
+The environments use it for synthetic worlds: it is their
+:class:`~musicrec_gym.sim.protocol.Simulator`. Its state is the reference simulator's
 own arrays (views of ``int_state`` and ``float_state``), so everything that reads the
 state (info, rendering, the oracle's ``expected_rewards``) works unchanged; only
 ``step`` and ``reset`` run compiled (:mod:`musicrec_gym.sim.kernels`), and a step
@@ -16,32 +17,19 @@ sources, a second or two).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from musicrec_gym.data.synthetic import WorldTruth
 from musicrec_gym.encoder import NumpyEncoder
 from musicrec_gym.encoder_kernel import E_H2, aligned_empty, pack_encoder, work_size
 from musicrec_gym.sim import kernels as kn
+from musicrec_gym.sim import layout
 from musicrec_gym.sim.params import SimulatorParams
-from musicrec_gym.sim.simulator import BatchSimulator, ListenerCandidates, StepResult
+from musicrec_gym.sim.protocol import Encoded, StepResult
+from musicrec_gym.sim.simulator import BatchSimulator, ListenerCandidates
 
 PARALLEL_FROM = 64
 """Batches of at least this many slots run on every core."""
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A compiled step's extras: observations, ended sessions' last ones, pre-reset state."""
-
-    obs: np.ndarray  # (B, code_dim) float32: each slot's observation now
-    final_obs: np.ndarray | None  # (B, code_dim): ended sessions' last observations, else 0
-    user: np.ndarray  # the session's state after the step, before any restart
-    optimal_action: np.ndarray
-    steps: np.ndarray
-    warmup_tracks: np.ndarray
-    warmup_listened: np.ndarray
 
 
 def _encoder_pack(encoder: NumpyEncoder) -> tuple[np.ndarray, np.ndarray]:
@@ -96,26 +84,27 @@ class CompiledSimulator(BatchSimulator):
         """The world's constants and the state layout as the kernels' ``cf`` and ``ci``."""
         resp, p, cands = self.response, self.params, self.candidates
         m = cands.index.shape[1]
-        params = np.zeros(kn.N_PARAMS)
-        params[kn.P_REPEAT], params[kn.P_ARTIST] = p.response.repeat, p.response.artist
-        params[kn.P_PER_SKIP] = p.leave.per_skip
-        params[kn.P_A], params[kn.P_B] = self.reward.a, self.reward.b
-        params[kn.P_POP], params[kn.P_NEXT] = p.logging_pop_share, p.logging_continuation_share
-        params[kn.P_TLL], params[kn.P_TLH] = p.reward.time_listened
-        params[kn.P_TSL], params[kn.P_TSH] = p.reward.time_skipped
-        params[kn.P_LIKE], params[kn.P_ADD] = p.reward.p_like, p.reward.p_add
+        params = np.zeros(layout.N_PARAMS)
+        params[layout.P_REPEAT], params[layout.P_ARTIST] = p.response.repeat, p.response.artist
+        params[layout.P_PER_SKIP] = p.leave.per_skip
+        params[layout.P_A], params[layout.P_B] = self.reward.a, self.reward.b
+        params[layout.P_POP] = p.logging_pop_share
+        params[layout.P_NEXT] = p.logging_continuation_share
+        params[layout.P_TLL], params[layout.P_TLH] = p.reward.time_listened
+        params[layout.P_TSL], params[layout.P_TSH] = p.reward.time_skipped
+        params[layout.P_LIKE], params[layout.P_ADD] = p.reward.p_like, p.reward.p_add
         floats = [
             ("O_TASTE", resp.taste), ("O_FACT", resp.factors), ("O_UTERM", resp.user_term),
             ("O_TTERM", resp.track_term), ("O_POPCDF", self.pop_cdf),
             ("O_BASE", self.leave.base_rate), ("O_CSTAT", cands.static),
             ("O_CTHR", cands.threshold),
         ]  # fmt: skip
-        ci = np.zeros(kn.HEADER, np.int64)
+        ci = np.zeros(layout.HEADER, np.int64)
         sizes = {
             "C_U": self.n_users, "C_T": self.n_tracks, "C_K": resp.factors.shape[1], "C_M": m,
             "C_HW": self.hist.shape[1], "C_WARM": p.warmup, "C_POOL": self.pool,
             "C_CONTK": p.continuation_pool, "C_SKIPW": p.leave.skip_window,
-            "C_MAXS": self.max_steps, "C_MODE": kn.MODES.index(self.reward.mode),
+            "C_MAXS": self.max_steps, "C_MODE": self.reward.mode_code,
         }  # fmt: skip
         # The warm-up's continuations after a pool play, looked up (None: too big a table).
         table = cands.pool_nearest(
@@ -123,20 +112,20 @@ class CompiledSimulator(BatchSimulator):
         )
         sizes["C_PTAB"] = int(table is not None)
         for name, value in sizes.items():
-            ci[getattr(kn, name)] = value
-        parts, at = [params], kn.N_PARAMS
+            ci[getattr(layout, name)] = value
+        parts, at = [params], layout.N_PARAMS
         for name, arr in floats:
-            ci[getattr(kn, name)] = at
+            ci[getattr(layout, name)] = at
             parts.append(np.ascontiguousarray(arr, np.float64).ravel())
             at += parts[-1].size
         ints = [
             ("O_ARTIST", self.artist_of[:-1]), ("O_CIDX", cands.index),
-            ("O_CART", self._cand_artist_of_user),
+            ("O_CART", self.cand_artist_of_user),
             ("O_PTAB", np.zeros(0) if table is None else table),
         ]  # fmt: skip
-        iparts, iat = [ci], kn.HEADER
+        iparts, iat = [ci], layout.HEADER
         for name, arr in ints:
-            ci[getattr(kn, name)] = iat
+            ci[getattr(layout, name)] = iat
             iparts.append(np.ascontiguousarray(arr, np.int64).ravel())
             iat += iparts[-1].size
         columns = {
@@ -145,13 +134,13 @@ class CompiledSimulator(BatchSimulator):
             "I_WA": "win_artist", "I_CAND": "cand", "I_CART": "cand_artist",
         }  # fmt: skip
         for key, name in columns.items():
-            ci[getattr(kn, key)] = self.int_columns[name][0]
+            ci[getattr(layout, key)] = self.int_columns[name][0]
         fcolumns = {
             "F_OPTL": "opt_logit", "F_THR": "threshold", "F_WL": "win_listened",
             "F_CST": "cand_static", "F_PEN": "cand_pen",
         }  # fmt: skip
         for key, name in fcolumns.items():
-            ci[getattr(kn, key)] = self.float_columns[name][0]
+            ci[getattr(layout, key)] = self.float_columns[name][0]
         return np.concatenate(parts), np.concatenate(iparts)
 
     # ----------------------------------------------------------------- compiled paths

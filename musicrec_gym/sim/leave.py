@@ -1,15 +1,29 @@
-"""The leave model: when a listener ends the session."""
+"""The leave model: when a listener ends the session.
+
+Two models: a synthetic world's :class:`LeaveModel` and a fitted world's
+:class:`FittedLeave` (a logistic hazard learned from logs). :class:`LeaveModel` is the
+NumPy reference (``BatchSimulator`` and the tests use it); :func:`hazard_one` is its
+formula for one slot, called by the numba kernels (:mod:`musicrec_gym.sim.kernels`).
+"""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+import numpy as np
+from numba import njit
+
+from musicrec_gym.checks import is_int
 from musicrec_gym.errors import ArtifactError
-from musicrec_gym.sim.params import LeaveParams
+from musicrec_gym.sim.constants import JIT_OPTIONS, WINDOW
+from musicrec_gym.sim.params import LeaveParams, is_finite
+from musicrec_gym.sim.response import sigmoid
 
 
 class LeaveModel:
     """Hazard ``1 - exp(-(1/patience_u + per_skip * recent_skips))`` after each recommendation.
+
+    The NumPy reference of :func:`hazard_one`.
 
     ``1/patience_u`` is the listener's base rate (a patient listener stays for about
     ``patience_u`` tracks when every track pleases); each skip among the last
@@ -61,3 +75,85 @@ class LeaveModel:
         """Leave probability given the listen flags of the last plays, shape (B, skip_window)."""
         skips = self.params.skip_window - recent_listened.sum(axis=1)
         return 1.0 - np.exp(-(self.base_rate[users] + self.params.per_skip * skips))
+
+
+class FittedLeave:
+    """Leave hazard after the play at position ``p``: ``sigmoid(a_p + per_skip * skips)``.
+
+    ``a_p`` is one logit per position (``-inf``, i.e. hazard 0, where the training logs
+    have no session ending there); ``skips`` counts the skipped plays among the last
+    ``skip_window``.
+
+    Args:
+        position_logit: ``(max_length + 1,)`` indexed by position; non-finite means 0.
+        per_skip: Logit added per recent skip (positive: skips drive listeners away).
+        skip_window: Plays counted.
+    """
+
+    def __init__(self, position_logit: np.ndarray, per_skip: float, skip_window: int) -> None:
+        self.position_logit = np.asarray(position_logit, dtype=np.float64)
+        self.per_skip = float(per_skip)
+        self.skip_window = int(skip_window)
+
+    def hazard(self, positions: np.ndarray, recent_listened: np.ndarray) -> np.ndarray:
+        """Leave probability after the play at ``positions`` given the last listen flags.
+
+        Args:
+            positions: (B,) 1-based position of the play just made.
+            recent_listened: (B, skip_window) listen flags of the last plays.
+        """
+        skips = self.skip_window - np.asarray(recent_listened, np.float64).sum(axis=1)
+        pos = np.minimum(positions, len(self.position_logit) - 1)
+        logit = self.position_logit[pos]
+        with np.errstate(over="ignore", invalid="ignore"):
+            h = sigmoid(logit + self.per_skip * skips)
+        return np.where(np.isfinite(logit), h, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``null`` for a position with hazard 0)."""
+        return {
+            "position_logit": [float(v) if np.isfinite(v) else None for v in self.position_logit],
+            "per_skip": self.per_skip,
+            "skip_window": self.skip_window,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "fitted.json") -> FittedLeave:
+        """Read :meth:`to_dict`'s output, checking every value.
+
+        Raises:
+            ArtifactError: Naming ``source`` and the key under ``leave`` that is missing
+                or out of range.
+        """
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{source}: key 'leave' must be an object, got {data!r}")
+        for key in ("position_logit", "per_skip", "skip_window"):
+            if key not in data:
+                raise ArtifactError(f"{source}: missing key 'leave.{key}'")
+        logits = data["position_logit"]
+        if (
+            not isinstance(logits, list)
+            or not logits
+            or not all(v is None or is_finite(v) for v in logits)
+        ):
+            raise ArtifactError(
+                f"{source}: key 'leave.position_logit' must be a non-empty list of finite "
+                f"numbers or null (hazard 0), got {logits!r}"
+            )
+        if not is_finite(data["per_skip"]):
+            raise ArtifactError(
+                f"{source}: key 'leave.per_skip' must be a finite number, got {data['per_skip']!r}"
+            )
+        window = data["skip_window"]
+        if not (is_int(window) and 1 <= window <= WINDOW):
+            raise ArtifactError(
+                f"{source}: key 'leave.skip_window' must be an int in [1, {WINDOW}], got {window!r}"
+            )
+        values = [-np.inf if v is None else float(v) for v in logits]
+        return cls(np.array(values), float(data["per_skip"]), int(window))
+
+
+@njit(**JIT_OPTIONS)
+def hazard_one(base_rate: float, per_skip: float, skips: float) -> float:
+    """``LeaveModel.hazard`` of one slot: ``1 - exp(-(base_rate + per_skip * skips))``."""
+    return 1.0 - np.exp(-(base_rate + per_skip * skips))

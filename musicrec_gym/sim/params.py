@@ -13,29 +13,25 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import numpy as np
-
+from musicrec_gym.checks import is_int, is_real
 from musicrec_gym.errors import ArtifactError, ConfigError, unknown_name_message
+from musicrec_gym.sim.constants import MAX_STEPS_LIMIT, REWARD_MODES, WINDOW
 
-REWARD_MODES = ("listen", "time", "event")
-MAX_STEPS_LIMIT = 10_000
-"""The largest ``max_steps`` (recommendations per session) a simulator accepts."""
-WINDOW = 5
-"""Plays the session window holds (``musicrec_gym.sim.simulator.WINDOW``): the warm-up
-and the leave model's ``skip_window`` fit in it."""
+__all__ = [
+    "MAX_STEPS_LIMIT",  # re-exported (sim.constants): the envs and configs import them here
+    "REWARD_MODES",
+    "LeaveParams",
+    "ResponseParams",
+    "RewardParams",
+    "SimulatorParams",
+    "is_finite",
+    "is_int",  # re-exported (musicrec_gym.checks) for the modules that import it from here
+    "is_real",
+]
+
 
 Rule = Callable[[Any], "str | None"]
 """A field's check: ``None`` if the value is allowed, else what is expected."""
-
-
-def is_int(value: Any) -> bool:
-    """An integer (Python or NumPy), and not a bool: ``True`` is never a count here."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def is_real(value: Any) -> bool:
-    """A real number (Python or NumPy int or float), and not a bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def is_finite(value: Any) -> bool:
@@ -159,7 +155,9 @@ class LeaveParams:
 
 @dataclass(frozen=True)
 class RewardParams:
-    """Reward scales. ``listen``: 1/0. ``time``: listening time on the 0–5 scale.
+    """Reward scales (the reward itself: :mod:`musicrec_gym.sim.reward`).
+
+    ``listen``: 1/0. ``time``: listening time on the 0–5 scale.
 
     ``event``: the event-strength scale of implicit-feedback logs (complete listen 1,
     like 1, add to library 2, skip -1), drawn with the probabilities below. The time
@@ -173,17 +171,6 @@ class RewardParams:
 
     def __post_init__(self) -> None:
         _check(self)
-
-    def affine(self, mode: str) -> tuple[float, float]:
-        """(a, b) such that a track listened with probability p has expected reward a + b p."""
-        if mode == "listen":
-            return 0.0, 1.0
-        if mode == "time":
-            skipped = sum(self.time_skipped) / 2
-            return skipped, sum(self.time_listened) / 2 - skipped
-        if mode == "event":
-            return -1.0, 1.0 + self.p_like + 2 * self.p_add + 1.0
-        raise ConfigError(unknown_name_message("reward mode", str(mode), REWARD_MODES))
 
 
 @dataclass(frozen=True)

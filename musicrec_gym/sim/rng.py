@@ -4,33 +4,42 @@ Each slot of a batch owns a 64-bit key (from its seed) and a counter; a draw is 
 SplitMix64 hash of (key, counter). A slot's numbers therefore depend only on its own
 seed and on how many numbers it has drawn, never on which other slots share the batch,
 so a batched environment and a single one give identical trajectories for the same
-seeds. Drawing for 4,096 slots is a handful of vectorised integer operations.
+seeds. Drawing for 4,096 slots is a handful of vectorised integer operations;
+:func:`draw` is the same draw for one slot, compiled for the kernels.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
-_TO_UNIT = 2.0**-53
+from musicrec_gym.sim.constants import (
+    GOLDEN,
+    JIT_OPTIONS,
+    MIX1,
+    MIX2,
+    SEED_SALT,
+    SHIFT11,
+    SHIFT27,
+    SHIFT30,
+    SHIFT31,
+    TO_UNIT,
+)
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser of an unsigned 64-bit array (wrapping arithmetic)."""
     with np.errstate(over="ignore"):
-        z = x + _GOLDEN
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
+        z = x + GOLDEN
+        z = (z ^ (z >> SHIFT30)) * MIX1
+        z = (z ^ (z >> SHIFT27)) * MIX2
+    return z ^ (z >> SHIFT31)
 
 
 def seed_to_key(seed: int | np.ndarray) -> np.ndarray:
     """Map integer seed(s) to 64-bit stream keys (distinct seeds give unrelated keys)."""
     s = np.atleast_1d(np.asarray(seed, dtype=np.int64)).astype(np.uint64)
-    return splitmix64(splitmix64(s) ^ np.uint64(0x5EED5EED5EED5EED))
+    return splitmix64(splitmix64(s) ^ SEED_SALT)
 
 
 class SlotStreams:
@@ -58,6 +67,23 @@ class SlotStreams:
         ctr = self.counter[slots]
         offsets = np.arange(k, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            x = (key[:, None] ^ ((ctr[:, None] + offsets) * _GOLDEN)) + key[:, None]
+            x = (key[:, None] ^ ((ctr[:, None] + offsets) * GOLDEN)) + key[:, None]
         self.counter[slots] = ctr + np.uint64(k)
-        return (splitmix64(x) >> _S11).astype(np.float64) * _TO_UNIT
+        return (splitmix64(x) >> SHIFT11).astype(np.float64) * TO_UNIT
+
+
+@njit(**JIT_OPTIONS)
+def draw(rng: np.ndarray, s: int, k: int, out: np.ndarray) -> None:
+    """``k`` uniforms of slot ``s``'s stream into ``out`` (``SlotStreams.uniform``, bit for bit).
+
+    ``rng`` is ``SlotStreams.state``: a row (key, counter) per slot.
+    """
+    key, ctr = rng[s, 0], rng[s, 1]
+    for j in range(k):
+        x = (key ^ ((ctr + np.uint64(j)) * GOLDEN)) + key
+        z = x + GOLDEN
+        z = (z ^ (z >> SHIFT30)) * MIX1
+        z = (z ^ (z >> SHIFT27)) * MIX2
+        z = z ^ (z >> SHIFT31)
+        out[j] = np.float64(z >> SHIFT11) * TO_UNIT
+    rng[s, 1] = ctr + np.uint64(k)

@@ -1,4 +1,4 @@
-"""The batched simulator: many listeners' sessions stepped at once with NumPy.
+"""The NumPy reference simulator: many listeners' sessions stepped at once with NumPy.
 
 It puts together the parts a researcher swaps (``ResponseModel``, ``LeaveModel``,
 ``RewardModel``, the logging policy's warm-up) and keeps each slot's session state:
@@ -8,8 +8,10 @@ step. The single environment is a batch of one, so both give the same trajectori
 
 The environments run synthetic worlds on ``CompiledSimulator``
 (:mod:`musicrec_gym.sim.compiled`), whose numba kernels must leave this class's state
-bit for bit (``tests/sim/test_kernels.py``); the NumPy methods here are the reference
-and serve the offline users (log generation, session-length histories, realism).
+bit for bit (``tests/sim/test_kernels.py``); the NumPy methods here are that reference
+(the logging policy's included: ``_logging_choice`` and ``_warmup`` for
+:mod:`musicrec_gym.sim.logging_policy`) and serve the offline users (log generation,
+session-length histories, realism).
 They are vectorised too: a reset's warm-up is vectorised over its plays
 (the logging policy's continuations looked up in per-listener tables), and a step
 updates the slots' state in place, touching only the candidates whose fatigue changes;
@@ -25,20 +27,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from musicrec_gym.data.synthetic import WorldTruth
+from musicrec_gym.sim.constants import RESET_DRAWS, STEP_DRAWS, WINDOW
 from musicrec_gym.sim.leave import LeaveModel
+from musicrec_gym.sim.logging_policy import by_popularity
 from musicrec_gym.sim.params import ResponseParams, SimulatorParams
-from musicrec_gym.sim.response import ResponseModel, RewardModel, sigmoid
+from musicrec_gym.sim.protocol import StepResult
+from musicrec_gym.sim.response import ResponseModel, sigmoid
+from musicrec_gym.sim.reward import RewardModel
 from musicrec_gym.sim.rng import SlotStreams
 
-WINDOW = 5
-_RESET_DRAWS = 1 + 3 * WINDOW
-_STEP_DRAWS = 4
 # Memory allowed for the listeners' pool-similarity tables (ListenerCandidates).
 _POOL_SIM_BYTES = 64 * 2**20
 
 
 @dataclass
-class _Rows:
+class SlotRows:
     """The session state of some slots, what a play reads and updates.
 
     In a step these are views of the simulator's arrays (updated in place); in a reset,
@@ -88,18 +91,6 @@ def _shift_in(window: np.ndarray, new: np.ndarray) -> None:
     """Drop a window's oldest column and append ``new`` as its newest, in place."""
     window[:, :-1] = window[:, 1:]  # NumPy copies overlapping memory correctly
     window[:, -1] = new
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What one batched step produced, one entry per slot."""
-
-    reward: np.ndarray
-    listened: np.ndarray
-    expected_reward: np.ndarray
-    optimal_reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
 
 
 class ListenerCandidates:
@@ -177,7 +168,7 @@ class ListenerCandidates:
 
 
 class BatchSimulator:
-    """``n_slots`` concurrent listening sessions.
+    """``n_slots`` concurrent listening sessions: the NumPy reference of the compiled kernels.
 
     Args:
         truth: Hidden truth of the world.
@@ -214,7 +205,7 @@ class BatchSimulator:
         # artist_of[-1] is a sentinel artist for empty window places.
         self.artist_of = np.append(np.asarray(artist, dtype=np.int64), -1)
         self.streams = SlotStreams(n_slots)
-        self._cand_artist_of_user = self.artist_of[self.candidates.index]
+        self.cand_artist_of_user = self.artist_of[self.candidates.index]
 
         b, h, m = n_slots, params.warmup + self.max_steps, self.candidates.index.shape[1]
         # The slots' state lives in two arrays, one row per slot (what the compiled
@@ -252,14 +243,14 @@ class BatchSimulator:
             users: Optional listener index per slot (the random draw is still consumed).
         """
         slots = np.asarray(slots, dtype=np.int64)
-        u = self.streams.uniform(slots, _RESET_DRAWS)
+        u = self.streams.uniform(slots, RESET_DRAWS)
         drawn = np.minimum((u[:, 0] * self.n_users).astype(np.int64), self.n_users - 1)
         user = drawn if users is None else np.asarray(users, dtype=np.int64)
         # The warm-up plays on the new sessions' own small arrays (the history only as
         # wide as the warm-up), written back once: no gather and scatter of every
         # state array per warm-up play.
         b, warmup, cands = len(slots), self.params.warmup, self.candidates
-        rows = _Rows(
+        rows = SlotRows(
             index=np.arange(b),
             user=user,
             hist=np.full((b, warmup), -1, dtype=np.int64),
@@ -269,7 +260,7 @@ class BatchSimulator:
             win_listened=np.zeros((b, WINDOW), dtype=np.float64),
             win_artist=np.full((b, WINDOW), -1, dtype=np.int64),
             cand=cands.index[user],
-            cand_artist=self._cand_artist_of_user[user],
+            cand_artist=self.cand_artist_of_user[user],
             cand_pen=np.zeros((b, cands.index.shape[1]), dtype=np.float64),
         )
         if warmup <= WINDOW:
@@ -293,14 +284,14 @@ class BatchSimulator:
         self.threshold[slots] = cands.threshold[user]
         self._update_optimal(slots)
 
-    def _warmup_by_play(self, rows: _Rows, u: np.ndarray) -> None:
+    def _warmup_by_play(self, rows: SlotRows, u: np.ndarray) -> None:
         """The warm-up, one play at a time: the reference :meth:`_warmup` must equal."""
         for j in range(self.params.warmup):
             mix, idx, listen = u[:, 1 + 3 * j], u[:, 2 + 3 * j], u[:, 3 + 3 * j]
             actions = self._logging_choice(rows, mix, idx)
             self._play(rows, actions, listen)
 
-    def _warmup(self, rows: _Rows, u: np.ndarray) -> None:
+    def _warmup(self, rows: SlotRows, u: np.ndarray) -> None:
         """The warm-up plays of fresh sessions, vectorised over the plays.
 
         The logging policy's choices depend on the draws and on the previous play (a
@@ -317,8 +308,7 @@ class BatchSimulator:
         mix, idx, listen = (u[:, k : 1 + 3 * w : 3] for k in (1, 2, 3))  # (B, w) each
         params = self.params
         pop_share, next_share = params.logging_pop_share, params.logging_continuation_share
-        by_pop = np.searchsorted(self.pop_cdf, idx, side="right")
-        np.minimum(by_pop, self.n_tracks - 1, out=by_pop)
+        by_pop = by_popularity(self.pop_cdf, idx, self.n_tracks)
         pool = rows.cand[:, : self.pool]
         pool_pos = np.minimum((idx * self.pool).astype(np.int64), self.pool - 1)
         plays = np.where(mix < pop_share, by_pop, np.take_along_axis(pool, pool_pos, axis=1))
@@ -387,7 +377,7 @@ class BatchSimulator:
     def step(self, actions: np.ndarray) -> StepResult:
         """Recommend ``actions[i]`` to the listener in slot ``i``, for every slot."""
         every = slice(None)
-        u = self.streams.uniform(every, _STEP_DRAWS)
+        u = self.streams.uniform(every, STEP_DRAWS)
         optimal = self.reward.expected(sigmoid(self.opt_logit))
         p, listened = self._play(self._rows(every), actions, u[:, 0])
         reward = self.reward.draw(listened, u[:, 2], u[:, 3])
@@ -415,11 +405,11 @@ class BatchSimulator:
         """Expected reward of every track in the current state: (B, n_tracks). O(catalog)."""
         return self.reward.expected(sigmoid(self._full_logits(slots)))
 
-    # ----------------------------------------------------------------- internals
-    def _rows(self, slots: np.ndarray | slice) -> _Rows:
+    # ------------------------------------------- internals (the kernels' NumPy reference)
+    def _rows(self, slots: np.ndarray | slice) -> SlotRows:
         """The state of ``slots``: views for a slice, copies for an index array."""
         user = self.user[slots]
-        return _Rows(
+        return SlotRows(
             index=np.arange(len(user)),
             user=user,
             hist=self.hist[slots],
@@ -433,7 +423,7 @@ class BatchSimulator:
             cand_pen=self.cand_pen[slots],
         )
 
-    def _logging_choice(self, rows: _Rows, mix: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def _logging_choice(self, rows: SlotRows, mix: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Radio-like logging policy.
 
         A popular track, a track to the listener's taste, or a continuation (of the
@@ -443,8 +433,7 @@ class BatchSimulator:
         """
         params = self.params
         pop_share, next_share = params.logging_pop_share, params.logging_continuation_share
-        by_pop = np.searchsorted(self.pop_cdf, idx, side="right")
-        np.minimum(by_pop, self.n_tracks - 1, out=by_pop)
+        by_pop = by_popularity(self.pop_cdf, idx, self.n_tracks)
         pool = rows.cand[:, : self.pool]
         pool_pos = np.minimum((idx * self.pool).astype(np.int64), self.pool - 1)
         choice = np.where(mix < pop_share, by_pop, pool[rows.index, pool_pos])
@@ -456,7 +445,7 @@ class BatchSimulator:
 
     def _continue(
         self,
-        rows: _Rows,
+        rows: SlotRows,
         table: np.ndarray | None,
         plays: np.ndarray,
         at_pool: np.ndarray,
@@ -511,7 +500,7 @@ class BatchSimulator:
         pick = np.minimum((idx * k).astype(np.int64), k - 1)
         return nearest[np.arange(len(idx)), pick]
 
-    def _play(self, rows: _Rows, actions: np.ndarray, u_listen: np.ndarray):
+    def _play(self, rows: SlotRows, actions: np.ndarray, u_listen: np.ndarray):
         """Play ``actions`` in ``rows``: response, then state updates. Returns (p, listened)."""
         hist, win_artist = rows.hist, rows.win_artist
         artist = self.artist_of[actions]

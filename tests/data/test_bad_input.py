@@ -76,7 +76,7 @@ LOADERS: dict[str, tuple[Callable, str]] = {
 
 # (case id, loader, file bytes, regex the message must match)
 CASES = [
-    # --- the issue's Last.fm placeholder times and other out-of-range / unparsable times
+    # --- Last.fm placeholder times (9999-12-31) and other out-of-range / unparsable times
     ("lastfm-9999", "lastfm", lastfm_time("9999-12-31T00:00:00Z"),
      r"plays\.tsv: line 2: column 'timestamp' .* between 1677-09-22 and 2262-04-11, "
      r"got '9999-12-31T00:00:00Z'"),
@@ -212,7 +212,7 @@ def test_path_of_the_wrong_type_is_a_config_error(path):
 
 
 def test_lastfm_timestamp_9999_is_a_clear_error(tmp_path):
-    """The issue's case: a placeholder year gave pandas' OutOfBoundsDatetime traceback."""
+    """A placeholder year (9999) once gave pandas' OutOfBoundsDatetime traceback."""
     path = tmp_path / "plays.tsv"
     path.write_bytes(lastfm_time("9999-12-31T00:00:00Z"))
     with pytest.raises(DataFormatError) as info:

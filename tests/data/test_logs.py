@@ -4,17 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from musicrec_gym.data.logs import (
-    MAX_SESSION_TRACKS,
-    MSSD_COLUMNS,
-    logging_simulator_factory,
-    simulate_sessions,
-    to_lastfm,
-    to_mssd,
-)
+from musicrec_gym.data.logs import MAX_SESSION_TRACKS, MSSD_COLUMNS, to_lastfm, to_mssd
 from musicrec_gym.data.synthetic import SyntheticConfig, generate_world
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.sim.params import SimulatorParams
+from musicrec_gym.sim.sessions import logging_simulator_factory, simulate_sessions
 
 
 @pytest.fixture(scope="module")

@@ -320,7 +320,8 @@ def test_agent_variants_refuses_a_grid_built_in_code() -> None:
 
 def _fake_run(tmp_path: Path) -> tuple[Path, object, list]:
     """A run directory with a plausible ``result.json`` for every cell (nothing trained)."""
-    from experiments.runner import CellResult, EvalSummary, plan_cells
+    from experiments.cells import CellResult, EvalSummary
+    from experiments.runner import plan_cells
 
     config = parse_config(VALID.replace("seeds: [0, 1]", "seeds: [0]"), source="c.yaml")
     cells = plan_cells(config)
@@ -347,7 +348,7 @@ def _fake_run(tmp_path: Path) -> tuple[Path, object, list]:
 
 def _reload(run_dir: Path, cells: list) -> dict:
     """Every ``result.json`` read back as the runner reads it (``CellResult.from_dict``)."""
-    from experiments.runner import CellResult
+    from experiments.cells import CellResult
 
     return {
         cell.key: CellResult.from_dict(

@@ -413,7 +413,8 @@ def test_a_full_disk_while_drawing_names_the_file_and_keeps_the_tables(
 
 
 def test_write_output_leaves_the_old_file_when_the_write_fails(tmp_path: Path) -> None:
-    from experiments.runner import OutputWriteError, write_output
+    from experiments.outputs import write_output
+    from musicrec_gym.errors import OutputWriteError
 
     path = tmp_path / "results.csv"
     path.write_text("old\n")

@@ -17,7 +17,8 @@ import pytest
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.session_length import grid as grid_module
 from musicrec_gym.session_length.clusters import ClusterSpec
-from musicrec_gym.session_length.grid import load_config, run_grid
+from musicrec_gym.session_length.grid import run_grid
+from musicrec_gym.session_length.grid_config import load_config
 from musicrec_gym.session_length.leave import expected_tracks
 from musicrec_gym.session_length.models import TrainConfig, feature_frame, train_model
 from musicrec_gym.session_length.synthetic import SyntheticHistoryConfig

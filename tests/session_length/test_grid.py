@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from musicrec_gym.errors import ConfigError
-from musicrec_gym.session_length.grid import load_config, run_grid
+from musicrec_gym.session_length.grid import run_grid
+from musicrec_gym.session_length.grid_config import load_config
 
 from ..conftest import SHARED_DATA
 

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from musicrec_gym.data.synthetic import SyntheticConfig, generate_world
+from musicrec_gym.sim.constants import RESET_DRAWS
 from musicrec_gym.sim.params import SimulatorParams
-from musicrec_gym.sim.simulator import _RESET_DRAWS, BatchSimulator, _Rows
+from musicrec_gym.sim.simulator import BatchSimulator, SlotRows
 
 _STATE = (
     "hist", "hist_listened", "hist_len", "win_tracks", "win_listened", "win_artist",
@@ -27,7 +28,7 @@ def sim():
 
 def fresh_rows(sim, user):
     b, warmup, cands = len(user), sim.params.warmup, sim.candidates
-    return _Rows(
+    return SlotRows(
         index=np.arange(b),
         user=user,
         hist=np.full((b, warmup), -1, dtype=np.int64),
@@ -44,7 +45,7 @@ def fresh_rows(sim, user):
 
 def test_vectorised_warmup_equals_playing_it_one_play_at_a_time(sim):
     rng = np.random.default_rng(0)
-    u = rng.random((400, _RESET_DRAWS))
+    u = rng.random((400, RESET_DRAWS))
     user = rng.integers(0, 80, 400)
     fast, plain = fresh_rows(sim, user), fresh_rows(sim, user)
     sim._warmup(fast, u)

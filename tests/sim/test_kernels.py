@@ -11,8 +11,7 @@ from musicrec_gym.encoder_kernel import (
     pack_encoder,
     work_size,
 )
-from musicrec_gym.sim import kernels as kn
-from musicrec_gym.sim import simulator
+from musicrec_gym.sim import layout, simulator
 from musicrec_gym.sim.compiled import CompiledSimulator
 from musicrec_gym.sim.simulator import BatchSimulator
 from musicrec_gym.world import load_world
@@ -51,7 +50,7 @@ def test_compiled_steps_and_resets_match_the_reference(world, mode, tables, monk
     if not tables:
         monkeypatch.setattr(simulator, "_POOL_SIM_BYTES", 0)
     ref, fast = _pair(world, 128, mode)
-    assert fast.ci[kn.C_PTAB] == tables
+    assert fast.ci[layout.C_PTAB] == tables
     _same_state(ref, fast, "reset")
     rng = np.random.default_rng(3)
     ends = 0

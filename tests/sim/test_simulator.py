@@ -8,7 +8,8 @@ import pytest
 
 from musicrec_gym.data.synthetic import SyntheticConfig, generate_world
 from musicrec_gym.sim.params import RewardParams, SimulatorParams
-from musicrec_gym.sim.response import RewardModel, sigmoid
+from musicrec_gym.sim.response import sigmoid
+from musicrec_gym.sim.reward import RewardModel
 from musicrec_gym.sim.rng import SlotStreams
 from musicrec_gym.sim.simulator import BatchSimulator
 
