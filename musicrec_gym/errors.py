@@ -26,6 +26,15 @@ class ConfigError(MusicRecError, ValueError):
     """An experiment or pipeline config is invalid (names the key and what is allowed)."""
 
 
+class ArgumentError(ConfigError, TypeError):
+    """An unknown keyword argument or an unsupported ``render_mode`` of an environment.
+
+    Also a ``TypeError``, what Python raises for an unexpected keyword argument: the RL
+    libraries that try an argument and fall back without it (Stable-Baselines3's
+    ``render_mode="rgb_array"``, TorchRL's ``frameskip``) catch exactly that.
+    """
+
+
 class InvalidActionError(MusicRecError, ValueError):
     """An action outside the environment's action space."""
 

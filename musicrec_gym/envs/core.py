@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from musicrec_gym.checks import is_int
 from musicrec_gym.errors import (
+    ArgumentError,
     ArtifactError,
     ConfigError,
     InvalidActionError,
@@ -33,17 +34,41 @@ from musicrec_gym.world import PROFILE_FEATURES, World, load_world, make_simulat
 ENV_KWARGS = ("world", "reward", "profile_features", "max_steps")
 SLOT0 = np.zeros(1, dtype=np.int64)
 """The one slot of a single environment's core."""
+IMAGE_CELL = 16
+"""Pixels per play (a square, a 2-pixel black border included) in ``render_image``."""
+IMAGE_COLUMNS = 25
+"""Plays per row of ``render_image``'s grid."""
+IMAGE_PLAYS = 100
+"""The most plays ``render_image`` shows: the last ones of a longer session."""
+IMAGE_COLORS = np.array(
+    [
+        [48, 48, 48],  # not played yet
+        [150, 60, 60],  # warm-up, skipped
+        [70, 140, 80],  # warm-up, listened
+        [230, 40, 40],  # recommended, skipped
+        [40, 220, 80],  # recommended, listened
+    ],
+    dtype=np.uint8,
+)
+"""``render_image``'s colour of each kind of cell: warm-up plays are dimmer."""
 MAX_STATE_BYTES = 2 * 2**30
 """The most memory the slots' simulator state may take (see ``slot_bytes``): 2 GiB, about
 770,000 slots of the built-in world at ``max_steps=20``, 13,000 at ``max_steps=10000``."""
 
 
 def check_kwargs(kwargs: dict[str, Any], env_id: str = "MusicRec-v0") -> None:
-    """Reject unknown keyword arguments with a did-you-mean hint."""
+    """Reject unknown keyword arguments with a did-you-mean hint.
+
+    Raises:
+        ArgumentError: A ``ConfigError`` that is also a ``TypeError``, as Python raises
+            for an unexpected keyword argument, its message ending in Python's words:
+            libraries probe arguments and catch that (TorchRL reads the words too).
+    """
     for key in kwargs:
         if key not in ENV_KWARGS:
-            raise ConfigError(
-                f"{env_id}: {unknown_name_message('keyword argument', key, ENV_KWARGS)}"
+            raise ArgumentError(
+                f"{env_id}: {unknown_name_message('keyword argument', key, ENV_KWARGS)} "
+                f"(__init__() got an unexpected keyword argument {key!r})"
             )
 
 
@@ -385,6 +410,32 @@ class SessionCore:
             "warmup_listened": warmup_listened.copy(),
         }
         return obs, reward, term, trunc, info
+
+    def render_image(self, slot: int) -> np.ndarray:
+        """The session so far as an RGB image, ``(H, W, 3)`` uint8, the same shape every call.
+
+        One square cell per play, row by row, ``IMAGE_COLUMNS`` to a row: green for a
+        listen, red for a skip, dimmer for the warm-up's plays, grey for plays still to
+        come. A session longer than ``IMAGE_PLAYS`` plays shows its last ones.
+        """
+        sim = self.sim
+        width = sim.hist.shape[1]
+        shown = min(width, IMAGE_PLAYS)
+        played = int(sim.hist_len[slot])
+        first = max(0, played - shown)
+        pos = np.arange(first, first + shown)
+        listened = sim.hist_listened[slot, pos].astype(bool)
+        kind = np.where(pos < played, 1 + listened + 2 * (pos >= sim.params.warmup), 0)
+        cols = min(shown, IMAGE_COLUMNS)
+        rows = -(-shown // cols)
+        grid = np.full(rows * cols, -1, np.int64)  # -1: black, past the last play shown
+        grid[:shown] = kind
+        cell = np.zeros((IMAGE_CELL, IMAGE_CELL), bool)
+        cell[2:-2, 2:-2] = True  # a black border around each play
+        palette = np.vstack([IMAGE_COLORS, np.zeros((1, 3), np.uint8)])
+        image = palette[np.kron(grid.reshape(rows, cols), np.ones(cell.shape, np.int64))]
+        image[~np.tile(cell, (rows, cols))] = 0
+        return image
 
     def render_session(self, slot: int) -> str:
         """The session so far as text: one line per play."""

@@ -70,19 +70,36 @@ gym.make("MusicRec-v0", world=None, reward="listen", profile_features=False,
 - ``max_steps``: recommendations per session before truncation, an int in
   ``[1, 10000]`` (``MAX_STEPS_LIMIT``); ``None`` is the world's (20 in the built-in
   world). A fitted world's sessions last at most its logs' longest session.
-- ``render_mode``: ``"ansi"`` returns the session so far as text.
+- ``render_mode``: what ``render()`` returns, the session so far:
+
+| ``render_mode`` | ``render()`` returns                                          |
+|-----------------|---------------------------------------------------------------|
+| ``None``        | ``None``                                                      |
+| ``"ansi"``      | text, a line per play: track, title, artist, genre, listened  |
+| ``"rgb_array"`` | an ``(H, W, 3)`` uint8 image: a 16-pixel cell per play        |
+
+  In the image, 25 plays to a row: green for a listen, red for a skip, dimmer for the
+  warm-up's plays, grey for the plays still to come; ``(16, 400, 3)`` in the built-in
+  world, the last 100 plays (4 rows) of a longer session. Its shape is fixed for an
+  environment, as video recorders need.
+  ``"rgb_array"`` is what Stable-Baselines3 asks for and ``RecordVideo`` records.
 
 ``reset(seed=..., options=...)`` takes any int seed >= 0, as Gymnasium does, and
 ``options=None`` or ``{"user": user id or index}``. Actions are integer track indices
-(a Python or NumPy int, or a one-element array). Unknown keyword arguments raise
-``ConfigError`` with a did-you-mean hint; every other bad argument, seed or option a
+(a Python or NumPy int, or a one-element array). Unknown keyword arguments and an
+unsupported ``render_mode`` raise ``ArgumentError`` with a did-you-mean hint, a
+``ConfigError`` that is also a ``TypeError`` (what libraries that try an argument,
+such as Stable-Baselines3 and TorchRL, catch); every other bad argument, seed or option a
 ``ConfigError``, and a bad action an ``InvalidActionError``, each naming what is wrong
 (booleans are never numbers).
 
 ## Version History
 - v0: first release. (Registered with ``max_episode_steps=10000`` rather than 20 since
   ``max_steps`` longer than 20 was cut at 20 by the registration's ``TimeLimit``; the
-  default sessions are unchanged.)
+  default sessions are unchanged.) Added since, the sessions unchanged: the
+  ``"rgb_array"`` render mode; ``ArgumentError`` (a ``TypeError``) for unknown
+  arguments; pickling (``cloudpickle``) at any point, the loaded environment continuing
+  the same trajectory, as subprocess runners need.
 """
 
 from __future__ import annotations
@@ -103,7 +120,7 @@ from musicrec_gym.envs.core import (
     first_slot,
     stream_seeds,
 )
-from musicrec_gym.errors import ConfigError, EpisodeEndedError
+from musicrec_gym.errors import ArgumentError, ConfigError, EpisodeEndedError, did_you_mean
 from musicrec_gym.world import World
 
 _INDEX_TYPES = frozenset({int, *(np.dtype(c).type for c in np.typecodes["AllInteger"])})
@@ -145,7 +162,7 @@ def resolve_user(core: SessionCore, options: dict[str, Any] | None) -> np.ndarra
 class MusicRecEnv(gym.Env):
     """One simulated listener's session; see the module docstring for the tables."""
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -155,7 +172,11 @@ class MusicRecEnv(gym.Env):
     ) -> None:
         check_kwargs(kwargs)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"`render_mode` must be None or 'ansi', got {render_mode!r}")
+            modes = self.metadata["render_modes"]
+            hint = did_you_mean(render_mode, modes) if isinstance(render_mode, str) else ""
+            raise ArgumentError(
+                f"`render_mode` must be None, 'ansi' or 'rgb_array', got {render_mode!r}.{hint}"
+            )
         self.render_mode = render_mode
         self.core = SessionCore(1, world=world, **kwargs)
         self.world = self.core.world
@@ -211,8 +232,10 @@ class MusicRecEnv(gym.Env):
         info = first_slot(self.core.step_info(actions, result, enc))
         return enc.obs[0], float(result.reward[0]), terminated, truncated, info
 
-    def render(self) -> str | None:
-        """The session so far as text (``render_mode="ansi"``)."""
+    def render(self) -> str | np.ndarray | None:
+        """The session so far: text (``"ansi"``) or an RGB image (``"rgb_array"``)."""
         if self.render_mode == "ansi":
             return self.core.render_session(0)
+        if self.render_mode == "rgb_array":
+            return self.core.render_image(0)
         return None

@@ -33,7 +33,7 @@ from musicrec_gym.envs.core import (
     entropy_seeds,
     stream_seeds,
 )
-from musicrec_gym.errors import ConfigError
+from musicrec_gym.errors import ArgumentError, ConfigError
 from musicrec_gym.sim.constants import MAX_STEPS_LIMIT
 from musicrec_gym.world import World, load_world, world_path
 
@@ -66,7 +66,8 @@ class MusicRecVectorEnv(VectorEnv):
             for the single env, it can only end sessions earlier than ``max_steps``:
             sessions are truncated after ``min(max_steps, max_episode_steps)``
             recommendations. ``None`` or -1: no limit besides ``max_steps``.
-        render_mode: Not supported (``None`` only).
+        render_mode: Not supported: ``None`` only (else ``ArgumentError``, a
+            ``TypeError``, as for unknown keyword arguments).
         **kwargs: ``reward``, ``profile_features`` and ``max_steps`` as for ``MusicRec-v0``.
     """
 
@@ -84,7 +85,9 @@ class MusicRecVectorEnv(VectorEnv):
         if not is_int(num_envs) or num_envs < 1:
             raise ConfigError(f"`num_envs` must be an int >= 1, got {num_envs!r}")
         if render_mode is not None:
-            raise ConfigError("the vector environment does not render; use render_mode=None")
+            raise ArgumentError(
+                f"the vector environment does not render; use render_mode=None, got {render_mode!r}"
+            )
         if max_episode_steps is not None and max_episode_steps != -1:
             if not is_int(max_episode_steps) or max_episode_steps < 1:
                 raise ConfigError(

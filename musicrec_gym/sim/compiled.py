@@ -12,7 +12,9 @@ caps them); smaller ones run as one chunk on the calling thread. A single enviro
 has its own pair of kernels (:meth:`CompiledSimulator.step_one`, ``reset_one``) that
 take and return plain values, called through their compiled entry points. The first
 use in a process compiles the kernels (or loads them from numba's cache next to the
-sources, a second or two).
+sources, a second or two). A simulator pickles at any point (subprocess runners need
+it): the compiled entry points and the scratch are left out and remade on loading,
+the state arrays kept, so a loaded simulator continues the same sessions.
 """
 
 from __future__ import annotations
@@ -35,10 +37,24 @@ PARALLEL_FROM = 64
 def _encoder_pack(encoder: NumpyEncoder) -> tuple[np.ndarray, np.ndarray]:
     """The packed encoder, made once per encoder (environments on a world share it)."""
     pack = getattr(encoder, "_kernel_pack", None)
-    if pack is None or pack[0] != encoder.n_tracks:
+    if pack is None or pack[0] != encoder.n_tracks or not _is_aligned(pack[1]):
         pack = (encoder.n_tracks, *pack_encoder(encoder))
         encoder._kernel_pack = pack
     return pack[1], pack[2]
+
+
+def _is_aligned(arr: np.ndarray) -> bool:
+    """Whether ``arr``'s data starts on a 64-byte boundary (a pickled copy's may not)."""
+    return arr.ctypes.data % 64 == 0
+
+
+def _aligned(arr: np.ndarray) -> np.ndarray:
+    """``arr``, or an aligned copy of it (see ``aligned_empty``)."""
+    if _is_aligned(arr):
+        return arr
+    out = aligned_empty(arr.shape, arr.dtype.type)
+    out[...] = arr
+    return out
 
 
 class CompiledSimulator(BatchSimulator):
@@ -68,17 +84,33 @@ class CompiledSimulator(BatchSimulator):
         self.cf, self.ci = self._pack()
         self.ce, self.lay = _encoder_pack(encoder)
         self.code_dim = int(self.lay[E_H2])
-        chunks = kn.num_threads() if n_slots >= PARALLEL_FROM else 1
-        self._work = aligned_empty((chunks, work_size(self.lay)))  # a row per chunk
-        warm = params.warmup
-        self._pre_width = 3 + 2 * warm
+        self._pre_width = 3 + 2 * params.warmup
         self._one = np.empty(kn.one_out_size(self.pool), np.float64)
+        self._bind_kernels()
+
+    def _bind_kernels(self) -> None:
+        """The kernels' scratch and argument tuple; the single-env entry points, lazily."""
+        chunks = kn.num_threads() if self.n_slots >= PARALLEL_FROM else 1
+        self._work = aligned_empty((chunks, work_size(self.lay)))  # a row per chunk
         self._one_entries: tuple | None = None
         # the kernels' leading arguments: constants, state, encoder
         self._state = (
             self.cf, self.ci, self.int_state, self.float_state, self.streams.state,
             self.ce, self.lay,
         )  # fmt: skip
+
+    def __getstate__(self) -> dict:
+        # The compiled entry points do not pickle, and the scratch and the argument
+        # tuple are remade on loading (the encoder arena re-aligned); the state is kept.
+        state = super().__getstate__()
+        for key in ("_work", "_one_entries", "_state"):
+            del state[key]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.ce = _aligned(self.ce)
+        self._bind_kernels()
 
     def _pack(self) -> tuple[np.ndarray, np.ndarray]:
         """The world's constants and the state layout as the kernels' ``cf`` and ``ci``."""

@@ -56,6 +56,13 @@ class SlotStreams:
         self.key = self.state[:, 0]
         self.counter = self.state[:, 1]
 
+    def __getstate__(self) -> dict[str, np.ndarray]:
+        # ``key`` and ``counter`` are views of ``state``, which pickle would copy apart.
+        return {"state": self.state}
+
+    def __setstate__(self, state: dict[str, np.ndarray]) -> None:
+        self.__init__(len(state["state"]), state["state"])
+
     def seed(self, slots: np.ndarray, seeds: np.ndarray) -> None:
         """Restart the streams of ``slots`` from ``seeds``."""
         self.key[slots] = seed_to_key(seeds)

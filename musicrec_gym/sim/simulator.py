@@ -219,6 +219,13 @@ class BatchSimulator:
         )
         self.int_state = np.zeros((b, int_width), dtype=np.int64)
         self.float_state = np.zeros((b, float_width), dtype=np.float64)
+        self._bind_columns()
+        self.hist[:] = -1
+        self.win_tracks[:] = -1
+        self.win_artist[:] = -1
+
+    def _bind_columns(self) -> None:
+        """Make the named state arrays (``hist``, ``cand`` ...) views of the two arenas."""
         for names, arena in (
             (self.int_columns, self.int_state),
             (self.float_columns, self.float_state),
@@ -226,9 +233,16 @@ class BatchSimulator:
             for name, (start, width) in names.items():
                 view = arena[:, start] if width == 1 else arena[:, start : start + width]
                 setattr(self, name, view)
-        self.hist[:] = -1
-        self.win_tracks[:] = -1
-        self.win_artist[:] = -1
+
+    def __getstate__(self) -> dict:
+        # The named columns are views of the arenas, which pickle would copy apart:
+        # drop them, and make them views again on loading.
+        views = self.int_columns.keys() | self.float_columns.keys()
+        return {k: v for k, v in self.__dict__.items() if k not in views}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind_columns()
 
     # ----------------------------------------------------------------- seeding and reset
     def seed(self, slots: np.ndarray, seeds: np.ndarray) -> None:
