@@ -41,22 +41,12 @@ class EnvLimits:
         return self.reward_high - self.reward_low
 
 
-def step_reward_range(mode: str, params: Any) -> tuple[float, float]:
-    """Lowest and highest reward of one step in a reward mode (``RewardModel.draw``)."""
-    if mode == "listen":
-        return 0.0, 1.0
-    if mode == "time":
-        values = (*params.time_listened, *params.time_skipped)
-        return float(min(values)), float(max(values))
-    return -1.0, 4.0  # event: a skip -1; a listen 1, plus a like 1, plus an add 2
-
-
 @functools.lru_cache(maxsize=16)
 def env_limits(kwargs_json: str) -> EnvLimits | None:
     """``EnvLimits`` of ``MusicRecVectorEnv(**kwargs)`` (JSON), or ``None`` if it fails."""
     try:
         sim = MusicRecVectorEnv(num_envs=1, **json.loads(kwargs_json)).core.sim
-        low, high = step_reward_range(sim.reward.mode, sim.reward.params)
+        low, high = sim.reward.bounds()
         return EnvLimits(low, high, int(sim.max_steps))
     except (MusicRecError, OSError, ValueError, TypeError, AttributeError):
         return None

@@ -15,7 +15,7 @@ still work as documented: sessions then end after at most ``N`` steps.
 
 from gymnasium.envs.registration import register, registry
 
-from musicrec_gym.sim.params import MAX_STEPS_LIMIT
+from musicrec_gym.sim.constants import MAX_STEPS_LIMIT
 
 __version__ = "0.1.0"
 

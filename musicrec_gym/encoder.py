@@ -27,6 +27,7 @@ from musicrec_gym.checks import is_int
 from musicrec_gym.encoder_records import EncoderConfig, EncoderReport
 from musicrec_gym.errors import ConfigError, DataFormatError
 from musicrec_gym.numpy_encoder import WEIGHT_KEYS, NumpyEncoder
+from musicrec_gym.sim.constants import WINDOW  # plays in a session state
 
 if TYPE_CHECKING:  # pragma: no cover
     from musicrec_gym.encoder_train import (
@@ -51,8 +52,6 @@ __all__ = [
     "train_autoencoder",
 ]
 
-WINDOW = 5
-"""Number of plays in a session state."""
 
 _TORCH_NAMES = frozenset(
     {

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from musicrec_gym.data.synthetic import WorldTruth
-from musicrec_gym.encoder import NumpyEncoder
 from musicrec_gym.encoder_kernel import E_H2, aligned_empty, pack_encoder, work_size
+from musicrec_gym.numpy_encoder import NumpyEncoder
 from musicrec_gym.sim import kernels as kn
 from musicrec_gym.sim import layout
 from musicrec_gym.sim.params import SimulatorParams

@@ -34,7 +34,7 @@ from musicrec_gym.sim.reward import RewardModel
 from musicrec_gym.sim.rng import SlotStreams
 
 if TYPE_CHECKING:  # pragma: no cover
-    from musicrec_gym.encoder import NumpyEncoder
+    from musicrec_gym.numpy_encoder import NumpyEncoder
     from musicrec_gym.sim.params import SimulatorParams
 
 __all__ = [
