@@ -2,6 +2,11 @@
 
     python benchmarks/env_throughput.py            # about a minute on 2 cores
     python benchmarks/env_throughput.py --quick    # shorter timings, no memory soak
+    python benchmarks/env_throughput.py --fitted-world worlds/mssd   # plus a fitted world
+
+A fitted world (``musicrec fit ../shared/data/mssd/log_sample.csv.gz --out worlds/mssd``)
+adds rows for it, each also as a ratio to the built-in world scaled to the same catalog
+size (same listeners, encoder and dynamics; new tracks) measured in the same run.
 
 Every figure is env steps per second with uniformly random actions (so sessions are
 short and resets frequent: the hardest case for MusicRec-v0), the fastest of five
@@ -215,6 +220,9 @@ def main() -> None:
     parser.add_argument("--soak-steps", type=int, default=10_000_000, help="memory soak")
     parser.add_argument("--ppo-steps", type=int, default=32_768, help="PPO steps timed")
     parser.add_argument("--out", default=None, help="also write the table (Markdown) here")
+    parser.add_argument(
+        "--fitted-world", default=None, help="a world from `musicrec fit`: adds its rows"
+    )
     args = parser.parse_args()
     seconds = 1.0 if args.quick else args.seconds
 
@@ -238,6 +246,9 @@ def main() -> None:
             record(label, vector_env_rate(env, seconds))
             del env
     gc.collect()
+    fitted_lines = (
+        fitted_rows(args.fitted_world, seconds, cartpole, record) if args.fitted_world else []
+    )
 
     print("stable-baselines3 PPO training fps (MlpPolicy, 64 envs, n_steps 128, 4 epochs)")
     from stable_baselines3.common.env_util import make_vec_env
@@ -264,6 +275,7 @@ def main() -> None:
         f"| null env with MusicRec-v0's spaces (the policy's own ceiling) | {ppo_null:,.0f} | "
         f"{ppo_null / ppo_cartpole:.2f} |",
     ]
+    lines += fitted_lines
     if not args.quick:
         print(f"memory soak: {args.soak_steps:,} native batch steps at 1,024 listeners")
         first, last, growth = memory_soak(args.soak_steps)
@@ -277,6 +289,37 @@ def main() -> None:
     print("\n" + table)
     if args.out:
         Path(args.out).write_text(table + "\n")
+
+
+def fitted_rows(
+    path: str, seconds: float, cartpole: float, record: Callable[[str, float], None]
+) -> list[str]:
+    """A fitted world's rates beside the built-in world scaled to its catalog size."""
+    fitted = load_world(path)
+    n_tracks = fitted.n_tracks
+    same = scaled_world(n_tracks)
+    print(f"fitted world {path} ({n_tracks:,} tracks) against the built-in world at that size")
+    pairs = []
+    single = single_env_rate(gym.make("MusicRec-v0", world=path), seconds)
+    record(f"fitted world, single env (gym.make), {n_tracks:,} tracks", single)
+    pairs.append(("single env (gym.make)", single, None))
+    for n in (64, 1024, 4096):
+        rate = vector_env_rate(MusicRecVectorEnv(num_envs=n, world=path), seconds)
+        record(f"fitted world, native batch env, {n:>5,} listeners", rate)
+        base = vector_env_rate(MusicRecVectorEnv(num_envs=n, world=same), seconds)
+        record(f"built-in at {n_tracks:,} tracks, native batch env, {n:>5,} listeners", base)
+        pairs.append((f"native batch env, {n:,} listeners", rate, base))
+        gc.collect()
+    lines = [
+        "",
+        f"| fitted world `{Path(path).name}`, {n_tracks:,} tracks | steps/s | × CartPole-v1 "
+        f"| × built-in world at {n_tracks:,} tracks |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, rate, base in pairs:
+        versus = "" if base is None else f"{rate / base:.2f}"
+        lines.append(f"| {label} | {rate:,.0f} | {rate / cartpole:.2f} | {versus} |")
+    return lines
 
 
 def peak_rss_mb() -> float:

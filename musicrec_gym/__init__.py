@@ -6,9 +6,10 @@ environment.
 
 The environment truncates a session itself, after ``max_steps`` recommendations (its
 keyword argument; by default the world's, 20 in the built-in world). The registered
-``max_episode_steps`` is the largest ``max_steps`` accepted (``MAX_EPISODE_STEPS``), so
-the ``TimeLimit`` that ``gym.make`` adds never ends a session before the environment
-does: ``gym.make("MusicRec-v0", max_steps=30)`` gives 30-step sessions. Gymnasium's own
+``max_episode_steps`` is one more than the largest ``max_steps`` accepted
+(``MAX_EPISODE_STEPS``), so the ``TimeLimit`` that ``gym.make`` adds never ends a session,
+and never marks as truncated a session the listener ended:
+``gym.make("MusicRec-v0", max_steps=30)`` gives 30-step sessions. Gymnasium's own
 ``gym.make(..., max_episode_steps=N)`` (and ``gym.make_vec(..., max_episode_steps=N)``)
 still work as documented: sessions then end after at most ``N`` steps.
 """
@@ -20,9 +21,10 @@ from musicrec_gym.sim.constants import MAX_STEPS_LIMIT
 __version__ = "0.1.0"
 
 ENV_ID = "MusicRec-v0"
-MAX_EPISODE_STEPS = MAX_STEPS_LIMIT
-"""The registered ``max_episode_steps`` (10,000): the longest session any ``max_steps``
-allows, so that the registration's ``TimeLimit`` never cuts a session short."""
+MAX_EPISODE_STEPS = MAX_STEPS_LIMIT + 1
+"""The registered ``max_episode_steps`` (10,001): past the longest session any
+``max_steps`` allows, so the registration's ``TimeLimit`` never fires (not even together
+with a listener who leaves at step 10,000: ``terminated`` and ``truncated`` never both)."""
 
 if ENV_ID not in registry:
     register(

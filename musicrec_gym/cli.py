@@ -164,7 +164,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_realism(args: argparse.Namespace) -> int:
-    from musicrec_gym.realism import realism_report
+    from musicrec_gym.realism import realism_report, summary_lines
 
     _world_argument(args.world)
     if args.heldout is not None and not Path(args.heldout).is_file():
@@ -177,25 +177,14 @@ def _cmd_realism(args: argparse.Namespace) -> int:
         )
     heldout = args.heldout or str(Path(args.world) / "heldout.csv.gz")
     out = args.out or str(Path(args.world) / "realism")
-    s = realism_report(args.world, heldout, out, seed=args.seed, min_track_plays=args.min_plays)
-    pop = "n/a" if s.popularity_auc is None else f"{s.popularity_auc:.3f}"
+    s = realism_report(
+        args.world, heldout, out, seed=args.seed, min_track_plays=args.min_plays,
+        min_group_sessions=args.min_group_sessions,
+        group_replays=args.group_replays,
+    )  # fmt: skip
     print(f"realism of {args.world} on {s.sessions} held-out sessions ({heldout}):")
-    print(
-        f"  skip rate (positions 6-20): real {s.real_skip_rate:.3f}, simulated "
-        f"{s.sim_skip_rate:.3f} (gap {s.skip_rate_gap:+.3f})"
-    )
-    print(
-        f"  session length: real mean {s.real_mean_length:.2f}, simulated "
-        f"{s.sim_mean_length:.2f}, KS {s.length_ks:.3f}"
-    )
-    print(
-        f"  response AUC {s.auc:.3f} (popularity only {pop}), calibration gap "
-        f"{s.calibration_error:.3f}"
-    )
-    print(
-        f"  per-track listen rate r = {s.track_corr:.3f} ({s.tracks_compared} tracks; vs "
-        f"predicted {s.track_corr_predicted:.3f})"
-    )
+    for line in summary_lines(s):
+        print(f"  {line}")
     print(f"  report: {Path(out) / 'realism.md'}")
     return 0
 
@@ -455,8 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
         "plays as the warm-up, their logged next tracks as the actions; listens and leaving "
         "sampled with a fixed seed) and compare with the real sessions: skip rate overall "
         "and by position, session-length histogram and KS statistic, the response model's "
-        "AUC and reliability curve, per-track listen-rate correlation. Writes realism.md, "
-        "realism.json and three PNGs.",
+        "AUC and reliability curve, per-track listen-rate correlation, repeat rate and the "
+        "listen rate of repeats, and policy groups (sessions by context_type and by shuffle: "
+        "skip rate and listens per session per group, Kendall's tau of the rankings). Writes "
+        "realism.md, realism.json and four PNGs.",
     )
     rl.add_argument("world", help="world directory written by `musicrec fit`")
     rl.add_argument(
@@ -468,6 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument(
         "--min-plays", type=_POSITIVE, default=5,
         help="held-out plays (from position 6) a track needs for the per-track correlation (5)",
+    )  # fmt: skip
+    rl.add_argument(
+        "--min-group-sessions", type=_POSITIVE, default=30,
+        help="sessions a policy group needs to enter the Kendall tau; smaller groups are "
+        "listed as 'too few sessions' (30)",
+    )  # fmt: skip
+    rl.add_argument(
+        "--group-replays", type=_POSITIVE, default=5,
+        help="replays of each held-out session the policy groups average (5)",
     )  # fmt: skip
     rl.set_defaults(func=_cmd_realism)
 
@@ -548,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a world (the built-in one by default)")
     i.add_argument("world", nargs="?", default=None, help="world directory")
     i.set_defaults(func=_cmd_info)
+    from musicrec_gym.optimum_cli import add_command as add_optimum  # optimum.md
+
+    add_optimum(sub)
     return parser
 
 

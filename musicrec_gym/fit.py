@@ -9,10 +9,12 @@ Pipeline (every stage seeded; same log and seed give files with the same sha256)
    sessions; rarer tracks share one rare-track row (see :mod:`musicrec_gym.sim.fitted`);
 3. track embeddings: gensim skip-gram over the training sessions;
 4. session encoder: the LSTM autoencoder on the training sessions' windows;
-5. response model: an MLP predicting listen/skip of each play from position 6 on, from
-   the encoded state of the five plays before it, the play's position and the track's
-   embedding and popularity; its AUC on the held-out sessions is reported next to a
-   track-popularity-only logistic regression;
+5. response model: two towers predicting listen/skip of each first play of a track from
+   position 6 on, an inner product of the encoded state of the five plays before it (and
+   the position) with the track's vector (from its embedding and popularity), and for
+   repeats the listen rate the logs show by earlier plays and last flag
+   (:mod:`musicrec_gym.sim.fitted_response`); its AUC on all held-out plays is
+   reported next to a track-popularity-only logistic regression;
 6. leave model: a logistic hazard per position, plus a skip term when the training
    logs support it (a positive coefficient);
 7. the world directory with its manifest (``kind: fitted``).
@@ -55,16 +57,18 @@ from musicrec_gym.data.mssd import read_mssd_log, write_mssd
 from musicrec_gym.embeddings import EmbeddingConfig, train_embeddings
 from musicrec_gym.encoder import EncoderConfig, NumpyEncoder, make_windows
 from musicrec_gym.errors import ConfigError, DataFormatError
-from musicrec_gym.fit_models import fit_leave, recalibrate, response_inputs
-from musicrec_gym.plays import Plays, encode_before, split_sessions, target_plays
+from musicrec_gym.fit_models import fit_leave, fit_repeats, recalibrate
+from musicrec_gym.plays import Plays, encode_before, repeat_features, split_sessions, target_plays
+from musicrec_gym.realism_policy import training_group_rates
+from musicrec_gym.session_context import context_names, session_features
 from musicrec_gym.sim.fitted import (
     WINDOW,
-    FittedResponse,
     ResponseConfig,
     popularity_z,
     train_response,
     with_rare_row,
 )
+from musicrec_gym.sim.fitted_response import FITTED_FORMAT, TwoTowerResponse, state_inputs
 from musicrec_gym.sim.params import LeaveParams, SimulatorParams
 from musicrec_gym.world_output import check_world_out, staged_world
 
@@ -243,7 +247,7 @@ def _fit_into(
     )
 
     # ------------------------------------------------------------------ response
-    log("[5/6] response model (PyTorch MLP) on plays from position 6")
+    log("[5/6] response model: two towers (PyTorch) on first plays from position 6; repeats")
     logp = np.log1p(counts[train.track_ids].to_numpy(np.float64))
     pop_mean, pop_std = float(logp.mean()), float(max(logp.std(), 1e-6))
     plays_rows = np.append(cat_plays.astype(np.float64), rare_plays)
@@ -251,41 +255,72 @@ def _fit_into(
         [vectors.astype(np.float64), popularity_z(plays_rows, pop_mean, pop_std)[:, None]], axis=1
     )
 
-    def inputs(plays: Plays, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        idx = target_plays(plays, max_len)
-        codes = encode_before(encoder, rows, plays.listened, idx)
-        x = response_inputs(codes, plays.position[idx], features, rows[idx], max_len)
-        return x, plays.listened[idx].astype(np.float64), idx
+    names = context_names(train_frame)
+    start_features = session_features(train_frame, names, train.session_ids)
+    held_features = session_features(held_frame, names, held.session_ids)
 
-    x_tr, y_tr, idx_tr = inputs(train, rows_train)
-    weights, losses = train_response(x_tr, y_tr, config.response, progress=progress)
+    def inputs(plays: Plays, rows: np.ndarray, sessions: np.ndarray) -> dict[str, np.ndarray]:
+        idx = target_plays(plays, max_len)
+        count, last = repeat_features(plays, rows, n)
+        of_play = np.repeat(np.arange(len(plays.lengths)), plays.lengths)
+        return {
+            "session": sessions[of_play[idx]],
+            "codes": encode_before(encoder, rows, plays.listened, idx),
+            "position": plays.position[idx],
+            "rows": rows[idx],
+            "y": plays.listened[idx].astype(np.float64),
+            "count": count[idx],
+            "last": last[idx],
+            "all_count": count,
+            "all_last": last,
+        }
+
+    tr = inputs(train, rows_train, start_features)
+    first = tr["count"] == 0
+    states = state_inputs(tr["codes"][first], tr["position"][first], max_len, tr["session"][first])
+    weights, losses = train_response(
+        states, features, tr["rows"][first], tr["y"][first], config.response, progress=progress
+    )
     weights, (scale, shift) = recalibrate(
         weights,
-        features,
         encoder.code_dim,
         max_len,
-        x_tr,
-        train.position[idx_tr],
-        rows_train[idx_tr],
-        y_tr,
+        tr["codes"][first],
+        tr["position"][first],
+        tr["rows"][first],
+        tr["y"][first],
+        tr["session"][first],
     )
-    write_bytes_atomic(out / "response.npz", npz_bytes(weights))
+    weights["repeat_logit"], repeats = fit_repeats(
+        tr["all_count"], tr["all_last"], train.listened, train.position > WINDOW
+    )
+    response = TwoTowerResponse(weights, encoder.code_dim, max_len)
+    write_bytes_atomic(out / "response.npz", npz_bytes(response.weights()))
+    log(
+        f"      repeats: {repeats['repeat_share']:.1%} of training plays, listen rate "
+        f"{repeats['pooled_listen_rate']:.3f} (table by earlier plays and last flag)"
+    )
     scores: dict[str, Any] = {
-        "n_train": len(y_tr),
+        "model": "two-tower",
+        **response.summary(),
+        "n_train": int(first.sum()),
         "epoch_losses": losses,
         "platt_scale": scale,
         "platt_shift": shift,
+        "repeats": repeats,
     }
-    x_he, y_he, idx_he = inputs(held, rows_held)
+    he = inputs(held, rows_held, held_features)
+    y_he = he["y"]
     if len(y_he) and 0 < y_he.mean() < 1:
-        resp = FittedResponse(weights, features, encoder.code_dim, max_len)
-        logit_he = resp.logits(
-            x_he[:, : encoder.code_dim], held.position[idx_he], rows_held[idx_he]
+        logit_he = response.logits(
+            he["codes"], he["position"], he["rows"], he["count"], he["last"], he["session"]
         )
         p_he = 1 / (1 + np.exp(-logit_he))
         pop_tr = np.log1p(counts.reindex(train.track_ids[target_plays(train, max_len)]).to_numpy())
-        pop_he = np.log1p(counts.reindex(held.track_ids[idx_he]).fillna(0).to_numpy())
-        pop_model = LogisticRegression().fit(pop_tr[:, None], y_tr)
+        pop_he = np.log1p(
+            counts.reindex(held.track_ids[target_plays(held, max_len)]).fillna(0).to_numpy()
+        )
+        pop_model = LogisticRegression().fit(pop_tr[:, None], tr["y"])
         pop_p = pop_model.predict_proba(pop_he[:, None])[:, 1]
         scores.update(
             n_heldout=len(y_he),
@@ -329,11 +364,20 @@ def _fit_into(
     listeners.to_csv(out / "listeners.csv", index=False)
     write_bytes_atomic(
         out / "starts.npz",
-        npz_bytes({"tracks": rows_train[start_idx], "listened": train.listened[start_idx]}),
+        npz_bytes(
+            {
+                "tracks": rows_train[start_idx],
+                "listened": train.listened[start_idx],
+                "features": start_features[startable],
+            }
+        ),
     )
     write_json(
         out / "fitted.json",
         {
+            "format": FITTED_FORMAT,
+            "session_features": names,
+            "group_skip_rates": training_group_rates(train_frame, train),
             "max_length": max_len,
             "min_track_count": config.min_track_count,
             "popularity_mean": pop_mean,

@@ -1,7 +1,8 @@
-"""The fitted world's listener models, fitted from plays: response calibration and leave hazard.
+"""The fitted world's listener models, fitted from plays: response calibration, repeats, leave.
 
-The response MLP itself is trained by :func:`musicrec_gym.sim.fitted.train_response`;
-here are its inputs, its Platt recalibration and the logistic leave hazard.
+The two towers themselves are trained by
+:func:`musicrec_gym.sim.response_training.train_response`; here are their state inputs,
+their Platt recalibration, the repeat table and the logistic leave hazard.
 """
 
 from __future__ import annotations
@@ -11,56 +12,91 @@ from typing import Any
 import numpy as np
 
 from musicrec_gym.plays import Plays
-from musicrec_gym.sim.fitted import WINDOW, FittedLeave, FittedResponse
+from musicrec_gym.sim.fitted import WINDOW, FittedLeave
+from musicrec_gym.sim.fitted_response import REPEAT_CELLS, TwoTowerResponse, repeat_cell
 
-__all__ = ["fit_leave", "recalibrate", "response_inputs"]
+__all__ = ["fit_leave", "fit_repeats", "recalibrate"]
 
 _LEAVE_C = 100.0  # weak L2 penalty of the leave model's logistic regression
-
-
-def response_inputs(
-    codes: np.ndarray,
-    positions: np.ndarray,
-    features: np.ndarray,
-    rows: np.ndarray,
-    max_length: int,
-) -> np.ndarray:
-    """Inputs of the response MLP: ``[code, position / max_length, track features]``."""
-    return np.concatenate(
-        [codes.astype(np.float64), positions[:, None] / max_length, features[rows]], axis=1
-    )
+REPEAT_PRIOR = 20.0
+"""Pseudo-plays at the pooled repeat listen rate added to each repeat-table cell."""
 
 
 def recalibrate(
     weights: dict[str, np.ndarray],
-    features: np.ndarray,
     code_dim: int,
     max_length: int,
-    x: np.ndarray,
+    codes: np.ndarray,
     positions: np.ndarray,
     rows: np.ndarray,
     y: np.ndarray,
+    session: np.ndarray,
 ) -> tuple[dict[str, np.ndarray], tuple[float, float]]:
-    """Platt-scale the MLP's logit on its own training plays and fold it into the last layer.
+    """Platt-scale the two-tower logit on its own training plays and fold it into the weights.
 
-    Adam's last noisy steps leave the output bias off by a few points of listen rate
-    (measured: mean predicted 0.498 vs 0.465 observed on the training plays), and a
-    simulator that replays its own listens compounds such a bias. ``logit' = a logit +
-    b``, fitted by logistic regression on the training plays only, removes it.
+    Adam's last noisy steps leave the mean prediction off by a few points of listen rate,
+    and a simulator that replays its own listens compounds such a bias. ``logit' = a
+    logit + b``, fitted by logistic regression on the training plays only, removes it:
+    ``a`` scales the state tower's outputs and the track biases, ``b`` joins the state
+    bias, so the inner-product form is kept.
 
     Returns:
         The corrected weights and ``(a, b)``.
     """
     from sklearn.linear_model import LogisticRegression
 
-    resp = FittedResponse(weights, features, code_dim, max_length)
-    logit = resp.logits(x[:, :code_dim], positions, rows)
+    table = np.zeros(REPEAT_CELLS)
+    resp = TwoTowerResponse({**weights, "repeat_logit": table}, code_dim, max_length)
+    logit = resp.logits(codes, positions, rows, session=session)
     lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit[:, None], y)
     a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
     out = dict(weights)
-    out["w3"] = weights["w3"] * a
-    out["b3"] = weights["b3"] * a + b
+    out["state_w2"] = weights["state_w2"] * a
+    out["state_b2"] = weights["state_b2"] * a
+    out["state_b2"][-1] += b
+    out["track_bias"] = weights["track_bias"] * a
     return out, (a, b)
+
+
+def fit_repeats(
+    count: np.ndarray, last_listened: np.ndarray, listened: np.ndarray, late: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The repeat table: the logit of the listen rate of repeats, per cell, from the logs.
+
+    Cells are (earlier plays 1, 2, 3+) x (last play listened); each cell's rate is its
+    listens plus :data:`REPEAT_PRIOR` pseudo-plays at the pooled repeat rate, over its
+    plays plus the same, so a cell with few plays leans on the pool.
+
+    Args:
+        count: Earlier plays of each play's track this session (``plays.repeat_features``).
+        last_listened: Whether that track's last earlier play was listened.
+        listened: Each play's listen flag.
+        late: Whether each play is at position 6 or later (for the report's
+            ``late_share``, which the realism replay's stand-in logging policy repeats at).
+
+    Returns:
+        ``(3, 2)`` logits, and a report (plays, listen rate per cell and pooled).
+    """
+    rep = np.asarray(count) > 0
+    y = np.asarray(listened, np.float64)[rep]
+    pooled = float(y.mean()) if y.size else 0.5
+    idx = repeat_cell(np.asarray(count)[rep], np.asarray(last_listened)[rep])
+    plays = np.zeros(REPEAT_CELLS)
+    listens = np.zeros(REPEAT_CELLS)
+    np.add.at(plays, idx, 1.0)
+    np.add.at(listens, idx, y)
+    rate = (listens + REPEAT_PRIOR * pooled) / (plays + REPEAT_PRIOR)
+    rate = np.clip(rate, 1e-4, 1 - 1e-4)
+    report = {
+        "repeat_plays": int(rep.sum()),
+        "repeat_share": float(rep.mean()) if rep.size else 0.0,
+        "late_share": float(rep[late].mean()) if late.any() else 0.0,
+        "pooled_listen_rate": pooled,
+        "cell_plays": plays.astype(int).tolist(),
+        "cell_listen_rate": rate.tolist(),
+        "cells": "rows: 1, 2, 3+ earlier plays; columns: last play skipped, listened",
+    }
+    return np.log(rate / (1 - rate)), report
 
 
 def fit_leave(plays: Plays, max_length: int, skip_window: int) -> tuple[FittedLeave, dict]:

@@ -122,3 +122,24 @@ def encode_before(
     for s in range(0, len(idx), 4096):
         out[s : s + 4096] = encoder.encode_ids(rows[win[s : s + 4096]], flags[win[s : s + 4096]])
     return out
+
+
+def repeat_features(plays: Plays, rows: np.ndarray, rare: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per play: earlier plays of its track in its session, and whether the last was listened.
+
+    What the fitted response model's repeat table reads (see
+    :mod:`musicrec_gym.sim.fitted_response`), computed as the simulator does: by catalog
+    row, with the rare-track row (``rare``) never a repeat.
+
+    Returns:
+        ``(count, last_listened)``: int64 and int8 arrays, one entry per play (0 where
+        ``count`` is 0).
+    """
+    session = np.repeat(np.arange(len(plays.lengths)), plays.lengths)
+    frame = pd.DataFrame({"s": session, "r": rows, "l": plays.listened})
+    groups = frame.groupby(["s", "r"], sort=False)
+    count = groups.cumcount().to_numpy(np.int64).copy()
+    last = groups["l"].shift(1).fillna(0).to_numpy().astype(np.int8, copy=True)
+    count[rows == rare] = 0
+    last[count == 0] = 0
+    return count, last

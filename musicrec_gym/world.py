@@ -33,11 +33,13 @@ from musicrec_gym.encoder import NumpyEncoder
 from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
 from musicrec_gym.sim.compiled import CompiledSimulator
 from musicrec_gym.sim.constants import WINDOW
-from musicrec_gym.sim.fitted import FittedModel, FittedSimulator, popularity_z, with_rare_row
+from musicrec_gym.sim.fitted import FittedModel, with_rare_row
+from musicrec_gym.sim.fitted_compiled import CompiledFittedSimulator
+from musicrec_gym.sim.fitted_response import FITTED_FORMAT, RESPONSE_SHAPES, TwoTowerResponse
 from musicrec_gym.sim.leave import FittedLeave
 from musicrec_gym.sim.params import SimulatorParams, is_finite
 from musicrec_gym.sim.protocol import Simulator
-from musicrec_gym.sim.response import FittedResponse, ResponseModel
+from musicrec_gym.sim.response import ResponseModel
 from musicrec_gym.sim.simulator import ListenerCandidates
 from musicrec_gym.track_embeddings import TrackEmbeddings
 
@@ -57,11 +59,6 @@ FITTED_FILES = (
     "starts.npz", "fitted.json", "simulator.json",
 )  # fmt: skip
 """The files of a fitted world (``musicrec fit``), besides its manifest."""
-RESPONSE_SHAPES: dict[str, tuple[int | None, ...]] = {
-    "w1": (None, None), "b1": (None,), "w2": (None, None), "b2": (None,), "w3": (1, None),
-    "b3": (1,),
-}  # fmt: skip
-"""``response.npz``'s arrays and their shapes (``None``: any length)."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +162,7 @@ def make_simulator(
     """
     params = world.params if params is None else params
     if world.fitted is not None:
-        return FittedSimulator(world.fitted, world.encoder, params, n_slots, reward_mode)
+        return CompiledFittedSimulator(world.fitted, world.encoder, params, n_slots, reward_mode)
     return CompiledSimulator(
         world.truth,
         world.artist_index,
@@ -390,14 +387,19 @@ def load_fitted_world(path: Path) -> World:
     embeddings, encoder = load_embeddings_and_encoder(path, catalog)
     vectors = with_rare_row(embeddings)
     encoder.bind_tracks(vectors)
-    plays = np.append(catalog["plays"].to_numpy(np.float64), float(info["rare_plays"]))
-    pop = popularity_z(plays, info["popularity_mean"], info["popularity_std"])
-    features = np.concatenate([vectors.astype(np.float64), pop[:, None]], axis=1)
     weights = load_npz(path / "response.npz", RESPONSE_SHAPES)
-    response = FittedResponse(
-        weights, features, encoder.code_dim, int(info["max_length"]), str(path / "response.npz")
+    if weights["track_vectors"].shape[0] != n + 1:
+        raise ArtifactError(
+            f"{path / 'response.npz'}: 'track_vectors' has {weights['track_vectors'].shape[0]} "
+            f"rows, expected {n + 1} (catalog.csv's {n} tracks and the rare-track row)"
+        )
+    response = TwoTowerResponse(
+        weights, encoder.code_dim, int(info["max_length"]), str(path / "response.npz")
     )
-    starts = load_npz(path / "starts.npz", {"tracks": (None, WINDOW), "listened": (None, WINDOW)})
+    starts = load_npz(
+        path / "starts.npz",
+        {"tracks": (None, WINDOW), "listened": (None, WINDOW), "features": (None, None)},
+    )
     m = len(listeners)
     if starts["tracks"].shape[0] != m:
         raise ArtifactError(
@@ -408,6 +410,19 @@ def load_fitted_world(path: Path) -> World:
         raise ArtifactError(f"{path / 'starts.npz'}: track rows must be in [0, {n}]")
     if not np.isin(starts["listened"], (0, 1)).all():
         raise ArtifactError(f"{path / 'starts.npz'}: 'listened' must hold 0 or 1 flags")
+    features = starts["features"]
+    names = info.get("session_features", [])
+    if not isinstance(names, list) or len(names) != response.session_dim:
+        raise ArtifactError(
+            f"{path / 'fitted.json'}: key 'session_features' must list the response model's "
+            f"{response.session_dim} session input(s), got {names!r}"
+        )
+    if features.shape != (m, response.session_dim):
+        raise ArtifactError(
+            f"{path / 'starts.npz'}: 'features' has shape {features.shape}, expected "
+            f"({m}, {response.session_dim}): a row per starting session and a column per "
+            "session input of the response model"
+        )
     share = np.asarray(info.get("play_share_rare", 0.0), np.float64)
     play_share = np.append(catalog["popularity"].to_numpy(np.float64) * (1 - share), share)
     model = FittedModel(
@@ -415,6 +430,7 @@ def load_fitted_world(path: Path) -> World:
         leave=FittedLeave.from_dict(info["leave"], str(path / "fitted.json")),
         start_tracks=starts["tracks"].astype(np.int64),
         start_listened=starts["listened"].astype(np.int8),
+        start_features=features.astype(np.float64),
         rare_index=n,
         max_length=int(info["max_length"]),
         play_share=play_share,
@@ -452,6 +468,14 @@ def read_fitted_info(path: Path) -> dict[str, Any]:
     info = read_json(path)
     if not isinstance(info, dict):
         raise ArtifactError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    version = info.get("format", 1)
+    if version != FITTED_FORMAT:
+        raise ArtifactError(
+            f"{path}: a world fitted by another version of musicrec-gym (fitted-world format "
+            f"{version!r}; this version reads format {FITTED_FORMAT}, whose response model is "
+            "two towers with a repeat table). Fit it again from its log: "
+            f"`musicrec fit LOG --out {path.parent} --force`"
+        )
     for key, (expected, ok) in FITTED_INFO_RULES.items():
         if key not in info:
             raise ArtifactError(f"{path}: missing key {key!r} ({expected})")

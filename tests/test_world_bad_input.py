@@ -335,19 +335,23 @@ def fake_fitted_world(synthetic: Path, out: Path) -> Path:
     (out / "truth.npz").unlink()
     encoder = NumpyEncoder.load(out / "encoder.npz")
     rng = np.random.default_rng(0)
-    n_in = encoder.code_dim + 1 + (encoder.feature_dim - 1) + 1
     np.savez(
         out / "response.npz",
-        w1=rng.normal(size=(8, n_in)), b1=np.zeros(8), w2=rng.normal(size=(4, 8)),
-        b2=np.zeros(4), w3=rng.normal(size=(1, 4)), b3=np.zeros(1),
+        state_w1=rng.normal(size=(encoder.code_dim + 1, 8)), state_b1=np.zeros(8),
+        state_w2=rng.normal(size=(8, 5)), state_b2=np.zeros(5),
+        track_vectors=rng.normal(size=(61, 4)), track_bias=np.zeros(61),
+        repeat_logit=np.zeros((3, 2)),
     )  # fmt: skip
     np.savez(
         out / "starts.npz",
         tracks=rng.integers(0, 60, size=(40, 5)),
         listened=rng.integers(0, 2, size=(40, 5)),
+        features=np.zeros((40, 0)),
     )
     leave = {"position_logit": [None] * 6 + [-2.0] * 15, "per_skip": 0.1, "skip_window": 3}
     info = {
+        "format": 2,
+        "session_features": [],
         "max_length": 20,
         "popularity_mean": 1.0,
         "popularity_std": 1.0,
@@ -365,12 +369,12 @@ def leave_key(key: str, value: object) -> Edit:
     return edit_json("fitted.json", lambda info: info["leave"].__setitem__(key, value))
 
 
-def response(key: str, value: np.ndarray) -> Edit:
+def response(key: str, value: np.ndarray, name: str = "response.npz") -> Edit:
     def edit(world: Path) -> None:
-        arrays = dict(np.load(world / "response.npz"))
+        arrays = dict(np.load(world / name))
         arrays[key] = value
-        np.savez(world / "response.npz", **arrays)
-        rehash(world, "response.npz")
+        np.savez(world / name, **arrays)
+        rehash(world, name)
 
     return edit
 
@@ -398,8 +402,18 @@ FITTED_CASES: list[tuple[str, Edit, str]] = [
      r"fitted.json: key 'leave.position_logit' must be a non-empty list"),
     ("fitted-leave-missing", edit_json("fitted.json", lambda i: i["leave"].pop("per_skip")),
      r"fitted.json: missing key 'leave.per_skip'"),
-    ("fitted-response-nan", response("b1", np.full(8, np.nan)),
-     r"response.npz: array 'b1' holds NaN"),
+    ("fitted-response-nan", response("state_b1", np.full(8, np.nan)),
+     r"response.npz: array 'state_b1' holds NaN"),
+    ("fitted-old-format", edit_json("fitted.json", lambda i: i.pop("format")),
+     r"fitted.json: a world fitted by another version .* format 1; this version reads "
+     r"format 2.*`musicrec fit LOG --out .* --force`"),
+    ("fitted-track-rows", response("track_vectors", np.zeros((7, 4))),
+     r"response.npz: 'track_vectors' has 7 rows, expected 61"),
+    ("fitted-session-features", edit_json("fitted.json", lambda i: i.__setitem__(
+        "session_features", ["shuffle"])),
+     r"fitted.json: key 'session_features' must list the response model's 0 session input"),
+    ("fitted-start-features", response("features", np.zeros((40, 2)), "starts.npz"),
+     r"starts.npz: 'features' has shape \(40, 2\), expected \(40, 0\)"),
     ("fitted-warmup-3", sim(None, "warmup", 3),
      r"simulator.json: key 'warmup' must be 5 in a fitted world"),
 ]  # fmt: skip

@@ -31,7 +31,19 @@ from musicrec_gym.sim.params import SimulatorParams
 from musicrec_gym.sim.protocol import Encoded, Simulator, StepResult
 from musicrec_gym.world import PROFILE_FEATURES, World, load_world, make_simulator, world_path
 
-ENV_KWARGS = ("world", "reward", "profile_features", "max_steps")
+ENV_KWARGS = ("world", "reward", "profile_features", "max_steps", "string_ids")
+OUTCOME_KEYS = ("optimal_reward", "expected_reward", "regret", "listened", "track", "step")
+"""The ``info`` keys that describe the step just taken (placeholders after a reset)."""
+STATE_KEYS = ("user", "optimal_action", "warmup_tracks", "warmup_listened")
+"""The ``info`` keys that describe the session now in the slot."""
+STRING_ID_KEYS = ("track_id", "user_id")
+"""The ``info`` keys of ``string_ids=True``: the catalog's and the listeners' string ids."""
+INFO_KEYS = (
+    "optimal_reward", "expected_reward", "regret", "listened", "track", "track_id",
+    "user", "user_id", "optimal_action", "step", "warmup_tracks", "warmup_listened",
+)  # fmt: skip
+"""Every key of ``info`` in its order, at reset and at every step alike (``track_id`` and
+``user_id`` with ``string_ids=True`` only)."""
 SLOT0 = np.zeros(1, dtype=np.int64)
 """The one slot of a single environment's core."""
 IMAGE_CELL = 16
@@ -51,6 +63,10 @@ IMAGE_COLORS = np.array(
     dtype=np.uint8,
 )
 """``render_image``'s colour of each kind of cell: warm-up plays are dimmer."""
+_F64, _I64 = np.float64, np.int64
+_BOOLS = (np.False_, np.True_)
+_ZERO, _NO_TRACK, _STEP0 = np.float64(0.0), np.int64(-1), np.int64(0)
+"""The single env's info values: NumPy scalars (and its reset placeholders)."""
 MAX_STATE_BYTES = 2 * 2**30
 """The most memory the slots' simulator state may take (see ``slot_bytes``): 2 GiB, about
 770,000 slots of the built-in world at ``max_steps=20``, 13,000 at ``max_steps=10000``."""
@@ -72,12 +88,30 @@ def check_kwargs(kwargs: dict[str, Any], env_id: str = "MusicRec-v0") -> None:
             )
 
 
-def first_slot(info: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Slot 0 of a batched info dict, as plain Python values (arrays copied)."""
-    return {
-        k: (v[0] if v.dtype == object else v[0].copy() if v.ndim > 1 else v[0].item())
-        for k, v in info.items()
+def reset_placeholders(n: int, string_ids: bool) -> dict[str, np.ndarray]:
+    """The step-outcome keys of ``info`` after a reset, when no step has been taken.
+
+    The reward-like keys are 0 (as the reward of Gymnasium's next-step autoreset
+    step), so that sums over every info of an episode, reset included, are the
+    episode's sums; ``listened`` is False, ``track`` -1, ``step`` 0, and
+    ``track_id`` (``string_ids``) the empty string.
+    """
+    out = {
+        "optimal_reward": np.zeros(n),
+        "expected_reward": np.zeros(n),
+        "regret": np.zeros(n),
+        "listened": np.zeros(n, dtype=bool),
+        "track": np.full(n, -1, dtype=np.int64),
+        "step": np.zeros(n, dtype=np.int64),
     }
+    if string_ids:
+        out["track_id"] = np.full(n, "", dtype=object)
+    return out
+
+
+def first_slot(info: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Slot 0 of a batched info dict: NumPy scalars, arrays copied, and ids as ``str``."""
+    return {k: (v[0] if v.ndim == 1 else v[0].copy()) for k, v in info.items()}
 
 
 def entropy_seeds(n: int) -> np.ndarray:
@@ -145,6 +179,8 @@ class SessionCore:
         profile_features: Append the listener's profile features to the observation.
         max_steps: Recommendations per session before truncation, an int in
             ``[1, MAX_STEPS_LIMIT]`` (default: the world's, 20 in the built-in world).
+        string_ids: Also put the string ids of the track and the listener in ``info``
+            (``track_id``, ``user_id``); by default ``info`` holds numbers only.
 
     Raises:
         ConfigError: An argument of the wrong type or out of range (named), a
@@ -160,6 +196,7 @@ class SessionCore:
         reward: str = "listen",
         profile_features: bool = False,
         max_steps: int | None = None,
+        string_ids: bool = False,
     ) -> None:
         if not isinstance(reward, str):
             raise ConfigError(
@@ -175,6 +212,10 @@ class SessionCore:
                 f"`profile_features` must be a bool (True or False), got {profile_features!r}"
             )
         profile_features = bool(profile_features)
+        if not isinstance(string_ids, (bool, np.bool_)):
+            raise ConfigError(f"`string_ids` must be a bool (True or False), got {string_ids!r}")
+        self.string_ids = bool(string_ids)
+        self.info_keys = tuple(k for k in INFO_KEYS if string_ids or k not in STRING_ID_KEYS)
         if max_steps is not None and not (is_int(max_steps) and 1 <= max_steps <= MAX_STEPS_LIMIT):
             raise ConfigError(
                 f"`max_steps` must be an int in [1, {MAX_STEPS_LIMIT}] (or None: the world's, "
@@ -202,6 +243,25 @@ class SessionCore:
         # the single env's fast path: plain lists index faster than object arrays
         self._track_id_list, self._user_id_list = self.track_ids.tolist(), self.user_ids.tolist()
         self._warmup_len = params.warmup
+        self._max_steps = params.leave.max_steps
+        self._make_scalars()
+
+    def _make_scalars(self) -> None:
+        """The single env's info numbers (track rows, step counts) as NumPy scalars, once."""
+        if self.n == 1:
+            self._scalars = (
+                list(np.arange(self.world.n_tracks, dtype=np.int64)),
+                list(np.arange(self._max_steps + 1, dtype=np.int64)),
+            )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_scalars", None)  # remade on loading: small to pickle, quick to make
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._make_scalars()
 
     def _check_fits(self, n: int, params: SimulatorParams, explicit_steps: bool) -> None:
         """Refuse what the world cannot simulate, or too many slots for memory."""
@@ -307,19 +367,27 @@ class SessionCore:
         return InvalidActionError(f"expected {expected}, got {actions!r}")
 
     def reset_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
-        """Info after a reset: the listener and the best first recommendation."""
-        return {**self.state_info(slots), "optimal_reward": self.sim.optimal_reward(slots)}
+        """Info after a reset: the step-outcome keys' placeholders, then the session's keys.
+
+        The same keys, in the same order and of the same types, as :meth:`step_info`.
+        """
+        state = self.state_info(slots)
+        out = reset_placeholders(len(state["user"]), self.string_ids)
+        out.update(state)
+        return self._ordered(out)
 
     def state_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
         """The info keys that describe the session now in ``slots`` (new arrays)."""
         sim = self.sim
         users = sim.user[slots].copy()
-        return {
+        out = {
             "user": users,
-            "user_id": self.user_ids[users],
             "optimal_action": sim.opt_action[slots].copy(),
             **self.warmup_info(slots),
         }
+        if self.string_ids:
+            out["user_id"] = self.user_ids[users]
+        return out
 
     def warmup_info(self, slots: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
         """The warm-up plays that opened the session now in each slot.
@@ -341,24 +409,42 @@ class SessionCore:
             tracks[tracks >= self.world.n_tracks] = -1
         return tracks
 
+    def _ordered(self, info: dict[str, Any]) -> dict[str, Any]:
+        return {key: info[key] for key in self.info_keys}
+
     def step_info(
         self, actions: np.ndarray, result: StepResult, enc: Encoded
     ) -> dict[str, np.ndarray]:
         """Info after a step, every key describing the session as it was after the step."""
-        return {
+        info = {
             "optimal_reward": result.optimal_reward,
             "expected_reward": result.expected_reward,
             "regret": result.optimal_reward - result.expected_reward,
             "listened": result.listened,
             "track": actions,
-            "track_id": self.track_ids[actions],
             "user": enc.user,
-            "user_id": self.user_ids[enc.user],
             "optimal_action": enc.optimal_action,
             "step": enc.steps,
             "warmup_tracks": self._catalog_rows(enc.warmup_tracks),
             "warmup_listened": enc.warmup_listened,
         }
+        if self.string_ids:
+            info["track_id"] = self.track_ids[actions]
+            info["user_id"] = self.user_ids[enc.user]
+        return self._ordered(info)
+
+    # ------------------------------------------------ next-step autoreset (vector env)
+    def stream_counters(self, slots: np.ndarray) -> np.ndarray:
+        """How many random numbers each of ``slots`` has drawn (a copy).
+
+        The simulators draw from counter-based streams (:mod:`musicrec_gym.sim.rng`),
+        so restoring a counter (:meth:`rewind_streams`) replays the slot's draws.
+        """
+        return self.sim.streams.counter[slots].copy()
+
+    def rewind_streams(self, slots: np.ndarray, counters: np.ndarray) -> None:
+        """Set the stream counters of ``slots`` back to ``counters``."""
+        self.sim.streams.counter[slots] = counters
 
     # ------------------------------------------------------------ single env fast path
     def reset_one(self, users: np.ndarray | None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -368,22 +454,30 @@ class SessionCore:
         """
         sim = self.sim
         obs = np.empty(self.obs_dim, np.float32)
-        user, action, optimal = sim.reset_one(-1 if users is None else int(users[0]), obs)
+        user, action, _ = sim.reset_one(-1 if users is None else int(users[0]), obs)
         if self.profile_features:
             obs[sim.code_dim :] = self.world.profile_features[user]
         # The warm-up stays as it is for the whole session: kept for the steps' infos.
         tracks = self._catalog_rows(sim.hist[0, : self._warmup_len].copy())
         self._warmup = tracks, sim.hist_listened[0, : self._warmup_len].astype(bool)
+        self._user = _I64(user)
         info = {
-            "user": user,
-            "user_id": self._user_id_list[user],
-            "optimal_action": action,
-            "optimal_reward": optimal,
+            "optimal_reward": _ZERO,
+            "expected_reward": _ZERO,
+            "regret": _ZERO,
+            "listened": _BOOLS[0],
+            "track": _NO_TRACK,
+            "user": self._user,
+            "optimal_action": _I64(action),
+            "step": _STEP0,
             "warmup_tracks": tracks.copy(),
             "warmup_listened": self._warmup[1].copy(),
         }
-        self._user, self._user_id = info["user"], info["user_id"]
-        self._profile = self.world.profile_features[info["user"]] if self.profile_features else None
+        if self.string_ids:
+            info["track_id"] = ""
+            info["user_id"] = self._user_id = self._user_id_list[user]
+            info = self._ordered(info)
+        self._profile = self.world.profile_features[user] if self.profile_features else None
         return obs, info
 
     def step_one(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -395,17 +489,33 @@ class SessionCore:
         if self._profile is not None:
             obs[self.sim.code_dim :] = self._profile
         warmup_tracks, warmup_listened = self._warmup
+        # NumPy scalars, as a batch info's entries are (TorchRL's info reader needs them)
+        tracks, steps = self._scalars
+        if self.string_ids:
+            info = {
+                "optimal_reward": _F64(optimal),
+                "expected_reward": _F64(expected),
+                "regret": _F64(optimal - expected),
+                "listened": _BOOLS[listened],
+                "track": tracks[action],
+                "track_id": self._track_id_list[action],
+                "user": self._user,
+                "user_id": self._user_id,
+                "optimal_action": tracks[opt_action],
+                "step": steps[step],
+                "warmup_tracks": warmup_tracks.copy(),
+                "warmup_listened": warmup_listened.copy(),
+            }
+            return obs, reward, term, trunc, info
         info = {
-            "optimal_reward": optimal,
-            "expected_reward": expected,
-            "regret": optimal - expected,
-            "listened": listened,
-            "track": action,
-            "track_id": self._track_id_list[action],
-            "optimal_action": opt_action,
-            "step": step,
+            "optimal_reward": _F64(optimal),
+            "expected_reward": _F64(expected),
+            "regret": _F64(optimal - expected),
+            "listened": _BOOLS[listened],
+            "track": tracks[action],
             "user": self._user,
-            "user_id": self._user_id,
+            "optimal_action": tracks[opt_action],
+            "step": steps[step],
             "warmup_tracks": warmup_tracks.copy(),  # new arrays per info, as Gymnasium asks
             "warmup_listened": warmup_listened.copy(),
         }

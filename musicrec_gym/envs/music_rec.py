@@ -42,24 +42,46 @@ with an index or a user id), after five warm-up plays by the logging policy.
 - Termination: the listener leaves. After each recommendation they leave with
   probability ``1 - exp(-(1/patience + 0.12 * skips among the last 3 plays))``.
 - Truncation: after ``max_steps`` recommendations (the world's by default: 20 in the
-  built-in world). The environment truncates itself; the registered
+  built-in world), unless the listener leaves at that step: ``terminated`` and
+  ``truncated`` are never both True. The environment truncates itself; the registered
   ``max_episode_steps`` (10,000, the largest ``max_steps``) never cuts a session
-  earlier, and ``gym.make(..., max_episode_steps=N)`` ends sessions after at most ``N``
-  steps, as Gymnasium documents.
+  earlier. ``gym.make(..., max_episode_steps=N)`` ends sessions after at most ``N``
+  steps, as Gymnasium documents, with Gymnasium's ``TimeLimit``, which sets
+  ``truncated`` whatever ``terminated`` is: a listener who leaves at step ``N`` gives
+  both. ``max_steps=N`` is the same limit without that (and ``gym.make_vec``'s
+  ``max_episode_steps`` is turned into it).
 Calling ``step`` after the end without ``reset`` raises ``EpisodeEndedError``.
 
 ## Info
-``optimal_reward`` (best expected reward available this step), ``expected_reward``
-(of the chosen track), ``regret`` (their difference), ``listened``, ``track`` and
-``track_id`` (chosen track's row and id), ``user`` and ``user_id``,
-``optimal_action`` (the best track for the *next* step), ``step``, and the five
-warm-up plays that opened the session, as a real service would know them:
-``warmup_tracks`` (catalog rows) and ``warmup_listened`` (bools).
+The same keys at ``reset`` and at every step, numbers only (the string ids with
+``string_ids=True``). The step-outcome keys describe the step just taken; ``reset``
+gives them placeholders (0 for the reward-like keys, as the reward of Gymnasium's
+next-step autoreset, so that sums over an episode's infos, reset included, are the
+episode's sums):
+
+| Key                 | Type          | After a step                               | At reset |
+|---------------------|---------------|--------------------------------------------|----------|
+| ``optimal_reward``  | float         | best expected reward available this step   | 0.0      |
+| ``expected_reward`` | float         | expected reward of the chosen track        | 0.0      |
+| ``regret``          | float         | ``optimal_reward - expected_reward`` >= 0  | 0.0      |
+| ``listened``        | bool          | the listener listened to the chosen track  | False    |
+| ``track``           | int           | the chosen track's catalog row (action)    | -1       |
+| ``track_id``        | str           | its id (``string_ids=True`` only)          | ``""``   |
+| ``user``            | int           | the listener's row of ``world.listeners``  | the same |
+| ``user_id``         | str           | their id (``string_ids=True`` only)        | the same |
+| ``optimal_action``  | int           | the best track for the *next* step         | the same |
+| ``step``            | int           | recommendations so far, this one included  | 0        |
+| ``warmup_tracks``   | int64 (5,)    | the 5 plays that opened the session [1]    | the same |
+| ``warmup_listened`` | bool (5,)     | their listen flags                         | the same |
+
+[1] Catalog rows; -1 for a fitted world's track outside the catalog. The warm-up keys
+are what a real service would know when it takes over. The native
+vector environment (``musicrec_gym.envs.vector``) gives the same keys as arrays.
 
 ## Arguments
 ```python
 gym.make("MusicRec-v0", world=None, reward="listen", profile_features=False,
-         max_steps=None, render_mode=None)
+         max_steps=None, string_ids=False, render_mode=None)
 ```
 - ``world``: a world directory, a non-empty ``str`` or path (``musicrec build`` /
   ``musicrec fit`` make one); ``None`` is the built-in synthetic world shipped in the
@@ -70,6 +92,9 @@ gym.make("MusicRec-v0", world=None, reward="listen", profile_features=False,
 - ``max_steps``: recommendations per session before truncation, an int in
   ``[1, 10000]`` (``MAX_STEPS_LIMIT``); ``None`` is the world's (20 in the built-in
   world). A fitted world's sessions last at most its logs' longest session.
+- ``string_ids``: a bool; add the string ids ``track_id`` and ``user_id`` to ``info``
+  (off by default: libraries that store or batch infos, such as Minari and TorchRL,
+  want numbers).
 - ``render_mode``: what ``render()`` returns, the session so far:
 
 | ``render_mode`` | ``render()`` returns                                          |
@@ -99,7 +124,11 @@ such as Stable-Baselines3 and TorchRL, catch); every other bad argument, seed or
   default sessions are unchanged.) Added since, the sessions unchanged: the
   ``"rgb_array"`` render mode; ``ArgumentError`` (a ``TypeError``) for unknown
   arguments; pickling (``cloudpickle``) at any point, the loaded environment continuing
-  the same trajectory, as subprocess runners need.
+  the same trajectory, as subprocess runners need. ``info`` with the same keys at reset
+  and at every step, numbers only by default (``track_id`` and ``user_id`` with
+  ``string_ids=True``; the reset's ``optimal_reward`` is now a placeholder 0, the best
+  first recommendation being ``optimal_action``); the vector environment's
+  ``autoreset_mode`` (``"next_step"``, ``"disabled"``) and ``reset_mask``.
 """
 
 from __future__ import annotations

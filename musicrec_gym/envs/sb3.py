@@ -12,9 +12,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from musicrec_gym.envs.vector import MusicRecVectorEnv
+from musicrec_gym.errors import ConfigError
 
 
 class MusicRecSB3VecEnv(VecEnv):
@@ -22,9 +24,13 @@ class MusicRecSB3VecEnv(VecEnv):
 
     Args:
         num_envs: Number of concurrent listeners (ignored when ``env`` is given).
-        env: An existing native vector environment to wrap.
+        env: An existing native vector environment to wrap (same-step autoreset).
         seed: Seed of the first reset (slot ``i`` gets ``seed + i``).
-        **kwargs: Environment arguments (``world``, ``reward``, ``profile_features``).
+        **kwargs: Environment arguments (``world``, ``reward``, ``profile_features``,
+            ``max_steps``).
+
+    Raises:
+        ConfigError: ``env`` has next-step autoreset, which SB3 does not expect.
     """
 
     def __init__(
@@ -35,6 +41,11 @@ class MusicRecSB3VecEnv(VecEnv):
         **kwargs: Any,
     ) -> None:
         self.env = env if env is not None else MusicRecVectorEnv(num_envs=num_envs, **kwargs)
+        if self.env.autoreset_mode is not AutoresetMode.SAME_STEP:
+            raise ConfigError(
+                "MusicRecSB3VecEnv needs same-step autoreset (SB3's), got "
+                f"{self.env.autoreset_mode}: make the env with autoreset_mode='same_step'"
+            )
         self.render_mode = None
         super().__init__(
             self.env.num_envs, self.env.single_observation_space, self.env.single_action_space

@@ -34,7 +34,7 @@ PARALLEL_FROM = 64
 """Batches of at least this many slots run on every core."""
 
 
-def _encoder_pack(encoder: NumpyEncoder) -> tuple[np.ndarray, np.ndarray]:
+def encoder_pack(encoder: NumpyEncoder) -> tuple[np.ndarray, np.ndarray]:
     """The packed encoder, made once per encoder (environments on a world share it)."""
     pack = getattr(encoder, "_kernel_pack", None)
     if pack is None or pack[0] != encoder.n_tracks or not _is_aligned(pack[1]):
@@ -82,7 +82,7 @@ class CompiledSimulator(BatchSimulator):
             candidates=candidates,
         )  # fmt: skip
         self.cf, self.ci = self._pack()
-        self.ce, self.lay = _encoder_pack(encoder)
+        self.ce, self.lay = encoder_pack(encoder)
         self.code_dim = int(self.lay[E_H2])
         self._pre_width = 3 + 2 * params.warmup
         self._one = np.empty(kn.one_out_size(self.pool), np.float64)

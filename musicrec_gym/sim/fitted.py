@@ -1,11 +1,13 @@
 """The simulator of a world fitted to real logs (``musicrec fit``, :mod:`musicrec_gym.fit`).
 
 :class:`FittedSimulator` puts together the learned response model
-(:class:`~musicrec_gym.sim.response.FittedResponse`, an MLP over the encoded session
-state and the candidate track) and the learned leave model
-(:class:`~musicrec_gym.sim.leave.FittedLeave`), in NumPy, behind the
-:class:`~musicrec_gym.sim.protocol.Simulator` interface, so ``SessionCore`` and both
-environments run on a fitted world unchanged. :class:`FittedModel` is what a fitted
+(:class:`~musicrec_gym.sim.fitted_response.TwoTowerResponse`: an inner product of the
+encoded session state and the candidate track, and a table for repeats) and the learned
+leave model (:class:`~musicrec_gym.sim.leave.FittedLeave`), in NumPy, behind the
+:class:`~musicrec_gym.sim.protocol.Simulator` interface. It is the *reference*: the
+environments step fitted worlds with its compiled subclass
+(:class:`~musicrec_gym.sim.fitted_compiled.CompiledFittedSimulator`), which the tests
+hold to it; the realism replay uses it directly. :class:`FittedModel` is what a fitted
 world adds to ``World`` (``musicrec_gym.world.load_world`` reads it). A session starts
 from the first five plays (tracks and listen flags) of a logged training session.
 
@@ -24,11 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from musicrec_gym.errors import ConfigError
+from musicrec_gym.sim import fitted_kernels as fk
 from musicrec_gym.sim.constants import FITTED_RESET_DRAWS, STEP_DRAWS, WINDOW
+from musicrec_gym.sim.fitted_response import TwoTowerResponse
 from musicrec_gym.sim.leave import FittedLeave
 from musicrec_gym.sim.logging_policy import by_popularity
 from musicrec_gym.sim.protocol import Encoded, StepResult
-from musicrec_gym.sim.response import FittedResponse, sigmoid
+from musicrec_gym.sim.response import sigmoid
 from musicrec_gym.sim.response_training import ResponseConfig, train_response
 from musicrec_gym.sim.reward import RewardModel
 from musicrec_gym.sim.rng import SlotStreams
@@ -41,16 +45,13 @@ __all__ = [
     "WINDOW",  # re-exported: the fit and the realism check import these from here
     "FittedLeave",
     "FittedModel",
-    "FittedResponse",
     "FittedSimulator",
     "ResponseConfig",
+    "TwoTowerResponse",
     "popularity_z",
     "train_response",
     "with_rare_row",
 ]
-
-SLOTS_PER_SCORE = 32
-"""Slots scored against the whole catalog at once (bounds the (B, n, H) hidden layer)."""
 
 
 def with_rare_row(vectors: np.ndarray) -> np.ndarray:
@@ -71,16 +72,19 @@ class FittedModel:
         leave: The leave model.
         start_tracks: ``(m, 5)`` rows of the training sessions' first five plays.
         start_listened: ``(m, 5)`` their listen flags.
+        start_features: ``(m, G)`` their session inputs (context type, shuffle: see
+            :mod:`musicrec_gym.session_context`).
         rare_index: Row of the rare-track bucket (= catalog size).
         max_length: Plays per session at most (warm-up included).
         play_share: ``(n_tracks + 1,)`` share of training plays of each row (rare last).
         info: ``fitted.json`` as read.
     """
 
-    response: FittedResponse
+    response: TwoTowerResponse
     leave: FittedLeave
     start_tracks: np.ndarray
     start_listened: np.ndarray
+    start_features: np.ndarray
     rare_index: int
     max_length: int
     play_share: np.ndarray
@@ -101,13 +105,14 @@ def popularity_z(plays: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 
 class FittedSimulator:
-    """``n_slots`` concurrent sessions under the fitted models (a ``sim.protocol.Simulator``).
+    """``n_slots`` concurrent sessions under the fitted models: the NumPy reference.
 
     A session starts from the first five plays of a logged training session (its
     "listener" is that session). Each recommendation is listened with the response
-    model's probability; then the listener leaves with the leave model's hazard, and the
-    session is truncated at ``max_length`` plays or ``params.leave.max_steps``
-    recommendations, whichever comes first.
+    model's probability (a repeat: the logs' rate for such repeats); then the listener
+    leaves with the leave model's hazard, and the session is truncated at
+    ``max_length`` plays or ``params.leave.max_steps`` recommendations, whichever comes
+    first.
 
     Args:
         model: The fitted model.
@@ -116,8 +121,7 @@ class FittedSimulator:
         n_slots: Number of concurrent sessions.
         reward_mode: ``listen``, ``time`` or ``event``.
         score_catalog: Score the whole catalog after every play (the optimal action and
-            reward). Replays that only need the sampled listens turn it off: each step
-            then costs one encoder call instead of ``n_tracks`` MLP evaluations per slot.
+            reward). Replays that only need the sampled listens turn it off.
     """
 
     def __init__(
@@ -142,20 +146,45 @@ class FittedSimulator:
         self.n_slots = n_slots
         self.max_steps = min(params.leave.max_steps, model.max_length - WINDOW)
         self.streams = SlotStreams(n_slots)
-        b, h = n_slots, WINDOW + self.max_steps
-        self.user = np.zeros(b, dtype=np.int64)
-        self.hist = np.full((b, h), -1, dtype=np.int64)
-        self.hist_listened = np.zeros((b, h), dtype=np.int8)
-        self.hist_len = np.zeros(b, dtype=np.int64)
-        self.win_tracks = np.zeros((b, WINDOW), dtype=np.int64)
-        self.win_listened = np.zeros((b, WINDOW), dtype=np.float64)
-        self.steps = np.zeros(b, dtype=np.int64)
-        self.code = np.zeros((b, encoder.code_dim), dtype=np.float32)
-        self.opt_logit = np.zeros(b, dtype=np.float64)
-        self.opt_action = np.zeros(b, dtype=np.int64)
-        self.score_catalog = score_catalog
-        self.logits = np.zeros((b, self.n_tracks if score_catalog else 0), dtype=np.float64)
         self.code_dim = encoder.code_dim
+        self.score_catalog = score_catalog
+        self.hist_width = WINDOW + self.max_steps
+        b = n_slots
+        # One int64 and one float64 row per slot, laid out as the kernels read them
+        # (``fitted_kernels.S_*``); the state arrays below are views of their columns.
+        self.int_state = np.zeros((b, fk.int_width(self.hist_width)), dtype=np.int64)
+        width = fk.float_width(self.response.dim, self.response.session_dim)
+        self.float_state = np.zeros((b, width), dtype=np.float64)
+        self.code = np.zeros((b, self.code_dim), dtype=np.float32)
+        self.int_state[:, fk.S_HIST : fk.S_HIST + self.hist_width] = -1
+        self._bind_views()
+
+    def _bind_views(self) -> None:
+        """The named state arrays: views of ``int_state`` and ``float_state``'s columns."""
+        si, sf, h = self.int_state, self.float_state, self.hist_width
+        self.user, self.steps = si[:, fk.S_USER], si[:, fk.S_STEPS]
+        self.hist_len, self.opt_action = si[:, fk.S_HLEN], si[:, fk.S_OPTA]
+        self.hist = si[:, fk.S_HIST : fk.S_HIST + h]
+        self.hist_listened = si[:, fk.S_HIST + h : fk.S_HIST + 2 * h]
+        self.win_tracks = si[:, fk.S_HIST + 2 * h : fk.S_HIST + 2 * h + WINDOW]
+        self.opt_logit = sf[:, fk.S_OPTL]
+        self.win_listened = sf[:, fk.S_WL : fk.S_WL + WINDOW]
+        k = self.response.dim
+        self.state = sf[:, fk.S_STATE : fk.S_STATE + k + 1]
+        self.session = sf[:, fk.S_STATE + k + 1 :]
+
+    _VIEWS = (
+        "user", "steps", "hist_len", "opt_action", "hist", "hist_listened", "win_tracks",
+        "opt_logit", "win_listened", "state", "session",
+    )  # fmt: skip
+
+    def __getstate__(self) -> dict:
+        # Views would be pickled as copies apart from the rows they view: remade instead.
+        return {k: v for k, v in self.__dict__.items() if k not in self._VIEWS}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind_views()
 
     def seed(self, slots: np.ndarray, seeds: np.ndarray) -> None:
         """Restart the random streams of ``slots`` from ``seeds``."""
@@ -174,14 +203,25 @@ class FittedSimulator:
         drawn = np.minimum((u[:, 0] * self.n_users).astype(np.int64), self.n_users - 1)
         user = drawn if users is None else np.asarray(users, dtype=np.int64)
         self.user[slots] = user
-        self.start(slots, self.model.start_tracks[user], self.model.start_listened[user])
+        model = self.model
+        self.start(
+            slots, model.start_tracks[user], model.start_listened[user], model.start_features[user]
+        )
 
-    def start(self, slots: np.ndarray, tracks: np.ndarray, listened: np.ndarray) -> None:
+    def start(
+        self,
+        slots: np.ndarray,
+        tracks: np.ndarray,
+        listened: np.ndarray,
+        session: np.ndarray | None = None,
+    ) -> None:
         """Start sessions in ``slots`` from given warm-up plays (``(B, 5)`` rows and flags).
 
-        Used by :meth:`reset` and by the realism replay of held-out sessions.
+        Used by :meth:`reset` and by the realism replay of held-out sessions, which
+        passes their ``(B, G)`` session inputs (``None``: zeros).
         """
         slots = np.asarray(slots, dtype=np.int64)
+        self.session[slots] = 0.0 if session is None else session
         self.hist[slots] = -1
         self.hist_listened[slots] = 0
         self.hist[slots, :WINDOW] = tracks
@@ -205,8 +245,8 @@ class FittedSimulator:
         self.hist_listened[rows, self.hist_len] = listened
         self.hist_len += 1
         self.steps += 1
-        self.win_tracks = np.concatenate([self.win_tracks[:, 1:], actions[:, None]], axis=1)
-        self.win_listened = np.concatenate(
+        self.win_tracks[:] = np.concatenate([self.win_tracks[:, 1:], actions[:, None]], axis=1)
+        self.win_listened[:] = np.concatenate(
             [self.win_listened[:, 1:], listened[:, None].astype(np.float64)], axis=1
         )
         k = self.leave.skip_window
@@ -231,7 +271,7 @@ class FittedSimulator:
     def reset_encode(self, slots: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
         """:meth:`reset`, then the new sessions' observations, ``(len(slots), code_dim)``."""
         self.reset(slots, users)
-        return self.encode(slots)
+        return self.code[np.asarray(slots, np.int64)].copy()
 
     def step_encode(
         self, actions: np.ndarray, autoreset: bool = False
@@ -248,10 +288,10 @@ class FittedSimulator:
             final = np.zeros((self.n_slots, self.code_dim), np.float32)
             ended = np.flatnonzero(result.terminated | result.truncated)
             if ended.size:
-                final[ended] = self.encode(ended)
+                final[ended] = self.code[ended]
                 self.reset(ended)
         encoded = Encoded(
-            obs=self.encode(),
+            obs=self.code.copy(),
             final_obs=final,
             user=user,
             optimal_action=optimal_action,
@@ -296,22 +336,35 @@ class FittedSimulator:
         """The best expected reward available now in ``slots`` (what the next step reports)."""
         return self.reward.expected(sigmoid(self.opt_logit[slots]))
 
+    def repeat_info(self, slots: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Earlier plays of ``tracks[i]`` this session in ``slots[i]``, and the last's flag.
+
+        The rare-track row is never a repeat (it stands for many tracks).
+        """
+        hist = self.hist[slots]
+        played = np.arange(hist.shape[1])[None, :] < self.hist_len[slots][:, None]
+        match = (hist == np.asarray(tracks)[:, None]) & played
+        count = match.sum(axis=1)
+        count[np.asarray(tracks) >= self.n_tracks] = 0
+        last = hist.shape[1] - 1 - np.argmax(match[:, ::-1], axis=1)
+        flag = self.hist_listened[slots, last].astype(np.int64)
+        return count, np.where(count > 0, flag, 0)
+
     def listen_probability(self, actions: np.ndarray) -> np.ndarray:
         """Listen probability of ``actions`` (one per slot) in the current state; no draw.
 
-        Catalog tracks read the logits cached for the optimum (so the chosen track's
-        expected reward never exceeds the optimal one by a rounding error); the rare row
-        is scored on its own.
+        A repeat reads the repeat table, a new track the two towers. With the catalog
+        scored, a logit above the cached optimum (a rounding difference) is the optimum,
+        so the chosen track's expected reward never exceeds the optimal one.
         """
-        if not self.score_catalog:
-            codes = self.code.astype(np.float64)
-            return sigmoid(self.response.logits(codes, self.hist_len + 1, actions))
-        catalog = np.minimum(actions, self.n_tracks - 1)
-        logits = self.logits[np.arange(self.n_slots), catalog]
-        rare = actions >= self.n_tracks
-        if rare.any():
-            codes = self.code[rare].astype(np.float64)
-            logits[rare] = self.response.logits(codes, self.hist_len[rare] + 1, actions[rare])
+        rows = np.arange(self.n_slots)
+        count, last = self.repeat_info(rows, actions)
+        logits = self.response.new_logits(self.state, actions)
+        rep = count > 0
+        if rep.any():
+            logits[rep] = self.response.repeat_logits(count[rep], last[rep])
+        if self.score_catalog:
+            logits = np.minimum(logits, self.opt_logit)
         return sigmoid(logits)
 
     def logging_actions(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
@@ -321,24 +374,32 @@ class FittedSimulator:
         cdf = np.cumsum(share) / share.sum()
         return by_popularity(cdf, u, self.n_tracks)
 
+    def catalog_logits(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Listen logits of every catalog track in the current state: ``(B, n_tracks)``."""
+        ids = np.arange(self.n_slots)[slots]
+        logits = self.response.all_new_logits(self.state[ids], self.n_tracks)
+        for r, s in enumerate(ids):
+            tracks = np.unique(self.hist[s, : self.hist_len[s]])
+            tracks = tracks[(tracks >= 0) & (tracks < self.n_tracks)]
+            if tracks.size:
+                count, last = self.repeat_info(np.full(tracks.size, s), tracks)
+                logits[r, tracks] = self.response.repeat_logits(count, last)
+        return logits
+
     def expected_rewards(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Expected reward of every catalog track in the current state: (B, n_tracks)."""
-        logits = self.response.all_logits(
-            self.code[slots].astype(np.float64), self.hist_len[slots] + 1
-        )
-        return self.reward.expected(sigmoid(logits))
+        return self.reward.expected(sigmoid(self.catalog_logits(slots)))
 
     def _update_optimal(self, slots: np.ndarray | slice) -> None:
+        """Encode ``slots``' windows, run the state tower and (if asked) find the best track."""
         ids = np.arange(self.n_slots)[slots]
         self.code[ids] = self.encoder.encode_ids(self.win_tracks[ids], self.win_listened[ids])
+        self.state[ids] = self.response.state(
+            self.code[ids], self.hist_len[ids] + 1, self.session[ids]
+        )
         if not self.score_catalog:
             return
-        for start in range(0, len(ids), SLOTS_PER_SCORE):
-            chunk = ids[start : start + SLOTS_PER_SCORE]
-            logits = self.response.all_logits(
-                self.code[chunk].astype(np.float64), self.hist_len[chunk] + 1
-            )
-            self.logits[chunk] = logits
-            best = logits.argmax(axis=1)
-            self.opt_action[chunk] = best
-            self.opt_logit[chunk] = logits[np.arange(len(best)), best]
+        logits = self.catalog_logits(ids)
+        best = logits.argmax(axis=1)
+        self.opt_action[ids] = best
+        self.opt_logit[ids] = logits[np.arange(len(ids)), best]

@@ -66,8 +66,8 @@ def test_default_sessions_still_end_at_20():
 
 
 def test_registration_time_limit_never_cuts_before_the_env():
-    assert gym.spec("MusicRec-v0").max_episode_steps == MAX_STEPS_LIMIT
-    assert musicrec_gym.MAX_EPISODE_STEPS == MAX_STEPS_LIMIT
+    assert gym.spec("MusicRec-v0").max_episode_steps == MAX_STEPS_LIMIT + 1
+    assert musicrec_gym.MAX_EPISODE_STEPS == MAX_STEPS_LIMIT + 1
 
 
 def test_gymnasium_max_episode_steps_still_limits_sessions():

@@ -86,10 +86,109 @@ def test_a_torchrl_style_probe_falls_back_without_the_argument():
     assert env.reset(seed=0)[0].shape == (9,)
 
 
-def test_torchrl_gym_env_builds():
+def test_torchrl_gym_env_passes_check_env_specs_and_reads_infos():
     envs = pytest.importorskip("torchrl.envs")
+    from torchrl.envs.libs.gym import default_info_dict_reader
+    from torchrl.envs.utils import check_env_specs
+
     env = envs.GymEnv("MusicRec-v0")
     assert env.reset()["observation"].shape[-1] == 9
+    check_env_specs(env)
+    env.set_info_dict_reader(default_info_dict_reader())  # every info key, specs inferred
+    check_env_specs(env)
+    rollout = env.rollout(25, break_when_any_done=False)
+    assert rollout["next", "regret"].shape == (25,)
+    assert rollout["next", "warmup_tracks"].shape == (25, 5)
+
+
+def test_torchrl_gym_env_with_num_envs_and_the_native_vector_env():
+    envs = pytest.importorskip("torchrl.envs")
+    from torchrl.envs.utils import check_env_specs
+
+    # ``num_envs`` makes TorchRL start an AsyncVectorEnv: its workers import the package
+    # through the module prefix of the id
+    env = envs.GymEnv("musicrec_gym:MusicRec-v0", num_envs=2)
+    try:
+        check_env_specs(env)
+        assert env.rollout(30, break_when_any_done=False).shape == (2, 30)
+    finally:
+        env.close()
+    for mode in ("same_step", "disabled"):  # (TorchRL refuses next-step)
+        native = envs.GymWrapper(gym.make_vec("MusicRec-v0", num_envs=4, autoreset_mode=mode))
+        check_env_specs(native)
+        rollout = native.rollout(40, break_when_any_done=False)
+        assert rollout.shape == (4, 40) and rollout["next", "done"].any()
+
+
+def test_gymnasium_vector_wrappers_take_the_next_step_native_env():
+    from gymnasium.wrappers import vector as wrappers
+
+    env = gym.make_vec("MusicRec-v0", num_envs=4, autoreset_mode="next_step")
+    env = wrappers.NormalizeObservation(env)
+    env = wrappers.TransformObservation(env, lambda o: np.clip(o, -5, 5), env.observation_space)
+    env = wrappers.NormalizeReward(wrappers.RecordEpisodeStatistics(env))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env.reset(seed=0)
+        episodes = 0
+        for _ in range(60):
+            obs, _, _, _, info = env.step(np.zeros(4, dtype=np.int64))
+            episodes += int(info.get("_episode", np.zeros(4, bool)).sum())
+    assert obs.shape == (4, 9) and episodes > 0
+
+
+def test_gymnasium_normalize_observation_refuses_same_step_autoreset():
+    from gymnasium.wrappers.vector import NormalizeObservation
+
+    with pytest.raises((AssertionError, ValueError), match="NEXT_STEP"):
+        NormalizeObservation(gym.make_vec("MusicRec-v0", num_envs=2))
+
+
+@pytest.mark.parametrize("mode", ["same_step", "next_step"])
+def test_gymnasium_numpy_to_torch(mode):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("array_api_compat")  # gymnasium[torch]
+    from gymnasium.wrappers.vector import NumpyToTorch
+
+    env = NumpyToTorch(gym.make_vec("MusicRec-v0", num_envs=3, autoreset_mode=mode))
+    obs, info = env.reset(seed=0)
+    assert isinstance(obs, torch.Tensor) and obs.shape == (3, 9)
+    obs, reward, terminated, _, info = env.step(torch.zeros(3, dtype=torch.int64))
+    assert isinstance(reward, torch.Tensor) and terminated.dtype == torch.bool
+    assert isinstance(info["regret"], torch.Tensor)
+
+
+@pytest.mark.filterwarnings("ignore:`eval_env` is set to None")
+def test_minari_data_collector_records_infos(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    minari = pytest.importorskip("minari")
+    pytest.importorskip("h5py")  # minari[hdf5]
+    pytest.importorskip("jax")  # minari[create]
+
+    env = minari.DataCollector(gym.make("MusicRec-v0"), record_infos=True)
+    env.action_space.seed(0)
+    steps = 0
+    for episode in range(4):
+        env.reset(seed=episode)
+        done = False
+        while not done:
+            *_, terminated, truncated, _ = env.step(env.action_space.sample())
+            done, steps = terminated or truncated, steps + 1
+    dataset = env.create_dataset(
+        dataset_id="musicrec/random-v0",
+        algorithm_name="uniform random",
+        description="a test",
+        author="musicrec-gym tests",
+        author_email="tests@example.org",
+        code_permalink="https://example.org/musicrec-gym",
+    )
+    env.close()
+    assert dataset.total_episodes == 4 and dataset.total_steps == steps
+    episode = next(dataset.iterate_episodes())
+    n = len(episode.rewards)
+    assert episode.infos["regret"].shape == (n + 1,)  # the reset's info, then each step's
+    assert episode.infos["warmup_tracks"].shape == (n + 1, 5)
+    assert episode.infos["regret"][0] == 0.0 and (episode.infos["regret"][1:] >= 0).all()
 
 
 def test_rgb_array_render_is_an_image_of_the_session():
@@ -192,3 +291,23 @@ def test_a_fitted_world_env_cloudpickles_and_continues(fitted_mssd_world):
     clone = pickle.loads(cloudpickle.dumps(env))
     actions = [int(a) for a in np.random.default_rng(2).integers(0, env.action_space.n, 30)]
     _assert_same(_rollout(clone, actions), _rollout(env, actions))
+
+
+def _both_ends(env, episodes=400):
+    """Episodes whose last step is both terminated and truncated."""
+    both = 0
+    for seed in range(episodes):
+        env.reset(seed=seed)
+        done = False
+        while not done:
+            *_, terminated, truncated, _ = env.step(0)
+            done = terminated or truncated
+        both += terminated and truncated
+    return both
+
+
+def test_max_steps_never_gives_both_ends_but_gymnasiums_time_limit_can():
+    # The documented difference: Gymnasium's TimeLimit sets ``truncated`` whatever
+    # ``terminated`` is; the environment's own ``max_steps`` never gives both.
+    assert _both_ends(gym.make("MusicRec-v0", max_steps=2)) == 0
+    assert _both_ends(gym.make("MusicRec-v0", max_episode_steps=2)) > 0
