@@ -399,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Split the log's sessions into training and held-out sessions (by "
         "session, seeded) and fit, on the training sessions only: the catalog, track "
         "embeddings (gensim skip-gram), the LSTM session encoder, the response model "
-        "(listen/skip, PyTorch MLP; its AUC on the held-out sessions is printed next to a "
+        "(listen/skip: two PyTorch towers, and the logs' rate for repeats; its AUC on the "
+        "held-out sessions is printed next to a "
         "popularity-only model's) and the leave model. Writes a world directory for "
         'gym.make("MusicRec-v0", world=OUT), with the held-out sessions as heldout.csv.gz '
         "(for `musicrec realism`) and a manifest of sha256 hashes: the same log and seed "

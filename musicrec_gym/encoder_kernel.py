@@ -342,6 +342,34 @@ def encode_block(
             out[s, j] = hc2[j, s]
 
 
+@njit(cache=True, error_model="numpy")
+def encode_slots(ce, lay, si, sf, wt, wl, slots, obs, work) -> None:
+    """Windows of simulator ``slots`` into the rows of ``obs``: blocks, then a short tail.
+
+    The simulators' kernels keep a slot's window in its state rows: its tracks at
+    ``si[s, wt : wt + 5]`` and flags at ``sf[s, wl : wl + 5]``. Full blocks go through
+    :func:`encode_block`, a tail shorter than ``MIN_BLOCK`` one window at a time.
+    """
+    window = 5
+    tracks = np.empty((BLOCK, window), np.int64)
+    flags = np.empty((BLOCK, window), np.float64)
+    n = slots.shape[0]
+    for start in range(0, n, BLOCK):
+        nb = min(BLOCK, n - start)
+        if nb < MIN_BLOCK:
+            for r in range(start, n):
+                s = slots[r]
+                encode_window(ce, lay, si[s, wt : wt + window], sf[s, wl : wl + window],
+                              obs[r], work)  # fmt: skip
+            return
+        for r in range(nb):
+            s = slots[start + r]
+            for j in range(window):
+                tracks[r, j] = si[s, wt + j]
+                flags[r, j] = sf[s, wl + j]
+        encode_block(ce, lay, tracks[:nb], flags[:nb], obs[start : start + nb], work)
+
+
 def work_size(lay: np.ndarray) -> int:
     """float32 scratch (a multiple of 16) that either kernel needs, a full block included."""
     h1, h2 = int(lay[E_H1]), int(lay[E_H2])

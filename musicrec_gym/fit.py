@@ -87,7 +87,7 @@ class FitConfig:
         skip_window: Recent plays whose skips the leave model counts.
         embedding: Skip-gram hyperparameters (``min_count`` is set to ``min_track_count``).
         encoder: Session autoencoder hyperparameters.
-        response: Response MLP hyperparameters.
+        response: Response model (two towers) hyperparameters.
     """
 
     heldout_fraction: float = 0.2

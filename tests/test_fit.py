@@ -336,3 +336,25 @@ def test_cli_fit_help_and_error(tmp_path):
 def test_response_config_refuses_sizes_that_would_exhaust_the_machine(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         ResponseConfig(**kwargs)
+
+
+def test_session_context_is_an_input_when_the_log_has_it_and_optional(small_world, tmp_path):
+    """context_type and shuffle become the state tower's inputs; a log without them fits."""
+    info = read_json(small_world / "fitted.json")
+    world = load_world(small_world)
+    names = info["session_features"]
+    assert names[-1] == "shuffle" and all(n.startswith("context_type=") for n in names[:-1])
+    assert world.fitted.response.session_dim == len(names)
+    assert world.fitted.start_features.shape == (world.n_listeners, len(names))
+    assert set(np.unique(world.fitted.start_features)) <= {0.0, 1.0}
+    path = tmp_path / "plain.csv"
+    make_log().drop(columns=["context_type", "hist_user_behavior_is_shuffle"]).to_csv(
+        path, index=False
+    )
+    fit_world(path, tmp_path / "plain", TINY, **QUIET)
+    plain = load_world(tmp_path / "plain")
+    assert plain.fitted.response.session_dim == 0
+    assert read_json(tmp_path / "plain" / "fitted.json")["group_skip_rates"] == {}
+    env = gym.make("MusicRec-v0", world=str(tmp_path / "plain"))
+    env.reset(seed=0)
+    assert env.step(0)[4]["step"] == 1

@@ -88,6 +88,12 @@ def check_kwargs(kwargs: dict[str, Any], env_id: str = "MusicRec-v0") -> None:
             )
 
 
+def in_info_order(info: dict[str, Any], track_id: str, user_id: str) -> dict[str, Any]:
+    """``info`` with the string ids added, every key in :data:`INFO_KEYS`' order."""
+    extra = {"track_id": track_id, "user_id": user_id}
+    return {key: info[key] if key in info else extra[key] for key in INFO_KEYS}
+
+
 def reset_placeholders(n: int, string_ids: bool) -> dict[str, np.ndarray]:
     """The step-outcome keys of ``info`` after a reset, when no step has been taken.
 
@@ -491,22 +497,6 @@ class SessionCore:
         warmup_tracks, warmup_listened = self._warmup
         # NumPy scalars, as a batch info's entries are (TorchRL's info reader needs them)
         tracks, steps = self._scalars
-        if self.string_ids:
-            info = {
-                "optimal_reward": _F64(optimal),
-                "expected_reward": _F64(expected),
-                "regret": _F64(optimal - expected),
-                "listened": _BOOLS[listened],
-                "track": tracks[action],
-                "track_id": self._track_id_list[action],
-                "user": self._user,
-                "user_id": self._user_id,
-                "optimal_action": tracks[opt_action],
-                "step": steps[step],
-                "warmup_tracks": warmup_tracks.copy(),
-                "warmup_listened": warmup_listened.copy(),
-            }
-            return obs, reward, term, trunc, info
         info = {
             "optimal_reward": _F64(optimal),
             "expected_reward": _F64(expected),
@@ -519,6 +509,8 @@ class SessionCore:
             "warmup_tracks": warmup_tracks.copy(),  # new arrays per info, as Gymnasium asks
             "warmup_listened": warmup_listened.copy(),
         }
+        if self.string_ids:
+            info = in_info_order(info, self._track_id_list[action], self._user_id)
         return obs, reward, term, trunc, info
 
     def render_image(self, slot: int) -> np.ndarray:

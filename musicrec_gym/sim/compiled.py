@@ -57,6 +57,41 @@ def _aligned(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+def kernel_results(
+    resf: np.ndarray,
+    resb: np.ndarray,
+    pre: np.ndarray,
+    obs: np.ndarray,
+    final: np.ndarray,
+    autoreset: bool,
+    warmup: int,
+) -> tuple[StepResult, Encoded]:
+    """A batch step kernel's output arrays as the records the environments read.
+
+    ``resf`` (reward, expected, optimal), ``resb`` (listened, terminated, truncated) and
+    ``pre`` (listener, optimal action, step count, then the warm-up's tracks and flags)
+    have a column per slot; the synthetic and the fitted kernels fill them alike.
+    """
+    result = StepResult(
+        reward=resf[0],
+        listened=resb[0],
+        expected_reward=resf[1],
+        optimal_reward=resf[2],
+        terminated=resb[1],
+        truncated=resb[2],
+    )
+    encoded = Encoded(
+        obs=obs,
+        final_obs=final if autoreset else None,
+        user=pre[0],
+        optimal_action=pre[1],
+        steps=pre[2],
+        warmup_tracks=pre[3 : 3 + warmup].T,
+        warmup_listened=pre[3 + warmup :].T.astype(bool),
+    )
+    return result, encoded
+
+
 class CompiledSimulator(BatchSimulator):
     """``BatchSimulator`` with compiled ``step``, ``reset`` and :meth:`step_encode`.
 
@@ -210,25 +245,7 @@ class CompiledSimulator(BatchSimulator):
             self.ce, self.lay, np.ascontiguousarray(actions, dtype=np.int64), autoreset,
             resf, resb, pre, obs, final, self._work,
         )  # fmt: skip
-        warm = self.params.warmup
-        result = StepResult(
-            reward=resf[0],
-            listened=resb[0],
-            expected_reward=resf[1],
-            optimal_reward=resf[2],
-            terminated=resb[1],
-            truncated=resb[2],
-        )
-        encoded = Encoded(
-            obs=obs,
-            final_obs=final if autoreset else None,
-            user=pre[0],
-            optimal_action=pre[1],
-            steps=pre[2],
-            warmup_tracks=pre[3 : 3 + warm].T,
-            warmup_listened=pre[3 + warm :].T.astype(bool),
-        )
-        return result, encoded
+        return kernel_results(resf, resb, pre, obs, final, autoreset, self.params.warmup)
 
     def step_one(self, action: int, obs: np.ndarray) -> tuple:
         """Slot 0 of a one-slot simulator steps with a valid ``action``; no batch arrays.

@@ -19,7 +19,7 @@ import numpy as np
 
 from musicrec_gym.encoder_kernel import aligned_empty, work_size
 from musicrec_gym.sim import fitted_kernels as fk
-from musicrec_gym.sim.compiled import PARALLEL_FROM, encoder_pack
+from musicrec_gym.sim.compiled import PARALLEL_FROM, encoder_pack, kernel_results
 from musicrec_gym.sim.constants import STEP_DRAWS, WINDOW
 from musicrec_gym.sim.fitted import FittedModel, FittedSimulator
 from musicrec_gym.sim.fitted_response import TwoTowerResponse, track_clusters
@@ -135,24 +135,7 @@ class CompiledFittedSimulator(FittedSimulator):
             resf, resb, pre, obs, final, self._work, self._acc,
         )  # fmt: skip
         self.code[:] = obs
-        result = StepResult(
-            reward=resf[0],
-            listened=resb[0],
-            expected_reward=resf[1],
-            optimal_reward=resf[2],
-            terminated=resb[1],
-            truncated=resb[2],
-        )
-        encoded = Encoded(
-            obs=obs,
-            final_obs=final if autoreset else None,
-            user=pre[0],
-            optimal_action=pre[1],
-            steps=pre[2],
-            warmup_tracks=pre[3 : 3 + WINDOW].T,
-            warmup_listened=pre[3 + WINDOW :].T.astype(bool),
-        )
-        return result, encoded
+        return kernel_results(resf, resb, pre, obs, final, autoreset, WINDOW)
 
     def step_one(self, action: int, obs: np.ndarray) -> tuple:
         """Slot 0 of a one-slot simulator steps with a valid ``action``; plain values back.

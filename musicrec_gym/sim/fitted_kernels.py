@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from musicrec_gym.encoder_kernel import BLOCK, MIN_BLOCK, encode_block, encode_window
+from musicrec_gym.encoder_kernel import encode_slots, encode_window
 from musicrec_gym.sim.constants import FITTED_RESET_DRAWS, JIT_OPTIONS, STEP_DRAWS, WINDOW
 from musicrec_gym.sim.fitted_response import REPEAT_COUNTS
 from musicrec_gym.sim.response import sigmoid_one
@@ -338,29 +338,6 @@ def _step_slot(cf, ci, si, sf, rng, s, action, u):
 
 
 @njit(**JIT_OPTIONS)
-def _encode_slots(ci, si, sf, ce, lay, slots, obs, work) -> None:
-    """Codes of ``slots``' windows into the rows of ``obs``: blocks, then a tail one by one."""
-    tracks = np.empty((BLOCK, WINDOW), np.int64)
-    flags = np.empty((BLOCK, WINDOW), np.float64)
-    wt = S_HIST + 2 * ci[C_HW]
-    n = slots.shape[0]
-    for start in range(0, n, BLOCK):
-        nb = min(BLOCK, n - start)
-        if nb < MIN_BLOCK:
-            for r in range(start, n):
-                s = slots[r]
-                encode_window(ce, lay, si[s, wt : wt + WINDOW], sf[s, S_WL : S_WL + WINDOW],
-                              obs[r], work)  # fmt: skip
-            return
-        for r in range(nb):
-            s = slots[start + r]
-            for j in range(WINDOW):
-                tracks[r, j] = si[s, wt + j]
-                flags[r, j] = sf[s, S_WL + j]
-        encode_block(ce, lay, tracks[:nb], flags[:nb], obs[start : start + nb], work)
-
-
-@njit(**JIT_OPTIONS)
 def _step_range(cf, ci, si, sf, rng, ce, lay, actions, lo, hi, autoreset,
                 resf, resb, pre, obs, final_obs, work, acc) -> None:  # fmt: skip
     """Step slots ``lo..hi-1``, encode and rescore them; with ``autoreset``, restart ended ones."""
@@ -374,7 +351,7 @@ def _step_range(cf, ci, si, sf, rng, ce, lay, actions, lo, hi, autoreset,
         if autoreset and (out[4] or out[5]):
             ended[n_ended] = s
             n_ended += 1
-    _encode_slots(ci, si, sf, ce, lay, np.arange(lo, hi), obs[lo:hi], work)
+    encode_slots(ce, lay, si, sf, S_HIST + 2 * ci[C_HW], S_WL, np.arange(lo, hi), obs[lo:hi], work)
     for s in range(lo, hi):
         ir = si[s]
         _after_encode(cf, ci, ir, sf[s], obs[s], acc)
@@ -392,7 +369,7 @@ def _step_range(cf, ci, si, sf, rng, ce, lay, actions, lo, hi, autoreset,
                 final_obs[s, j] = obs[s, j]
             _reset_slot(cf, ci, si, sf, rng, s, -1, u)
         fresh = np.empty((n_ended, obs.shape[1]), np.float32)
-        _encode_slots(ci, si, sf, ce, lay, ended, fresh, work)
+        encode_slots(ce, lay, si, sf, S_HIST + 2 * ci[C_HW], S_WL, ended, fresh, work)
         for r in range(n_ended):
             s = ended[r]
             for j in range(obs.shape[1]):
@@ -422,7 +399,7 @@ def reset_slots(cf, ci, si, sf, rng, ce, lay, slots, users, obs, work, acc) -> N
     u = np.empty(STEP_DRAWS, np.float64)
     for r in range(slots.shape[0]):
         _reset_slot(cf, ci, si, sf, rng, slots[r], users[r], u)
-    _encode_slots(ci, si, sf, ce, lay, slots, obs, work[0])
+    encode_slots(ce, lay, si, sf, S_HIST + 2 * ci[C_HW], S_WL, slots, obs, work[0])
     for r in range(slots.shape[0]):
         s = slots[r]
         _after_encode(cf, ci, si[s], sf[s], obs[r], acc[0])

@@ -41,7 +41,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from musicrec_gym.encoder_kernel import BLOCK, MIN_BLOCK, encode_block, encode_window
+from musicrec_gym.encoder_kernel import encode_slots, encode_window
 from musicrec_gym.sim.constants import JIT_OPTIONS, RESET_DRAWS, STEP_DRAWS, WINDOW
 from musicrec_gym.sim.layout import (
     C_HW,
@@ -286,29 +286,6 @@ def _step_slot(cf, ci, si, sf, rng, s, action, u):
 
 
 @njit(**JIT_OPTIONS)
-def _encode_slots(si, sf, ci, ce, lay, slots, obs, work) -> None:
-    """Observations of ``slots`` into the rows of ``obs``: blocks, then a short tail one by one."""
-    tracks = np.empty((BLOCK, WINDOW), np.int64)
-    flags = np.empty((BLOCK, WINDOW), np.float64)
-    wt, wl = ci[I_WT], ci[F_WL]
-    n = slots.shape[0]
-    for start in range(0, n, BLOCK):
-        nb = min(BLOCK, n - start)
-        if nb < MIN_BLOCK:
-            for r in range(start, n):
-                s = slots[r]
-                encode_window(ce, lay, si[s, wt : wt + WINDOW], sf[s, wl : wl + WINDOW],
-                              obs[r], work)  # fmt: skip
-            return
-        for r in range(nb):
-            s = slots[start + r]
-            for j in range(WINDOW):
-                tracks[r, j] = si[s, wt + j]
-                flags[r, j] = sf[s, wl + j]
-        encode_block(ce, lay, tracks[:nb], flags[:nb], obs[start : start + nb], work)
-
-
-@njit(**JIT_OPTIONS)
 def _step_range(cf, ci, si, sf, rng, ce, lay, actions, lo, hi, autoreset,
                 resf, resb, pre, obs, final_obs, work) -> None:  # fmt: skip
     """Step slots ``lo..hi-1``; with ``autoreset``, restart ended ones; encode all."""
@@ -334,13 +311,13 @@ def _step_range(cf, ci, si, sf, rng, ce, lay, actions, lo, hi, autoreset,
     if n_ended:
         ended = ended[:n_ended]
         last = np.empty((n_ended, final_obs.shape[1]), np.float32)
-        _encode_slots(si, sf, ci, ce, lay, ended, last, work)
+        encode_slots(ce, lay, si, sf, ci[I_WT], ci[F_WL], ended, last, work)
         for r in range(n_ended):
             s = ended[r]
             for j in range(final_obs.shape[1]):
                 final_obs[s, j] = last[r, j]
             _reset_slot(cf, ci, si, sf, rng, s, -1, u, sims)
-    _encode_slots(si, sf, ci, ce, lay, np.arange(lo, hi), obs[lo:hi], work)
+    encode_slots(ce, lay, si, sf, ci[I_WT], ci[F_WL], np.arange(lo, hi), obs[lo:hi], work)
 
 
 @njit(parallel=True, **JIT_OPTIONS)
@@ -413,7 +390,7 @@ def reset_slots(cf, ci, si, sf, rng, ce, lay, slots, users, obs, work) -> None:
     sims = np.empty(2 * ci[C_POOL], np.float64)
     for r in range(slots.shape[0]):
         _reset_slot(cf, ci, si, sf, rng, slots[r], users[r], u, sims)
-    _encode_slots(si, sf, ci, ce, lay, slots, obs, work[0])
+    encode_slots(ce, lay, si, sf, ci[I_WT], ci[F_WL], slots, obs, work[0])
 
 
 def num_threads() -> int:

@@ -1,7 +1,7 @@
 """The response model: how likely a listener is to listen to a track.
 
-Two models: a synthetic world's :class:`ResponseModel` and a fitted world's
-:class:`FittedResponse` (an MLP learned from logs, trained by
+The synthetic world's :class:`ResponseModel` (a fitted world's is
+:mod:`musicrec_gym.sim.fitted_response`, trained by
 :mod:`musicrec_gym.sim.response_training`). The synthetic listen logit is
 ``static(u, i) - fatigue``: :class:`ResponseModel` is the NumPy reference
 (``BatchSimulator`` and the tests use it); the functions under ``# compiled`` are the
@@ -16,7 +16,6 @@ import numpy as np
 from numba import njit
 
 from musicrec_gym.data.synthetic import WorldTruth
-from musicrec_gym.errors import ArtifactError
 from musicrec_gym.sim.constants import JIT_OPTIONS
 from musicrec_gym.sim.params import ResponseParams
 
@@ -66,82 +65,6 @@ class ResponseModel:
     def fatigue(self, repeated: np.ndarray, same_artist: np.ndarray) -> np.ndarray:
         """Fatigue penalty from a repeat flag and the count of same-artist tracks in the window."""
         return self.params.repeat * repeated + self.params.artist * same_artist
-
-
-RESPONSE_KEYS = ("w1", "b1", "w2", "b2", "w3", "b3")
-"""The fitted response MLP's weight arrays (PyTorch's layout), as ``response.npz`` holds them."""
-
-
-class FittedResponse:
-    """NumPy inference of the response MLP.
-
-    Input per (state, candidate): ``[code (F), position / max_length, embedding (d),
-    popularity z]``. The first layer is split into a state part and a track part, so
-    scoring the whole catalog costs one ``(B, n, H1)`` add and ReLU, not a matmul per
-    track.
-
-    Args:
-        weights: ``w1 (H1, F + 1 + d + 1)``, ``b1``, ``w2 (H2, H1)``, ``b2``,
-            ``w3 (1, H2)``, ``b3`` in PyTorch's layout.
-        track_features: ``(n_tracks + 1, d + 1)``: embedding and popularity z of every
-            catalog track, then the rare-track row.
-        code_dim: ``F``, the encoder's code size.
-        max_length: Positions are divided by this.
-        source: Names the weights' origin in errors.
-
-    Raises:
-        ArtifactError: The shapes do not fit together.
-    """
-
-    def __init__(
-        self,
-        weights: dict[str, np.ndarray],
-        track_features: np.ndarray,
-        code_dim: int,
-        max_length: int,
-        source: str = "response.npz",
-    ) -> None:
-        w = {k: np.asarray(weights[k], dtype=np.float64) for k in RESPONSE_KEYS}
-        n_in = code_dim + 1 + track_features.shape[1]
-        if w["w1"].ndim != 2 or w["w1"].shape[1] != n_in:
-            raise ArtifactError(
-                f"{source}: 'w1' has shape {w['w1'].shape}, expected (H1, {n_in}) for a "
-                f"{code_dim}-dim code, the position and {track_features.shape[1]} track features"
-            )
-        self.code_dim = code_dim
-        self.max_length = max_length
-        self.w_state = w["w1"][:, : code_dim + 1].T  # (F + 1, H1)
-        self.b1 = w["b1"]
-        self.track_term = np.asarray(track_features, np.float64) @ w["w1"][:, code_dim + 1 :].T
-        self.w2, self.b2 = w["w2"].T, w["b2"]
-        self.w3, self.b3 = w["w3"].reshape(-1), float(np.asarray(w["b3"]).reshape(-1)[0])
-        self.n_rows = track_features.shape[0]
-
-    def _state(self, codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        x = np.concatenate([codes, positions[:, None] / self.max_length], axis=1)
-        return x @ self.w_state + self.b1
-
-    def logits(self, codes: np.ndarray, positions: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-        """Listen logits of one candidate per state: (B, F), (B,), (B,) -> (B,).
-
-        Args:
-            codes: Encoded session states.
-            positions: 1-based position in the session of the candidate's play.
-            tracks: Candidate rows (catalog index, or ``n_tracks`` for a rare track).
-        """
-        h = np.maximum(self._state(codes, positions) + self.track_term[tracks], 0.0)
-        h = np.maximum(h @ self.w2 + self.b2, 0.0)
-        return h @ self.w3 + self.b3
-
-    def all_logits(self, codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Listen logits of every catalog track (not the rare row): (B, n_tracks)."""
-        state = self._state(codes, positions)
-        h = state[:, None, :] + self.track_term[None, :-1, :]
-        np.maximum(h, 0.0, out=h)
-        h2 = h @ self.w2
-        h2 += self.b2
-        np.maximum(h2, 0.0, out=h2)
-        return h2 @ self.w3 + self.b3
 
 
 # --------------------------------------------------------------------------- compiled
