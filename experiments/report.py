@@ -7,6 +7,11 @@ total ``optimal_reward`` along the same trajectories), the normalised score
 returns, the listen rate, the mean session length, and the cumulative training
 regret. Rows are sorted by normalised score.
 
+Then, as Agarwal et al. (2021) recommend (``experiments.statistics``, which defines them):
+the IQM of the per-seed normalised scores and the probability of improvement over the
+best linear bandit, with 95% bootstrap intervals, and the training seconds until the
+training-episode return reaches 0.9 of the way from random to the oracle.
+
 In a grid (``sweep:``), every variant is a row of its own, the swept values are extra
 columns (``params.alpha``, ``env.reward``, ...; empty where a variant does not have the
 setting), and a variant's normalised score is against the references evaluated at
@@ -22,7 +27,8 @@ or not those of its cell (agent, type, seed, number of evaluation episodes) is
 "Excluded results" section in ``results.md``. A hand-edited or corrupted
 ``result.json`` is thereby never trusted, and the rest of the run is still reported.
 Delete the file and rerun to recompute the cell. A ``curve.csv`` that cannot be read or
-holds non-finite numbers is left out of the plot with the same warning.
+holds non-finite numbers is left out of the plot (and of the seconds to 0.9) with the same
+warning.
 """
 
 from __future__ import annotations
@@ -38,6 +44,17 @@ import numpy as np
 import pandas as pd
 
 from experiments.schema import ExperimentConfig
+from experiments.statistics import (
+    SECONDS_TO,
+    STEPS_TO,
+    add_improvement,
+    agent_columns,
+    baseline_label,
+    footnote,
+    markdown_cells,
+    markdown_headers,
+    time_to_threshold,
+)
 
 if TYPE_CHECKING:
     from experiments.cells import Cell, CellResult
@@ -144,9 +161,16 @@ def screen_results(
 
 
 def per_seed_table(
-    config: ExperimentConfig, cells: Sequence[Cell], results: dict[str, CellResult]
+    config: ExperimentConfig,
+    cells: Sequence[Cell],
+    results: dict[str, CellResult],
+    run_dir: Path | None = None,
 ) -> pd.DataFrame:
-    """One row per finished cell, with its normalised score against its seed's references."""
+    """One row per finished cell, with its normalised score against its seed's references.
+
+    With ``run_dir``, also the steps and seconds until its training curve (``curve.csv``)
+    reaches 0.9 (``experiments.statistics.time_to_threshold``).
+    """
     random_name = config.reference("random").name
     oracle_name = config.reference("oracle").name
     refs = {
@@ -161,8 +185,14 @@ def per_seed_table(
             continue
         lo = refs.get((random_name, cell.point, cell.seed))
         hi = refs.get((oracle_name, cell.point, cell.seed))
-        score = math.nan
+        score, reached = math.nan, (math.nan, math.nan)
         if lo is not None and hi is not None:
+            curve = _learning_curve(run_dir, cell, r)
+            if curve is not None:
+                steps, returns = curve["steps"].to_numpy(), curve["episode_return"].to_numpy()
+                reached = time_to_threshold(steps, returns, lo.eval.mean_return,
+                                            hi.eval.mean_return, r.train_steps,
+                                            r.train_time_s)  # fmt: skip
             span = hi.eval.mean_return - lo.eval.mean_return
             if span > 0:
                 score = (r.eval.mean_return - lo.eval.mean_return) / span
@@ -184,6 +214,8 @@ def per_seed_table(
                 "train_time_s": r.train_time_s,
                 "cpu_time_s": r.cpu_time_s,
                 "eval_episodes": r.eval.episodes,
+                STEPS_TO: reached[0],
+                SECONDS_TO: reached[1],
             }
         )
     table = pd.DataFrame(rows)
@@ -192,22 +224,39 @@ def per_seed_table(
     return table[["agent", "type", *swept, *rest]] if len(table) else table
 
 
+def _learning_curve(run_dir: Path | None, cell: Cell, result: CellResult) -> pd.DataFrame | None:
+    """The ``curve.csv`` of a cell that trained, if it has a readable one (else ``None``)."""
+    if run_dir is None or not result.learns:
+        return None
+    return _read_curve(run_dir / "cells" / cell.key / "curve.csv", "the seconds to 0.9")
+
+
 def swept_columns(cells: Sequence[Cell]) -> list[str]:
     """The swept settings' columns, in the order of the ``sweep:`` block."""
     return list(dict.fromkeys(column for cell in cells for column, _ in cell.swept))
 
 
 def summary_table(
-    per_seed: pd.DataFrame, agent_order: Sequence[str], swept: Sequence[str] = ()
+    per_seed: pd.DataFrame,
+    agent_order: Sequence[str],
+    swept: Sequence[str] = (),
+    points: dict[str, object] | None = None,
 ) -> pd.DataFrame:
     """Per agent: n seeds, mean and 95% CI of every metric; sorted by normalised score.
+
+    Then ``experiments.statistics.agent_columns`` and ``add_improvement``: the
+    normalised score's IQM and the probability of improvement over the best linear
+    bandit, with their bootstrap intervals, and the median seconds to 0.9.
 
     Args:
         per_seed: ``per_seed_table``.
         agent_order: The agents (variants) in the order of the config.
         swept: The swept settings' columns of ``per_seed``, copied to the summary.
+        points: Each agent's environment grid point (``Cell.point``); the baseline of
+            the probability of improvement is the best bandit at the same point.
     """
     rows = []
+    scores: dict[str, np.ndarray] = {}
     for name in agent_order:
         part = per_seed[per_seed["agent"] == name] if len(per_seed) else per_seed
         if not len(part):
@@ -223,7 +272,11 @@ def summary_table(
         row["train_steps"] = float(part["train_steps"].mean())
         row["train_time_s"] = float(part["train_time_s"].mean())
         row["cpu_time_s"] = float(part["cpu_time_s"].mean())
+        scores[name] = part["normalised_score"].to_numpy(dtype=float)
+        seconds = part.get(SECONDS_TO, [])
+        row.update(agent_columns(scores[name], np.asarray(seconds, dtype=float)))
         rows.append(row)
+    add_improvement(rows, scores, points or {})
     table = pd.DataFrame(rows)
     if len(table):
         table = table.sort_values(
@@ -236,8 +289,11 @@ def markdown_table(
     config: ExperimentConfig, summary: pd.DataFrame, swept: Sequence[str] = ()
 ) -> str:
     """The Markdown of ``results.md`` (with a column per swept setting of a grid)."""
+    baselines = list(summary.get("prob_improvement_over", []))
+    versus = baseline_label(baselines)
     headers = [
-        "Agent", "Type", *swept, "Seeds", *(h for _, h, _ in METRICS), "Train steps", "Train s"
+        "Agent", "Type", *swept, "Seeds", *(h for _, h, _ in METRICS), "Train steps", "Train s",
+        *markdown_headers(versus),
     ]  # fmt: skip
     lines = [
         f"# {config.name}: results",
@@ -245,7 +301,8 @@ def markdown_table(
         f"{config.env.id}{f' {config.env.kwargs}' if config.env.kwargs else ''}, "
         f"{len(config.seeds)} seed(s), "
         f"{config.budget.eval_episodes} greedy evaluation episodes per (agent, seed). "
-        "Mean ± 95% t-interval half-width over seeds (n/a with one seed).",
+        "Mean ± 95% t-interval half-width over seeds (n/a with one seed); the last three "
+        "columns as Agarwal et al. (2021) recommend (below the table).",
         "",
         "| " + " | ".join(headers) + " |",
         "|"
@@ -264,6 +321,7 @@ def markdown_table(
         steps = row["train_steps"]
         cells.append(f"{steps:,.0f}" if steps else "–")
         cells.append(f"{row['train_time_s']:.0f}" if steps else "–")
+        cells += markdown_cells(row)
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -272,6 +330,8 @@ def markdown_table(
         "reward along the same trajectories. Training regret: sum over all training steps "
         "of (best expected reward − expected reward of the chosen track); – for fixed "
         "policies, which do not train.",
+        "",
+        footnote(versus, per_point=len({b for b in baselines if isinstance(b, str)}) > 1),
     ]
     return "\n".join(lines) + "\n"
 
@@ -418,8 +478,11 @@ def plot_curves(
     return path
 
 
-def _read_curve(path: Path) -> pd.DataFrame | None:
-    """A cell's ``curve.csv``; ``None`` (with a ``ResultWarning``) if absent or implausible."""
+def _read_curve(path: Path, purpose: str = "the plot") -> pd.DataFrame | None:
+    """A cell's ``curve.csv``; ``None`` (with a ``ResultWarning``) if absent or implausible.
+
+    ``purpose`` names what it is left out of, in the warning.
+    """
     if not path.is_file():
         return None
     problem = ""
@@ -440,7 +503,7 @@ def _read_curve(path: Path) -> pd.DataFrame | None:
             else:
                 curve = curve.assign(**{c: values[c] for c in CURVE_COLUMNS})
     if problem:
-        warnings.warn(f"{path}: left out of the plot: it {problem}", ResultWarning, stacklevel=3)
+        warnings.warn(f"{path}: left out of {purpose}: it {problem}", ResultWarning, stacklevel=3)
         return None
     return curve
 
@@ -470,11 +533,12 @@ def write_report(
     """
     results, excluded = screen_results(run_dir, cells, results)
     cells = [cell for cell in cells if cell.key in results]
-    per_seed = per_seed_table(config, cells, results)
+    per_seed = per_seed_table(config, cells, results, run_dir)
     per_seed.to_csv(run_dir / "results_per_seed.csv", index=False, float_format="%.6g")
     order = list(dict.fromkeys(c.agent.name for c in cells))
     swept = swept_columns(cells)
-    summary = summary_table(per_seed, order, swept)
+    points = {cell.agent.name: cell.point for cell in cells}
+    summary = summary_table(per_seed, order, swept, points)
     summary.to_csv(run_dir / "results.csv", index=False, float_format="%.6g")
     text = markdown_table(config, summary, swept)
     if excluded:
