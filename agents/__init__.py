@@ -8,7 +8,9 @@ Importing the package registers every agent type::
     agent.bind(AgentContext.from_env(env, seed=0))
 
 Registered keys: ``random``, ``popularity``, ``oracle`` (references), ``epsilon_greedy``,
-``linucb``, ``lin_ts`` (linear contextual bandits), ``ppo``, ``dqn`` (stable-baselines3).
+``linucb``, ``lin_ts`` (linear contextual bandits), ``ppo``, ``dqn`` (stable-baselines3;
+``params: {head: embedding}`` scores tracks through their embeddings, see
+``agents.embedding_heads``).
 See ``agents.base`` for the call protocol every training or evaluation loop follows.
 """
 
@@ -23,6 +25,7 @@ from agents.base import (
     register_agent,
 )
 from agents.baselines import OracleAgent, PopularityAgent, RandomAgent
+from agents.embedding_heads import EmbeddingActorCriticPolicy, EmbeddingDQNPolicy, EmbeddingHead
 from agents.history import WARMUP_KEY, AvoidsRepeats, EpisodeHistory
 from agents.linear import EpsilonGreedyAgent, LinearBanditAgent, LinTSAgent, LinUCBAgent
 from agents.sb3_agents import DQNAgent, EpisodeReportCallback, PPOAgent, SB3Agent
@@ -33,6 +36,9 @@ __all__ = [
     "AgentContext",
     "AvoidsRepeats",
     "DQNAgent",
+    "EmbeddingActorCriticPolicy",
+    "EmbeddingDQNPolicy",
+    "EmbeddingHead",
     "EpisodeCallback",
     "EpisodeHistory",
     "EpisodeReportCallback",

@@ -22,9 +22,15 @@ from typing import Any
 import numpy as np
 
 from agents.base import AgentContext
+from musicrec_gym.session_features import WARMUP_KEY, warmup_plays
 
-# Info key with the tracks played before the agent's first recommendation of a session.
-WARMUP_KEY = "warmup_tracks"
+__all__ = [
+    "WARMUP_KEY",
+    "AvoidsRepeats",
+    "EpisodeHistory",
+    "masked_argmax",
+    "random_allowed",
+]
 
 
 class EpisodeHistory:
@@ -137,9 +143,10 @@ class EpisodeHistory:
         if played.ndim != 2 or played.shape[0] != len(self.fresh):
             return
         rows = np.flatnonzero(self.fresh)
-        tracks = played[rows].astype(np.int64)
-        valid = (tracks >= 0) & (tracks < self.n_tracks)
-        self.mask[np.repeat(rows, tracks.shape[1])[valid.ravel()], tracks[valid]] = True
+        warm = played[rows]
+        # the rule of musicrec_gym.wrappers.SessionFeatures' action mask (-1s dropped)
+        slots, tracks, _ = warmup_plays(rows, warm, np.zeros(warm.shape, bool), self.n_tracks)
+        self.mask[slots, tracks] = True
         self.fresh[rows] = False
 
     def _ensure(self, batch: int) -> None:

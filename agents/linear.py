@@ -44,9 +44,15 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from agents.base import Agent, AgentContext, register_agent
-from agents.history import WARMUP_KEY, AvoidsRepeats, masked_argmax, random_allowed
+from agents.history import AvoidsRepeats, masked_argmax, random_allowed
 from agents.validation import MAX_STEP_COUNT, check_bool, check_float, check_int
 from musicrec_gym.errors import ConfigError
+from musicrec_gym.session_features import (
+    WARMUP_KEY,
+    WARMUP_LISTENED_KEY,
+    SessionPlays,
+    standardized,
+)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -123,7 +129,7 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
         super().bind(context)
         emb = np.asarray(context.track_features, dtype=np.float64)
         if self.standardize:
-            emb = (emb - emb.mean(axis=0)) / np.maximum(emb.std(axis=0), 1e-8)
+            emb = standardized(emb)
         self.track_emb = emb
         log_plays = np.log1p(np.asarray(context.track_plays, dtype=np.float64))
         z = (log_plays - log_plays.mean()) / max(float(log_plays.std()), 1e-8)
@@ -142,7 +148,8 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
         self.track_B = np.zeros((n, self.dim))
         self.steps = 0
         self._since_refresh = 0
-        self._session = np.zeros((0, 2 * d + 1))
+        # the session means: the same code as musicrec_gym.wrappers.SessionFeatures
+        self.session = SessionPlays(emb)
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._refresh()
 
@@ -150,14 +157,15 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
     def state_x(self, obs: np.ndarray) -> np.ndarray:
         """State half of the features, ``[s, 1]``: (B, obs_dim) -> (B, p).
 
-        With ``session_features``, ``s`` ends with the session means kept by ``act``.
+        With ``session_features``, ``s`` ends with the session means kept by ``act``
+        (``SessionPlays.features``: what ``musicrec_gym.wrappers.SessionFeatures``
+        appends to the observation).
         """
         obs = np.asarray(obs, dtype=np.float64)
         parts = [obs]
         if self.session_features:
-            session = self._session_slots(len(obs))
-            count = np.maximum(session[:, -1:], 1.0)
-            parts.append(session[:, :-1] / count)
+            self._session_slots(len(obs))
+            parts.append(self.session.features())
         parts.append(np.ones((len(obs), 1)))
         return np.concatenate(parts, axis=1)
 
@@ -169,10 +177,9 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
         """Posterior mean reward of every track in every slot: (B, p) -> (B, n_tracks)."""
         return (s @ self.W) @ self.track_x.T + self.theta[None, :]
 
-    def _session_slots(self, batch: int) -> np.ndarray:
-        if self._session.shape[0] != batch:
-            self._session = np.zeros((batch, self._session.shape[1]))
-        return self._session
+    def _session_slots(self, batch: int) -> None:
+        if self.session.n_slots != batch:
+            self.session.resize(batch)
 
     def _observe_outcomes(self, batch: int, info: dict[str, Any]) -> None:
         """Fold what each slot just saw into its session means.
@@ -187,29 +194,18 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
         slots, tracks, listened = self.history.outcomes(info)
         if not self.session_features:
             return
-        if len(fresh) and WARMUP_KEY in info and "warmup_listened" in info:
+        if len(fresh) and WARMUP_KEY in info and WARMUP_LISTENED_KEY in info:
             warm = np.asarray(info[WARMUP_KEY])[fresh]
-            heard = np.asarray(info["warmup_listened"], dtype=bool)[fresh]
-            valid = warm >= 0
-            rows = np.repeat(fresh, warm.shape[1]).reshape(warm.shape)
-            self._add_plays(rows[valid], warm[valid], heard[valid])
-        self._add_plays(slots, tracks, listened)
-
-    def _add_plays(self, slots: np.ndarray, tracks: np.ndarray, listened: np.ndarray) -> None:
-        """Add plays (slot, track, listened) to the session sums."""
-        session = self._session
-        d = self.track_emb.shape[1]
-        emb = self.track_emb[tracks]
-        np.add.at(session, (slots[listened], slice(0, d)), emb[listened])
-        np.add.at(session, (slots[~listened], slice(d, 2 * d)), emb[~listened])
-        np.add.at(session, (slots, -1), 1.0)
+            heard = np.asarray(info[WARMUP_LISTENED_KEY], dtype=bool)[fresh]
+            self.session.reset(fresh, warm, heard)
+        self.session.add(slots, tracks, listened)
 
     def episode_end(self, dones: np.ndarray) -> None:
         """Clear the history and the session means of the slots whose session ended."""
         super().episode_end(dones)
         dones = np.asarray(dones, dtype=bool)
-        session = self._session_slots(len(dones))
-        session[dones] = 0.0
+        self._session_slots(len(dones))
+        self.session.clear(dones)
 
     # ----------------------------------------------------------------- acting
     @single_threaded_blas

@@ -8,6 +8,9 @@ tracks not yet recommended in the session (``avoid_repeats``, on by default): th
 policy only sees the last five plays, and left to itself it keeps recommending tracks
 the listener has just heard (normalised score 0.12 instead of 0.51 for PPO after 200k
 steps).
+The policies end in SB3's ``Linear(latent, n_tracks)`` layer by default; ``head:
+embedding`` scores each track through its embedding and popularity instead
+(``agents.embedding_heads``).
 
 Loading unpickles nothing by default: an SB3 zip keeps some objects as cloudpickle,
 which runs code from the file when read, so ``load`` and ``set_state`` replace every
@@ -35,6 +38,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from agents.base import Agent, EpisodeCallback, EpisodeTracker, register_agent
+from agents.embedding_heads import (
+    EmbeddingActorCriticPolicy,
+    EmbeddingDQNPolicy,
+    catalog_features,
+)
 from agents.history import AvoidsRepeats, masked_argmax, random_allowed
 from agents.validation import (
     MAX_STEP_COUNT,
@@ -48,6 +56,9 @@ from musicrec_gym.envs.sb3 import MusicRecSB3VecEnv
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import ConfigError, DataFormatError
 
+#: Output heads of the policy (``head``): SB3's ``Linear(latent, n_tracks)`` layer, or
+#: scores through the track embeddings (``agents.embedding_heads``).
+HEADS = ("linear", "embedding")
 #: Largest ``data`` member (the JSON settings) of an SB3 zip that a load reads.
 MAX_ZIP_DATA_BYTES = 10_000_000
 #: What SB3 raises on a file that is not one of its zips, or does not fit the model.
@@ -106,10 +117,13 @@ class SB3Agent(AvoidsRepeats, Agent):
     """
 
     algorithm: ClassVar[type[BaseAlgorithm]]
+    #: The policy class of ``head="embedding"``.
+    embedding_policy: ClassVar[type]
     name = "sb3"
 
     def __post_init__(self) -> None:
         check_bool("avoid_repeats", self.avoid_repeats)
+        check_choice("head", self.head, HEADS)
         self.model: BaseAlgorithm | None = None
         self._log_dir: str | None = None
         self._trained = False
@@ -124,14 +138,20 @@ class SB3Agent(AvoidsRepeats, Agent):
         self._log_dir = None if path is None else str(path)
 
     def _new_model(self, env: Any) -> BaseAlgorithm:
-        return self.algorithm(
-            "MlpPolicy",
-            env,
-            seed=self.context.seed,
-            tensorboard_log=self._log_dir,
-            verbose=0,
-            **self.algorithm_kwargs(),
+        kwargs = self.algorithm_kwargs()
+        policy: str | type = "MlpPolicy"
+        if self.head == "embedding":
+            features = catalog_features(self.context.track_features, self.context.track_plays)
+            policy = self.embedding_policy
+            # Only the width goes into policy_kwargs (plain JSON in the saved zip); the
+            # features are a buffer of the policy, saved and loaded with its weights.
+            kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "feature_dim": features.shape[1]}
+        model = self.algorithm(
+            policy, env, seed=self.context.seed, tensorboard_log=self._log_dir, verbose=0, **kwargs
         )
+        if self.head == "embedding":
+            model.policy.set_track_features(features)
+        return model
 
     def _ensure_model(self) -> BaseAlgorithm:
         if self.model is None:
@@ -371,6 +391,10 @@ class PPOAgent(SB3Agent):
         max_grad_norm: Gradient clipping.
         net_arch: Hidden layer sizes of the policy and of the value network.
         device: Torch device.
+        avoid_repeats: Pick among the tracks not yet recommended in the session.
+        head: ``"linear"`` (SB3's ``Linear(latent, n_tracks)`` logits) or
+            ``"embedding"`` (logit of track i = latent · W [e_i, pop_i, 1] + b_i, see
+            ``agents.embedding_heads``).
     """
 
     # Tuned on the default world with 64 slots, 200k steps, greedy normalised score
@@ -388,8 +412,10 @@ class PPOAgent(SB3Agent):
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
     device: str = "cpu"
     avoid_repeats: bool = True  # tuned: 0.507 (off, i.e. plain model.predict: 0.124)
+    head: str = "linear"
 
     algorithm = PPO
+    embedding_policy = EmbeddingActorCriticPolicy
     name = "ppo"
 
     def __post_init__(self) -> None:
@@ -457,6 +483,10 @@ class DQNAgent(SB3Agent):
         gamma: Discount factor.
         net_arch: Hidden layer sizes of the Q-network.
         device: Torch device.
+        avoid_repeats: Pick among the tracks not yet recommended in the session.
+        head: ``"linear"`` (SB3's ``Linear(latent, n_tracks)`` Q-values) or
+            ``"embedding"`` (Q-value of track i = latent · W [e_i, pop_i, 1] + b_i, see
+            ``agents.embedding_heads``).
     """
 
     # Tuned on the default world with 64 slots, 200k steps, greedy normalised score
@@ -475,8 +505,10 @@ class DQNAgent(SB3Agent):
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
     device: str = "cpu"
     avoid_repeats: bool = True
+    head: str = "linear"
 
     algorithm = DQN
+    embedding_policy = EmbeddingDQNPolicy
     name = "dqn"
 
     def __post_init__(self) -> None:

@@ -279,3 +279,84 @@ def test_load_rejects_a_state_from_another_world(context):
 def test_invalid_hyperparameters_are_rejected(key, params, match):
     with pytest.raises(ConfigError, match=match):
         make_agent(key, params)
+
+
+class ReferenceSessionMeans:
+    """The session means as the bandits computed them before ``SessionPlays`` (reference).
+
+    Put before a bandit class in the bases: it replaces the shared code with the
+    bandits' former private copy, kept verbatim, so that the refactor is held to it bit
+    for bit.
+    """
+
+    def bind(self, context):
+        super().bind(context)
+        self._session = np.zeros((0, 2 * self.track_emb.shape[1] + 1))
+
+    def state_x(self, obs):
+        obs = np.asarray(obs, dtype=np.float64)
+        parts = [obs]
+        if self.session_features:
+            session = self._reference_slots(len(obs))
+            count = np.maximum(session[:, -1:], 1.0)
+            parts.append(session[:, :-1] / count)
+        parts.append(np.ones((len(obs), 1)))
+        return np.concatenate(parts, axis=1)
+
+    def _reference_slots(self, batch):
+        if self._session.shape[0] != batch:
+            self._session = np.zeros((batch, self._session.shape[1]))
+        return self._session
+
+    def _observe_outcomes(self, batch, info):
+        self.history.blocked(batch)
+        self._reference_slots(batch)
+        fresh = np.flatnonzero(self.history.fresh)
+        slots, tracks, listened = self.history.outcomes(info)
+        if not self.session_features:
+            return
+        if len(fresh) and "warmup_tracks" in info and "warmup_listened" in info:
+            warm = np.asarray(info["warmup_tracks"])[fresh]
+            heard = np.asarray(info["warmup_listened"], dtype=bool)[fresh]
+            valid = warm >= 0
+            rows = np.repeat(fresh, warm.shape[1]).reshape(warm.shape)
+            self._reference_add(rows[valid], warm[valid], heard[valid])
+        self._reference_add(slots, tracks, listened)
+
+    def _reference_add(self, slots, tracks, listened):
+        session = self._session
+        d = self.track_emb.shape[1]
+        emb = self.track_emb[tracks]
+        np.add.at(session, (slots[listened], slice(0, d)), emb[listened])
+        np.add.at(session, (slots[~listened], slice(d, 2 * d)), emb[~listened])
+        np.add.at(session, (slots, -1), 1.0)
+
+    def episode_end(self, dones):
+        self.history.end(dones)
+        dones = np.asarray(dones, dtype=bool)
+        self._reference_slots(len(dones))[dones] = 0.0
+
+
+@pytest.mark.parametrize("key", LINEAR)
+def test_shared_session_features_leave_the_bandits_bit_identical(key, env, context):
+    """300 steps of 16 slots: the same actions and final state as the former private code."""
+    agent = make_agent(key)
+    reference = type("Reference", (ReferenceSessionMeans, type(agent)), {})()
+    bandits = (agent, reference)
+    obs, info = env.reset(seed=7)
+    for bandit in bandits:
+        bandit.bind(context)
+        bandit.episode_end(np.ones(env.num_envs, dtype=bool))
+    for step in range(300):
+        acts, ref_acts = (bandit.act(obs, info) for bandit in bandits)
+        assert np.array_equal(acts, ref_acts), step
+        next_obs, rewards, terminated, truncated, info = env.step(acts)
+        dones = terminated | truncated
+        for bandit in bandits:
+            bandit.update(obs, acts, rewards, next_obs, dones, info)
+            bandit.episode_end(dones)
+        obs = next_obs
+    state, ref_state = agent.state(), reference.state()
+    assert state.keys() == ref_state.keys()
+    for name in state:
+        assert np.array_equal(state[name], ref_state[name]), name

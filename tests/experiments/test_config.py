@@ -194,3 +194,10 @@ def test_shipped_configs_are_valid_and_cover_every_agent_type(name: str) -> None
 
     config = load_config(CONFIGS / name)
     assert {a.type for a in config.agents} == set(agent_types())
+
+
+@pytest.mark.parametrize("name", ["benchmark_mssd.yaml", "heads.yaml"])
+def test_other_shipped_configs_load(name: str) -> None:
+    """The fitted-world benchmark and the head comparison are valid configs."""
+    config = load_config(CONFIGS / name)
+    assert len(config.seeds) >= 2 and config.agents

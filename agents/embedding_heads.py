@@ -1,0 +1,249 @@
+"""Output heads that score tracks through their embeddings, for SB3's PPO and DQN.
+
+Today's SB3 policies end in a ``Linear(latent, n_tracks)`` layer: one free weight
+vector per track, learned from the rewards of that track alone. The head here scores
+track ``i`` the way two-tower / dot-product recommenders do (Covington et al., "Deep
+neural networks for YouTube recommendations", RecSys 2016)::
+
+    score(s, i) = h(s) · (W f_i) + b_i,      f_i = [e_i, pop_i, 1]
+
+where ``h(s)`` is the policy's latent (the output of SB3's MLP extractor), ``e_i`` is
+the track's embedding and ``pop_i`` its log play count (both standardised over the
+catalog, fixed: a buffer, never trained), ``W`` a learned ``(latent_dim, d + 2)``
+projection and ``b_i`` a learned per-track bias. The constant 1 in ``f_i`` gives a
+per-state offset ``h(s) · W[:, -1]``: it cancels in PPO's softmax and is DQN's state
+value. Tracks with similar embeddings get similar scores, so what is learned about
+one track carries over to its neighbours; ``b_i`` keeps what is specific to each.
+
+The score is PPO's action logit (``EmbeddingActorCriticPolicy``) or DQN's Q-value
+(``EmbeddingDQNPolicy``; online and target networks alike). The policies take only the
+feature width (``feature_dim``) as a keyword, so SB3 saves plain JSON settings; the
+features themselves are a registered buffer, saved and loaded with the weights, and
+filled after construction by ``set_track_features`` (``catalog_features`` builds them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from torch import nn
+
+
+def catalog_features(embeddings: np.ndarray, plays: np.ndarray) -> np.ndarray:
+    """The fixed per-track features ``f_i = [e_i, pop_i, 1]`` of the embedding head.
+
+    Each embedding dimension and the popularity ``log(1 + plays)`` are standardised
+    over the catalog (zero mean, unit variance; a constant column stays 0), which only
+    conditions the learning: the learned projection absorbs any affine rescaling.
+
+    Args:
+        embeddings: (n_tracks, d) track embeddings.
+        plays: (n_tracks,) play counts.
+
+    Returns:
+        (n_tracks, d + 2) float32.
+
+    Raises:
+        ValueError: The shapes disagree or a value is not finite.
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    plays = np.asarray(plays, dtype=np.float64)
+    if embeddings.ndim != 2 or plays.shape != (len(embeddings),):
+        raise ValueError(
+            f"need (n_tracks, d) embeddings and (n_tracks,) plays, got shapes "
+            f"{embeddings.shape} and {plays.shape}"
+        )
+    if not (np.isfinite(embeddings).all() and np.isfinite(plays).all()) or (plays < 0).any():
+        raise ValueError("embeddings must be finite and plays finite and >= 0")
+    raw = np.column_stack([embeddings, np.log1p(plays)])
+    std = raw.std(axis=0)
+    scaled = (raw - raw.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return np.column_stack([scaled, np.ones(len(raw))]).astype(np.float32)
+
+
+class EmbeddingHead(nn.Module):
+    """``scores[:, i] = latent · (W f_i) + b_i`` over a fixed feature matrix ``F``.
+
+    Computed as ``(latent @ W) @ F.T + b``: ``O(B * (latent_dim + n_tracks) * k)`` for
+    ``k`` features, less than a ``Linear(latent_dim, n_tracks)`` head's
+    ``O(B * latent_dim * n_tracks)``.
+
+    Args:
+        latent_dim: Width of the latent ``h(s)``.
+        n_tracks: Number of tracks (scores per row).
+        feature_dim: Number ``k`` of fixed features per track.
+
+    Attributes:
+        features: (n_tracks, k) buffer ``F`` (zeros until ``set_features``).
+        proj: ``Linear(latent_dim, k, bias=False)``; its weight is ``W.T``.
+        track_bias: (n_tracks,) learned per-track bias ``b``.
+    """
+
+    def __init__(self, latent_dim: int, n_tracks: int, feature_dim: int) -> None:
+        super().__init__()
+        for name, value in (("latent_dim", latent_dim), ("n_tracks", n_tracks)):
+            if value < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {value}")
+        if feature_dim < 1:
+            raise ValueError(f"`feature_dim` must be >= 1, got {feature_dim}")
+        self.register_buffer("features", th.zeros(n_tracks, feature_dim))
+        self.proj = nn.Linear(latent_dim, feature_dim, bias=False)
+        self.track_bias = nn.Parameter(th.zeros(n_tracks))
+
+    def set_features(self, features: np.ndarray | th.Tensor) -> None:
+        """Copy the (n_tracks, k) features into the buffer.
+
+        Raises:
+            ValueError: ``features`` does not have the buffer's shape.
+        """
+        tensor = th.as_tensor(np.asarray(features, dtype=np.float32))
+        if tensor.shape != self.features.shape:
+            raise ValueError(
+                f"track features must have shape {tuple(self.features.shape)} "
+                f"(n_tracks, feature_dim), got {tuple(tensor.shape)}"
+            )
+        with th.no_grad():
+            self.features.copy_(tensor)
+
+    def forward(self, latent: th.Tensor) -> th.Tensor:
+        """(B, latent_dim) latents -> (B, n_tracks) scores."""
+        return self.proj(latent) @ self.features.T + self.track_bias
+
+
+class EmbeddingActorCriticPolicy(ActorCriticPolicy):
+    """SB3's ``ActorCriticPolicy`` whose action logits come from an ``EmbeddingHead``.
+
+    Args:
+        observation_space: As for ``ActorCriticPolicy``.
+        action_space: ``Discrete(n_tracks)``.
+        lr_schedule: As for ``ActorCriticPolicy``.
+        feature_dim: Number of fixed features per track (``catalog_features``: d + 2).
+        **kwargs: The other ``ActorCriticPolicy`` arguments (``net_arch``, ...).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        feature_dim: int,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(action_space, spaces.Discrete):
+            raise ValueError(
+                f"the embedding head needs a Discrete action space, got {action_space}"
+            )
+        self.feature_dim = int(feature_dim)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        """SB3's networks, then the linear action head replaced by the embedding head."""
+        super()._build(lr_schedule)
+        self.action_net = EmbeddingHead(
+            self.mlp_extractor.latent_dim_pi, int(self.action_space.n), self.feature_dim
+        ).to(self.device)
+        if self.ortho_init:  # SB3's gain for the action output: near-uniform at first
+            self.action_net.apply(lambda module: self.init_weights(module, gain=0.01))
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    def set_track_features(self, features: np.ndarray) -> None:
+        """Fill the head's fixed (n_tracks, feature_dim) features."""
+        self.action_net.set_features(features)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "feature_dim": self.feature_dim}
+
+
+class EmbeddingQNetwork(QNetwork):
+    """SB3's ``QNetwork`` whose last layer is an ``EmbeddingHead``.
+
+    Args:
+        feature_dim: Number of fixed features per track.
+        Others: as for ``QNetwork``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        feature_dim: int,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor,
+            features_dim,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            normalize_images=normalize_images,
+        )
+        self.feature_dim = int(feature_dim)
+        hidden = create_mlp(self.features_dim, -1, self.net_arch, self.activation_fn)
+        latent_dim = self.net_arch[-1] if self.net_arch else self.features_dim
+        head = EmbeddingHead(latent_dim, int(self.action_space.n), self.feature_dim)
+        self.q_net = nn.Sequential(*hidden, head)
+
+    @property
+    def head(self) -> EmbeddingHead:
+        """The embedding head (the Q-network's last layer)."""
+        return self.q_net[-1]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "feature_dim": self.feature_dim}
+
+
+class EmbeddingDQNPolicy(DQNPolicy):
+    """SB3's ``DQNPolicy`` whose online and target Q-networks end in an ``EmbeddingHead``.
+
+    Args:
+        observation_space: As for ``DQNPolicy``.
+        action_space: ``Discrete(n_tracks)``.
+        lr_schedule: As for ``DQNPolicy``.
+        feature_dim: Number of fixed features per track (``catalog_features``: d + 2).
+        **kwargs: The other ``DQNPolicy`` arguments (``net_arch``, ...).
+    """
+
+    q_net: EmbeddingQNetwork
+    q_net_target: EmbeddingQNetwork
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        feature_dim: int,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(action_space, spaces.Discrete):
+            raise ValueError(
+                f"the embedding head needs a Discrete action space, got {action_space}"
+            )
+        self.feature_dim = int(feature_dim)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def make_q_net(self) -> EmbeddingQNetwork:
+        """A Q-network with its own features extractor and the embedding head."""
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return EmbeddingQNetwork(**net_args, feature_dim=self.feature_dim).to(self.device)
+
+    def set_track_features(self, features: np.ndarray) -> None:
+        """Fill the fixed (n_tracks, feature_dim) features of both Q-networks."""
+        self.q_net.head.set_features(features)
+        self.q_net_target.head.set_features(features)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "feature_dim": self.feature_dim}
