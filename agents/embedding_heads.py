@@ -117,6 +117,13 @@ class EmbeddingHead(nn.Module):
         return self.proj(latent) @ self.features.T + self.track_bias
 
 
+def discrete_feature_dim(action_space: spaces.Space, feature_dim: int) -> int:
+    """``feature_dim`` as an int, once ``action_space`` is checked to be ``Discrete``."""
+    if not isinstance(action_space, spaces.Discrete):
+        raise ValueError(f"the embedding head needs a Discrete action space, got {action_space}")
+    return int(feature_dim)
+
+
 class EmbeddingActorCriticPolicy(ActorCriticPolicy):
     """SB3's ``ActorCriticPolicy`` whose action logits come from an ``EmbeddingHead``.
 
@@ -136,11 +143,7 @@ class EmbeddingActorCriticPolicy(ActorCriticPolicy):
         feature_dim: int,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(action_space, spaces.Discrete):
-            raise ValueError(
-                f"the embedding head needs a Discrete action space, got {action_space}"
-            )
-        self.feature_dim = int(feature_dim)
+        self.feature_dim = discrete_feature_dim(action_space, feature_dim)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -228,11 +231,7 @@ class EmbeddingDQNPolicy(DQNPolicy):
         feature_dim: int,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(action_space, spaces.Discrete):
-            raise ValueError(
-                f"the embedding head needs a Discrete action space, got {action_space}"
-            )
-        self.feature_dim = int(feature_dim)
+        self.feature_dim = discrete_feature_dim(action_space, feature_dim)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def make_q_net(self) -> EmbeddingQNetwork:
