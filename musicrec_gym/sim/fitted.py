@@ -264,10 +264,6 @@ class FittedSimulator:
             truncated=truncated,
         )
 
-    def encode(self, slots: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """Observations of ``slots``: their windows through the encoder, ``(B, code_dim)``."""
-        return self.encoder.encode_ids(self.win_tracks[slots], self.win_listened[slots])
-
     def reset_encode(self, slots: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
         """:meth:`reset`, then the new sessions' observations, ``(len(slots), code_dim)``."""
         self.reset(slots, users)
