@@ -23,7 +23,7 @@ from experiments.sweep_config import (
     check_variant_names,
 )
 from experiments.value_checks import check_agent_params, check_env_kwargs, parse_seeds
-from musicrec_gym import ENV_ID
+from musicrec_gym import ENV_ID, ENV_ID_KWARGS
 from musicrec_gym.errors import unknown_name_message
 from musicrec_gym.validation import MAX_SEED, Validator, describe
 from musicrec_gym.yamlconfig import KeyPath
@@ -54,9 +54,13 @@ def parse_agents(v: Validator, root: Any) -> ExperimentConfig:
     env_id = env_raw.get("id", ENV_ID)
     if env_id not in ENV_IDS:
         raise doc.error(("env", "id"), unknown_name_message("environment id", str(env_id), ENV_IDS))
+    kwargs = check_env_kwargs(v, env_raw.get("kwargs"), ("env", "kwargs"))
+    for key, value in ENV_ID_KWARGS[env_id].items():  # what the id stands for
+        if kwargs.setdefault(key, value) != value:
+            raise doc.error(("env", "kwargs", key), f"{env_id} means {key}: {value!r}")
     env = EnvConfig(
         id=env_id,
-        kwargs=check_env_kwargs(v, env_raw.get("kwargs"), ("env", "kwargs")),
+        kwargs=kwargs,
         num_envs=v.int_(
             env_raw.get("num_envs", DEFAULT_NUM_ENVS), ("env", "num_envs"), 1, MAX_NUM_ENVS
         ),

@@ -11,10 +11,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from musicrec_gym import ENV_ID
+from musicrec_gym import ENV_ID, ENV_ID_KWARGS
 
 #: Environment ids a config may name (each must have a native vector environment).
-ENV_IDS = (ENV_ID,)
+ENV_IDS = tuple(ENV_ID_KWARGS)
 #: What a config may ask for: ``agents`` (the default) or ``embeddings``.
 TASKS = ("agents", "embeddings")
 #: The forms of a sweep key, for messages.
@@ -64,8 +64,9 @@ class EnvConfig:
     """The environment every cell trains and evaluates on.
 
     Attributes:
-        id: Environment id (``MusicRec-v0``).
-        kwargs: Keyword arguments of ``MusicRecVectorEnv`` besides ``num_envs``.
+        id: Environment id (``MusicRec-v0`` or ``MusicRecLongTerm-v0``).
+        kwargs: Keyword arguments of ``MusicRecVectorEnv`` besides ``num_envs`` (the
+            id's own included: ``long_term: true`` for ``MusicRecLongTerm-v0``).
         num_envs: Listeners stepped at once during training.
     """
 

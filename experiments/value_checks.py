@@ -38,7 +38,7 @@ def check_env_kwargs(v: Validator, kwargs: Any, path: KeyPath) -> dict[str, Any]
             v.path_text(value, where, "a world directory or null (built-in world)")
         if key == "reward" and value not in REWARD_MODES:
             raise v.doc.error(where, unknown_name_message("reward mode", str(value), REWARD_MODES))
-        if key == "profile_features" and not isinstance(value, bool):
+        if key in ("profile_features", "long_term", "string_ids") and not isinstance(value, bool):
             raise v.doc.error(where, f"must be true or false, got {describe(value)}")
         if key == "max_steps" and value is not None:
             v.int_(value, where, 1, MAX_STEPS_LIMIT)

@@ -21,15 +21,22 @@ from musicrec_gym.sim.constants import MAX_STEPS_LIMIT
 __version__ = "0.1.0"
 
 ENV_ID = "MusicRec-v0"
+LONG_TERM_ENV_ID = "MusicRecLongTerm-v0"
+"""``MusicRec-v0`` with delayed effects: satisfaction drives the leave hazard
+(``long_term=True``; see ``musicrec_gym.sim.params.SatisfactionParams``)."""
+ENV_ID_KWARGS: dict[str, dict] = {ENV_ID: {}, LONG_TERM_ENV_ID: {"long_term": True}}
+"""Each registered id and the keyword arguments it stands for."""
 MAX_EPISODE_STEPS = MAX_STEPS_LIMIT + 1
 """The registered ``max_episode_steps`` (10,001): past the longest session any
 ``max_steps`` allows, so the registration's ``TimeLimit`` never fires (not even together
 with a listener who leaves at step 10,000: ``terminated`` and ``truncated`` never both)."""
 
-if ENV_ID not in registry:
-    register(
-        id=ENV_ID,
-        entry_point="musicrec_gym.envs.music_rec:MusicRecEnv",
-        vector_entry_point="musicrec_gym.envs.vector:MusicRecVectorEnv",
-        max_episode_steps=MAX_EPISODE_STEPS,
-    )
+for _id, _kwargs in ENV_ID_KWARGS.items():
+    if _id not in registry:
+        register(
+            id=_id,
+            entry_point="musicrec_gym.envs.music_rec:MusicRecEnv",
+            vector_entry_point="musicrec_gym.envs.vector:MusicRecVectorEnv",
+            max_episode_steps=MAX_EPISODE_STEPS,
+            kwargs=dict(_kwargs),
+        )

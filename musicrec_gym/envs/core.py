@@ -31,7 +31,7 @@ from musicrec_gym.sim.params import SimulatorParams
 from musicrec_gym.sim.protocol import Encoded, Simulator, StepResult
 from musicrec_gym.world import PROFILE_FEATURES, World, load_world, make_simulator, world_path
 
-ENV_KWARGS = ("world", "reward", "profile_features", "max_steps", "string_ids")
+ENV_KWARGS = ("world", "reward", "profile_features", "max_steps", "string_ids", "long_term")
 OUTCOME_KEYS = ("optimal_reward", "expected_reward", "regret", "listened", "track", "step")
 """The ``info`` keys that describe the step just taken (placeholders after a reset)."""
 STATE_KEYS = ("user", "optimal_action", "warmup_tracks", "warmup_listened")
@@ -187,6 +187,8 @@ class SessionCore:
             ``[1, MAX_STEPS_LIMIT]`` (default: the world's, 20 in the built-in world).
         string_ids: Also put the string ids of the track and the listener in ``info``
             (``track_id``, ``user_id``); by default ``info`` holds numbers only.
+        long_term: Turn on the world's delayed effects (satisfaction that drives the leave
+            hazard; ``MusicRecLongTerm-v0``). Synthetic worlds only.
 
     Raises:
         ConfigError: An argument of the wrong type or out of range (named), a
@@ -203,6 +205,7 @@ class SessionCore:
         profile_features: bool = False,
         max_steps: int | None = None,
         string_ids: bool = False,
+        long_term: bool = False,
     ) -> None:
         if not isinstance(reward, str):
             raise ConfigError(
@@ -229,6 +232,19 @@ class SessionCore:
             )
         self.world = world if isinstance(world, World) else load_world(world_path(world, "world"))
         params = self.world.params
+        if not isinstance(long_term, (bool, np.bool_)):
+            raise ConfigError(f"`long_term` must be a bool (True or False), got {long_term!r}")
+        if long_term:
+            if self.world.fitted is not None:
+                raise ConfigError(
+                    "`long_term=True` (MusicRecLongTerm-v0) needs a synthetic world, whose "
+                    f"hidden truth has the listeners' satisfaction; {self.world.directory} "
+                    "is fitted to logs"
+                )
+            params = replace(params, satisfaction=replace(params.satisfaction, enabled=True))
+        else:
+            params = replace(params, satisfaction=replace(params.satisfaction, enabled=False))
+        self.long_term = bool(long_term)
         if max_steps is not None:
             params = replace(params, leave=replace(params.leave, max_steps=int(max_steps)))
         self._check_fits(n, params, explicit_steps=max_steps is not None)

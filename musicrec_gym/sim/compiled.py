@@ -160,6 +160,7 @@ class CompiledSimulator(BatchSimulator):
         params[layout.P_TLL], params[layout.P_TLH] = p.reward.time_listened
         params[layout.P_TSL], params[layout.P_TSH] = p.reward.time_skipped
         params[layout.P_LIKE], params[layout.P_ADD] = p.reward.p_like, p.reward.p_add
+        params[layout.P_SATW] = p.satisfaction.weight
         floats = [
             ("O_TASTE", resp.taste), ("O_FACT", resp.factors), ("O_UTERM", resp.user_term),
             ("O_TTERM", resp.track_term), ("O_POPCDF", self.pop_cdf),
@@ -172,6 +173,7 @@ class CompiledSimulator(BatchSimulator):
             "C_HW": self.hist.shape[1], "C_WARM": p.warmup, "C_POOL": self.pool,
             "C_CONTK": p.continuation_pool, "C_SKIPW": p.leave.skip_window,
             "C_MAXS": self.max_steps, "C_MODE": self.reward.mode_code,
+            "C_SATL": p.satisfaction.levels if p.satisfaction.enabled else 0,
         }  # fmt: skip
         # The warm-up's continuations after a pool play, looked up (None: too big a table).
         table = cands.pool_nearest(
@@ -189,6 +191,7 @@ class CompiledSimulator(BatchSimulator):
             ("O_ARTIST", self.artist_of[:-1]), ("O_CIDX", cands.index),
             ("O_CART", self.cand_artist_of_user),
             ("O_PTAB", np.zeros(0) if table is None else table),
+            ("O_KIND", self.track_kind),
         ]  # fmt: skip
         iparts, iat = [ci], layout.HEADER
         for name, arr in ints:
@@ -197,6 +200,7 @@ class CompiledSimulator(BatchSimulator):
             iat += iparts[-1].size
         columns = {
             "I_USER": "user", "I_HLEN": "hist_len", "I_STEPS": "steps", "I_OPTA": "opt_action",
+            "I_SAT": "satisfaction",
             "I_HIST": "hist", "I_HLIS": "hist_listened", "I_WT": "win_tracks",
             "I_WA": "win_artist", "I_CAND": "cand", "I_CART": "cand_artist",
         }  # fmt: skip

@@ -50,6 +50,7 @@ from musicrec_gym.sim.layout import (
     C_MAXS,
     C_MODE,
     C_POOL,
+    C_SATL,
     C_SKIPW,
     C_T,
     C_U,
@@ -65,6 +66,7 @@ from musicrec_gym.sim.layout import (
     I_HLEN,
     I_HLIS,
     I_OPTA,
+    I_SAT,
     I_STEPS,
     I_USER,
     I_WA,
@@ -76,6 +78,7 @@ from musicrec_gym.sim.layout import (
     O_CSTAT,
     O_CTHR,
     O_FACT,
+    O_KIND,
     O_TASTE,
     O_TTERM,
     O_UTERM,
@@ -86,12 +89,13 @@ from musicrec_gym.sim.layout import (
     P_LIKE,
     P_PER_SKIP,
     P_REPEAT,
+    P_SATW,
     P_TLH,
     P_TLL,
     P_TSH,
     P_TSL,
 )  # fmt: skip
-from musicrec_gym.sim.leave import hazard_one
+from musicrec_gym.sim.leave import hazard_one, hazard_satisfied_one
 from musicrec_gym.sim.logging_policy import logging_choice
 from musicrec_gym.sim.response import (
     fatigue_one,
@@ -102,6 +106,7 @@ from musicrec_gym.sim.response import (
 )
 from musicrec_gym.sim.reward import draw_one, expected_one
 from musicrec_gym.sim.rng import draw
+from musicrec_gym.sim.satisfaction import satisfaction_after
 
 
 def one_out_size(pool: int) -> int:
@@ -241,6 +246,7 @@ def _reset_slot(cf, ci, si, sf, rng, s, user, u, sims) -> None:
     ir[ci[I_USER]] = user
     ir[ci[I_HLEN]] = 0
     ir[ci[I_STEPS]] = 0
+    ir[ci[I_SAT]] = 0
     cidx, cartu = ci[O_CIDX] + user * m, ci[O_CART] + user * m
     cstat = ci[O_CSTAT] + user * m
     ir[cand : cand + m] = ci[cidx : cidx + m]
@@ -267,6 +273,8 @@ def _step_slot(cf, ci, si, sf, rng, s, action, u):
     ir, fr = si[s], sf[s]
     a, b = cf[P_A], cf[P_B]
     optimal = expected_one(a, b, sigmoid_one(fr[ci[F_OPTL]]))
+    levels = ci[C_SATL]  # 0: no satisfaction (MusicRec-v0)
+    repeated = levels > 0 and _in_history(ir, ci[I_HIST], ir[ci[I_HLEN]], action)
     p, listened = _play(cf, ci, ir, fr, action, u[0])
     reward = draw_one(ci[C_MODE], listened, u[2], u[3], cf[P_TLL], cf[P_TLH], cf[P_TSL],
                       cf[P_TSH], cf[P_LIKE], cf[P_ADD])  # fmt: skip
@@ -278,7 +286,14 @@ def _step_slot(cf, ci, si, sf, rng, s, action, u):
     for j in range(1, window):
         recent += fr[wl + j]
     skips = window - recent
-    hazard = hazard_one(cf[ci[O_BASE] + ir[ci[I_USER]]], cf[P_PER_SKIP], skips)
+    base = cf[ci[O_BASE] + ir[ci[I_USER]]]
+    if levels > 0:
+        kind = ci[ci[O_KIND] + action]
+        sat = satisfaction_after(ir[ci[I_SAT]], kind, repeated, listened, levels)
+        ir[ci[I_SAT]] = sat
+        hazard = hazard_satisfied_one(base, cf[P_PER_SKIP], skips, cf[P_SATW], sat)
+    else:
+        hazard = hazard_one(base, cf[P_PER_SKIP], skips)
     terminated = u[1] < hazard
     _update_optimal(cf, ci, ir, fr)
     truncated = not terminated and steps >= ci[C_MAXS]

@@ -71,10 +71,23 @@ class LeaveModel:
             )
         return cls(lengths, params)
 
-    def hazard(self, users: np.ndarray, recent_listened: np.ndarray) -> np.ndarray:
-        """Leave probability given the listen flags of the last plays, shape (B, skip_window)."""
+    def hazard(
+        self,
+        users: np.ndarray,
+        recent_listened: np.ndarray,
+        satisfaction: np.ndarray | None = None,
+        weight: float = 0.0,
+    ) -> np.ndarray:
+        """Leave probability given the listen flags of the last plays, shape (B, skip_window).
+
+        With ``satisfaction`` (``MusicRecLongTerm-v0``), the rate is lowered by ``weight``
+        per level and floored at 0 (:func:`hazard_satisfied_one`).
+        """
         skips = self.params.skip_window - recent_listened.sum(axis=1)
-        return 1.0 - np.exp(-(self.base_rate[users] + self.params.per_skip * skips))
+        rate = self.base_rate[users] + self.params.per_skip * skips
+        if satisfaction is not None:
+            rate = np.maximum(rate - weight * satisfaction, 0.0)
+        return 1.0 - np.exp(-rate)
 
 
 class FittedLeave:
@@ -157,3 +170,12 @@ class FittedLeave:
 def hazard_one(base_rate: float, per_skip: float, skips: float) -> float:
     """``LeaveModel.hazard`` of one slot: ``1 - exp(-(base_rate + per_skip * skips))``."""
     return 1.0 - np.exp(-(base_rate + per_skip * skips))
+
+
+@njit(**JIT_OPTIONS)
+def hazard_satisfied_one(
+    base_rate: float, per_skip: float, skips: float, weight: float, satisfaction: int
+) -> float:
+    """:func:`hazard_one` with satisfaction: the rate less ``weight * satisfaction``, >= 0."""
+    rate = base_rate + per_skip * skips - weight * satisfaction
+    return 1.0 - np.exp(-max(rate, 0.0))

@@ -23,6 +23,7 @@ __all__ = [
     "LeaveParams",
     "ResponseParams",
     "RewardParams",
+    "SatisfactionParams",
     "SimulatorParams",
     "is_finite",
     "is_int",  # re-exported (musicrec_gym.checks) for the modules that import it from here
@@ -67,6 +68,10 @@ def _int(low: int, high: int | None = None) -> Rule:
     return rule
 
 
+def _bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be a bool (true or false)"
+
+
 def _interval(value: Any) -> str | None:
     expected = "must be a pair [low, high] of finite numbers with low <= high"
     if not isinstance(value, (list, tuple)) or len(value) != 2:
@@ -95,6 +100,13 @@ RULES: dict[str, dict[str, Rule]] = {
         "time_skipped": _interval,
         "p_like": _real(0.0, 1.0),
         "p_add": _real(0.0, 1.0),
+    },
+    "SatisfactionParams": {
+        "enabled": _bool,
+        "weight": _real(0.0),
+        "levels": _int(1, 100),
+        "popular_share": _real(0.0, 1.0),
+        "discovery_share": _real(0.0, 1.0),
     },
     "SimulatorParams": {
         "warmup": _int(1, WINDOW),
@@ -174,6 +186,37 @@ class RewardParams:
 
 
 @dataclass(frozen=True)
+class SatisfactionParams:
+    """The delayed effects of ``MusicRecLongTerm-v0``: satisfaction that drives the leave hazard.
+
+    A listener's satisfaction is an integer in ``[-levels, levels]``, 0 when the
+    recommendations start (the warm-up sets none). Each *listened* recommendation moves
+    it: +1 for a discovery (a track among the ``discovery_share`` least played of the
+    catalog), -1 for an over-familiar pick (among the ``popular_share`` most played, or
+    any repeat), 0 otherwise; a skip leaves it (skips have their own hazard term). The
+    leave hazard's rate becomes ``max(0, 1/patience_u + per_skip * skips - weight *
+    satisfaction)``: satisfied listeners stay, over-served ones leave sooner. So the
+    track of best immediate listen probability, usually a popular one, is not the best
+    for the session. ``enabled`` is False in ``MusicRec-v0`` (today's dynamics, bit for
+    bit); ``MusicRecLongTerm-v0`` turns it on. The shares sum to at most 1.
+    """
+
+    enabled: bool = False
+    weight: float = 0.03
+    levels: int = 3
+    popular_share: float = 0.2
+    discovery_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(self)
+        if self.popular_share + self.discovery_share > 1.0:
+            raise ConfigError(
+                "`SatisfactionParams.popular_share` + `discovery_share` must be <= 1, got "
+                f"{self.popular_share} + {self.discovery_share}"
+            )
+
+
+@dataclass(frozen=True)
 class SimulatorParams:
     """All simulator parameters, stored in a world's ``simulator.json``.
 
@@ -188,6 +231,7 @@ class SimulatorParams:
     response: ResponseParams = ResponseParams()
     leave: LeaveParams = LeaveParams()
     reward: RewardParams = RewardParams()
+    satisfaction: SatisfactionParams = SatisfactionParams()
     warmup: int = 5
     logging_pop_share: float = 0.3
     logging_continuation_share: float = 0.4
@@ -270,11 +314,15 @@ def _part_from_dict(part: type, key: str, value: Any, source: str) -> Any:
         if problem is not None:
             raise ArtifactError(f"{source}: key '{key}.{k}' {problem}, got {v!r}")
         out[k] = tuple(v) if isinstance(v, list) else v
-    return part(**out)
+    try:
+        return part(**out)
+    except ConfigError as err:  # a rule across the record's keys
+        raise ArtifactError(f"{source}: key {key!r}: {err}") from err
 
 
 PARTS: dict[str, type] = {
     "response": ResponseParams,
     "leave": LeaveParams,
     "reward": RewardParams,
+    "satisfaction": SatisfactionParams,
 }

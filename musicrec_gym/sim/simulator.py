@@ -35,6 +35,7 @@ from musicrec_gym.sim.protocol import StepResult
 from musicrec_gym.sim.response import ResponseModel, sigmoid
 from musicrec_gym.sim.reward import RewardModel
 from musicrec_gym.sim.rng import SlotStreams
+from musicrec_gym.sim.satisfaction import satisfaction_update, track_kinds
 
 # Memory allowed for the listeners' pool-similarity tables (ListenerCandidates).
 _POOL_SIM_BYTES = 64 * 2**20
@@ -205,13 +206,15 @@ class BatchSimulator:
         # artist_of[-1] is a sentinel artist for empty window places.
         self.artist_of = np.append(np.asarray(artist, dtype=np.int64), -1)
         self.streams = SlotStreams(n_slots)
+        # what a listen of each track does to satisfaction (MusicRecLongTerm-v0)
+        self.track_kind = track_kinds(popularity, params.satisfaction)
         self.cand_artist_of_user = self.artist_of[self.candidates.index]
 
         b, h, m = n_slots, params.warmup + self.max_steps, self.candidates.index.shape[1]
         # The slots' state lives in two arrays, one row per slot (what the compiled
         # kernels take); the named arrays below are views of their columns.
         self.int_columns, int_width = _columns(
-            user=1, hist_len=1, steps=1, opt_action=1, hist=h, hist_listened=h,
+            user=1, hist_len=1, steps=1, opt_action=1, satisfaction=1, hist=h, hist_listened=h,
             win_tracks=WINDOW, win_artist=WINDOW, cand=m, cand_artist=m,
         )  # fmt: skip
         self.float_columns, float_width = _columns(
@@ -291,6 +294,7 @@ class BatchSimulator:
         self.win_listened[slots] = rows.win_listened
         self.win_artist[slots] = rows.win_artist
         self.steps[slots] = 0
+        self.satisfaction[slots] = 0
         self.cand[slots] = rows.cand
         self.cand_artist[slots] = rows.cand_artist
         self.cand_static[slots] = cands.static[user]
@@ -393,11 +397,21 @@ class BatchSimulator:
         every = slice(None)
         u = self.streams.uniform(every, STEP_DRAWS)
         optimal = self.reward.expected(sigmoid(self.opt_logit))
+        sat = self.params.satisfaction
+        if sat.enabled:
+            repeated = (self.hist == actions[:, None]).any(axis=1)
         p, listened = self._play(self._rows(every), actions, u[:, 0])
         reward = self.reward.draw(listened, u[:, 2], u[:, 3])
         self.steps += 1
         k = self.params.leave.skip_window
-        hazard = self.leave.hazard(self.user, self.win_listened[:, WINDOW - k :])
+        recent = self.win_listened[:, WINDOW - k :]
+        if sat.enabled:
+            self.satisfaction[:] = satisfaction_update(
+                self.satisfaction, self.track_kind[actions], repeated, listened, sat.levels
+            )
+            hazard = self.leave.hazard(self.user, recent, self.satisfaction, sat.weight)
+        else:
+            hazard = self.leave.hazard(self.user, recent)
         terminated = u[:, 1] < hazard
         truncated = ~terminated & (self.steps >= self.max_steps)
         self._update_optimal(every)

@@ -1,5 +1,7 @@
 """The compiled simulator against the NumPy reference (``BatchSimulator``'s own methods)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -22,8 +24,11 @@ def world():
     return load_world(None)
 
 
-def _pair(world, n, mode):
-    args = (world.truth, world.artist_index, world.popularity, world.params, n)
+def _pair(world, n, mode, long_term=False):
+    params = world.params
+    if long_term:
+        params = replace(params, satisfaction=replace(params.satisfaction, enabled=True))
+    args = (world.truth, world.artist_index, world.popularity, params, n)
     ref = BatchSimulator(*args, reward_mode=mode, candidates=world.candidates)
     fast = CompiledSimulator(*args, encoder=world.encoder, reward_mode=mode,
                              candidates=world.candidates)  # fmt: skip
@@ -43,14 +48,29 @@ def _same_state(ref, fast, when):
 
 
 @pytest.mark.parametrize(
-    ("mode", "tables"), [("listen", True), ("time", True), ("event", True), ("listen", False)]
+    ("mode", "tables", "long_term"),
+    [
+        ("listen", True, False),
+        ("time", True, False),
+        ("event", True, False),
+        ("listen", False, False),
+        ("listen", True, True),
+        ("time", True, True),
+    ],
 )
-def test_compiled_steps_and_resets_match_the_reference(world, mode, tables, monkeypatch):
-    """``tables=False``: a world too big for the pool's nearest-tracks table."""
+def test_compiled_steps_and_resets_match_the_reference(
+    world, mode, tables, long_term, monkeypatch
+):
+    """The same state after every step and reset.
+
+    ``tables=False``: a world too big for the pool's nearest-tracks table;
+    ``long_term``: with satisfaction (``MusicRecLongTerm-v0``).
+    """
     if not tables:
         monkeypatch.setattr(simulator, "_POOL_SIM_BYTES", 0)
-    ref, fast = _pair(world, 128, mode)
+    ref, fast = _pair(world, 128, mode, long_term)
     assert fast.ci[layout.C_PTAB] == tables
+    assert fast.ci[layout.C_SATL] == (ref.params.satisfaction.levels if long_term else 0)
     _same_state(ref, fast, "reset")
     rng = np.random.default_rng(3)
     ends = 0
@@ -72,6 +92,8 @@ def test_compiled_steps_and_resets_match_the_reference(world, mode, tables, monk
             fast.reset(done)
         _same_state(ref, fast, t)
     assert ends > 100
+    if long_term:  # satisfaction moved both ways, and was reset with the sessions
+        assert ref.satisfaction.min() < 0 < ref.satisfaction.max()
 
 
 def test_autoreset_restarts_ended_sessions_as_a_reset_would(world):
