@@ -8,6 +8,7 @@ Call protocol (every loop that drives an agent, training or evaluation)::
 
     agent = make_agent(key, params)
     agent.bind(AgentContext.from_env(env, seed))
+    agent.attach(env)                               # the env it acts in (the planner reads it)
     agent.set_log_dir(run_dir)                      # optional: SB3 writes train/... there
     agent.learn(env, total_steps, callback)         # training (or your own loop, below)
 
@@ -136,6 +137,14 @@ class Agent(ABC):
 
         Args:
             dones: (B,) bool, True where the slot's session ended.
+        """
+
+    def attach(self, env: Any) -> None:  # noqa: B027  (optional hook)
+        """Take the environment about to be stepped (no-op by default).
+
+        Only the references that read the simulator's hidden state (the planner) use
+        it; every loop that drives agents calls it with the environment it steps, after
+        ``bind`` and before the first ``act`` (the experiments' training and evaluation).
         """
 
     def set_log_dir(self, path: str | Path | None) -> None:  # noqa: B027  (optional hook)

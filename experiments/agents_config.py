@@ -12,11 +12,11 @@ from experiments.schema import (
     MAX_EVAL_EPISODES,
     MAX_NUM_ENVS,
     MAX_TRAIN_STEPS,
-    REFERENCE_TYPES,
     AgentSpec,
     BudgetConfig,
     EnvConfig,
     ExperimentConfig,
+    reference_types,
 )
 from experiments.sweep_config import (
     agent_sweep,
@@ -120,7 +120,7 @@ def parse_agents(v: Validator, root: Any) -> ExperimentConfig:
         specs.append(AgentSpec(name=label, type=kind, params=params, train_steps=steps))
     sweep = agent_sweep(v, root.get("sweep"), specs, env_raw, env, len(seeds))
 
-    for kind in REFERENCE_TYPES:
+    for kind in reference_types(env_id):
         if any(s.type == kind and not s.params for s in specs):
             continue
         taken = [i for i, s in enumerate(specs) if s.name == kind]

@@ -292,6 +292,7 @@ def evaluate(
     """
     n = len(reset_seeds)
     env = MusicRecVectorEnv(num_envs=num_envs, **env_kwargs)
+    agent.attach(env)
     columns: dict[str, list[np.ndarray]] = {k: [] for k in EVAL_COLUMNS}
     for start in range(0, n, num_envs):
         chunk = reset_seeds[start : start + num_envs]
@@ -399,6 +400,7 @@ def run_cell(cell: Cell, run_dir: str | Path, progress: Progress | None = None) 
         )
         agent = make_agent(cell.agent.type, cell.agent.params)
         agent.bind(AgentContext.from_env(env, cell.seed))
+        agent.attach(env)
         agent.set_log_dir(str(tb_dir))
         hparams = agent.hyperparameters()
         writer.add_text(

@@ -172,7 +172,7 @@ def per_seed_table(
     reaches 0.9 (``experiments.statistics.time_to_threshold``).
     """
     random_name = config.reference("random").name
-    oracle_name = config.reference("oracle").name
+    oracle_name = config.upper_reference.name
     refs = {
         (cell.base or cell.agent.name, cell.point, cell.seed): results.get(cell.key)
         for cell in cells
@@ -325,9 +325,17 @@ def markdown_table(
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Normalised score: (agent − random) / (oracle − random) of the evaluation return, "
-        "per seed. Fraction of optimal: evaluation return / sum of the best expected "
-        "reward along the same trajectories. Training regret: sum over all training steps "
+        f"Normalised score: (agent − random) / ({config.upper_reference.name} − random) "
+        "of the evaluation return, per seed"
+        + (
+            " (the planner: the lookahead policy on the true model, docs/optimum.md; the "
+            "greedy oracle is far from optimal in this world)"
+            if config.upper_reference.type == "planner"
+            else ""
+        )
+        + ". Fraction of optimal: evaluation return / sum of the best immediate expected "
+        "reward along the same trajectories (the greedy oracle's per-step reference). "
+        "Training regret: sum over all training steps "
         "of (best expected reward − expected reward of the chosen track); – for fixed "
         "policies, which do not train.",
         "",
@@ -384,7 +392,10 @@ def plot_curves(
     ``bins`` bins, mean over seeds, band = range over seeds), each learner's greedy
     evaluation return as a dot at its last step, and horizontal lines at the
     evaluation return of every fixed policy (oracle, random, popularity, ...). Right:
-    the same as a fraction of the optimal return.
+    the same as a fraction of the optimal return: of the best immediate expected reward
+    along the same episodes, or, where the planner is the upper reference
+    (``MusicRecLongTerm-v0``, where greedy is far from optimal), of the planner's mean
+    evaluation return.
 
     Returns:
         The PNG's path.
@@ -400,6 +411,12 @@ def plot_curves(
             by_agent.setdefault(cell.agent.name, []).append(cell)
     learners = [a for a, cs in by_agent.items() if results[cs[0].key].learns]
     fixed = [a for a, cs in by_agent.items() if not results[cs[0].key].learns]
+    planned = [
+        results[c.key].eval.mean_return
+        for c in by_agent.get(config.upper_reference.name, [])
+        if config.upper_reference.type == "planner"
+    ]
+    scale = float(np.mean(planned)) if planned else None  # None: per-step optimum
 
     fig = Figure(figsize=(14, 5.6), layout="constrained")
     FigureCanvasAgg(fig)
@@ -421,7 +438,7 @@ def plot_curves(
                 continue
             r, f = _binned(curve, edges, window)
             rets.append(r)
-            fracs.append(f)
+            fracs.append(f if scale is None else r / scale)
         seeds = len(by_agent[agent])
         label = f"{agent} ({seeds} seed{'s' if seeds > 1 else ''})"
         for ax, series in ((ax_ret, rets), (ax_frac, fracs)):
@@ -439,24 +456,28 @@ def plot_curves(
         x_end = float(np.mean([r.train_steps for r in finals]))
         ax_ret.plot(x_end, np.mean([r.eval.mean_return for r in finals]), "o", color=color,
                     ms=7, mec="white", zorder=5)  # fmt: skip
-        ax_frac.plot(x_end, np.mean([r.eval.fraction_of_optimal for r in finals]), "o",
-                     color=color, ms=7, mec="white", zorder=5)  # fmt: skip
+        ax_frac.plot(x_end, _fraction(finals, scale), "o", color=color, ms=7, mec="white",
+                     zorder=5)  # fmt: skip
 
-    styles = {"oracle": ("black", "--"), "random": ("#555555", ":")}
+    styles = {"oracle": ("black", "--"), "planner": ("black", "-"), "random": ("#555555", ":")}
     others = ["#8c564b", "#e377c2", "#bcbd22", "#17becf"]
     for j, agent in enumerate(fixed):
         kind = results[by_agent[agent][0].key].type
         color, style = styles.get(kind, (others[j % len(others)], "-."))
         finals = [results[c.key] for c in by_agent[agent]]
         value = float(np.mean([r.eval.mean_return for r in finals]))
-        frac = float(np.mean([r.eval.fraction_of_optimal for r in finals]))
+        frac = _fraction(finals, scale)
         ax_ret.axhline(value, color=color, ls=style, lw=1.6, label=f"{agent} (eval {value:.2f})")
         ax_frac.axhline(frac, color=color, ls=style, lw=1.6)
 
     ax_ret.set_title("Episode return (training episodes)")
     ax_ret.set_ylabel("episode return")
-    ax_frac.set_title("Return as a fraction of the optimal return")
-    ax_frac.set_ylabel("return / optimal return (same episodes)")
+    if scale is None:
+        ax_frac.set_title("Return as a fraction of the optimal return")
+        ax_frac.set_ylabel("return / optimal return (same episodes)")
+    else:
+        ax_frac.set_title("Return as a fraction of the planner's (the upper reference)")
+        ax_frac.set_ylabel(f"return / planner's evaluation return ({scale:.2f})")
     for ax in (ax_ret, ax_frac):
         ax.set_xlabel("env steps (all listeners summed)")
         ax.grid(alpha=0.3)
@@ -476,6 +497,13 @@ def plot_curves(
     fig.legend(handles, labels, loc="outside right center", frameon=False, fontsize=9.5)
     fig.savefig(path, dpi=110)
     return path
+
+
+def _fraction(finals: list[CellResult], scale: float | None) -> float:
+    """Mean evaluation fraction of the optimal (per-step), or of ``scale`` (the planner's)."""
+    if scale is None:
+        return float(np.mean([r.eval.fraction_of_optimal for r in finals]))
+    return float(np.mean([r.eval.mean_return for r in finals])) / scale
 
 
 def _read_curve(path: Path, purpose: str = "the plot") -> pd.DataFrame | None:

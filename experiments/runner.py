@@ -117,7 +117,8 @@ def plan_cells(config: ExperimentConfig) -> list[Cell]:
     from experiments.sweep import agent_variants
 
     variants = agent_variants(config)
-    ordered = sorted(variants, key=lambda v: (v.agent.type not in ("random", "oracle"),))
+    refs = ("random", "oracle", "planner")  # references first: every score needs them
+    ordered = sorted(variants, key=lambda v: (v.agent.type not in refs,))
     return [
         Cell(
             experiment=config.name,

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from musicrec_gym import ENV_ID, ENV_ID_KWARGS
+from musicrec_gym import ENV_ID, ENV_ID_KWARGS, LONG_TERM_ENV_ID
 
 #: Environment ids a config may name (each must have a native vector environment).
 ENV_IDS = tuple(ENV_ID_KWARGS)
@@ -28,6 +28,16 @@ DEFAULT_N_SESSIONS = 20_000
 DEFAULT_K = 10
 #: Registry keys of the references every experiment evaluates.
 REFERENCE_TYPES = ("random", "oracle")
+#: The upper reference of the normalised score, per environment id: the greedy oracle where
+#: greedy is near optimal (docs/optimum.md), the planner where it is not.
+UPPER_REFERENCE = {ENV_ID: "oracle", LONG_TERM_ENV_ID: "planner"}
+
+
+def reference_types(env_id: str) -> tuple[str, str]:
+    """The registry keys of the two references every experiment on ``env_id`` evaluates."""
+    return ("random", UPPER_REFERENCE[env_id])
+
+
 DEFAULT_NUM_ENVS = 64
 DEFAULT_EVAL_SEED = 1_000_000
 
@@ -166,8 +176,13 @@ class ExperimentConfig:
                 return spec
         raise KeyError(name)
 
+    @property
+    def upper_reference(self) -> AgentSpec:
+        """The agent whose return is 1 on the normalised score (oracle, or planner)."""
+        return self.reference(UPPER_REFERENCE[self.env.id])
+
     def reference(self, kind: str) -> AgentSpec:
-        """The agent used as the ``random`` or ``oracle`` reference."""
+        """The agent used as the ``random``, ``oracle`` or ``planner`` reference."""
         for spec in self.agents:
             if spec.type == kind and not spec.params:
                 return spec

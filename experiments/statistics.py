@@ -444,7 +444,7 @@ def footnote(versus: str, per_point: bool) -> str:
         "without a linear bandit. Intervals are n/a with one seed. "
         f"Seconds to {THRESHOLD:g}: training wall time until the centred moving average, "
         f"over {THRESHOLD_WINDOW} consecutive training episodes, of the training-episode "
-        f"return first reaches random + {THRESHOLD:g} × (oracle − random) of the same "
+        f"return first reaches random + {THRESHOLD:g} × (upper reference − random) of the same "
         "seed's evaluation returns; the env step of that episode is converted to seconds "
         "as train s × step / train steps (constant throughput assumed). Median over seeds, "
         "a seed that never reaches it counting as never; (k/n): k of the n seeds reach "

@@ -16,10 +16,10 @@ from experiments.schema import (
     MAX_SWEEP_VALUES,
     MAX_TRAIN_STEPS,
     MAX_VARIANT_NAME_LENGTH,
-    REFERENCE_TYPES,
     AgentSpec,
     EnvConfig,
     SweepAxis,
+    reference_types,
 )
 from experiments.value_checks import check_agent_params, check_env_kwargs
 from musicrec_gym import ENV_ID
@@ -150,6 +150,13 @@ def agent_sweep(
                     f"{ENV_ID}: {unknown_name_message('keyword argument', kw, ENV_KWARGS)}",
                     key=True,
                 )
+            if kw == "long_term":
+                raise doc.error(
+                    where,
+                    "long_term changes the environment and its upper reference: give "
+                    "MusicRecLongTerm-v0 its own config (env.id)",
+                    key=True,
+                )
             if kw in env.kwargs:
                 raise set_in_place(v, key, where, ("env", "kwargs", kw))
             field_, column, label = ("kwargs", kw), f"env.{kw}", kw
@@ -170,7 +177,7 @@ def agent_sweep(
             spec = max(matches, key=lambda s: len(s.name))
             agent, tail = spec.name, rest[len(spec.name) + 1 :]
             place: KeyPath = ("agents", index[spec.name])
-            if spec.type in ("random", "oracle") and not spec.params:
+            if spec.type in reference_types(env.id) and not spec.params:
                 raise doc.error(
                     where,
                     f"agent {spec.name!r} is the {spec.type} reference of every normalised "
@@ -227,7 +234,9 @@ def agent_sweep(
         else:
             own[agent] *= len(values)
     implicit = sum(
-        1 for kind in REFERENCE_TYPES if not any(s.type == kind and not s.params for s in specs)
+        1
+        for kind in reference_types(env.id)
+        if not any(s.type == kind and not s.params for s in specs)
     )
     check_grid_size(
         v,

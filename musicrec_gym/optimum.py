@@ -5,7 +5,9 @@ expected reward). How far is that from the optimal return? For sessions of a syn
 world under its true model (listen reward), from the state after the warm-up:
 
 * **upper bound**: :func:`musicrec_gym.optimum_model.upper_bound`, provably at least
-  the optimal expected return of each session (proof in its docstring);
+  the optimal expected return of each session (proof in its docstring); in the
+  long-term world (``OptimumConfig.long_term``: satisfaction on)
+  :func:`musicrec_gym.optimum_long.long_term_bound`;
 * **lower bounds**: the values of policies that use the true model: an open-loop plan
   searched over whole sessions (:class:`~musicrec_gym.optimum_search.OpenLoopSearch`,
   valued exactly), and a re-planning lookahead
@@ -19,7 +21,8 @@ random draws for the listens: common random numbers) and plays every session to
 ``max_steps``, weighting step ``t`` by the probability that the listener is still there
 (the product of ``1 - hazard`` so far) rather than drawing the leaving: an unbiased,
 lower-variance estimate of the same expected return. The planner's value is estimated
-as the greedy oracle's exact value plus the mean paired difference of the two runs.
+as the greedy oracle's exact value plus the mean paired difference of the two runs (in
+the long-term world: the open-loop plans', much closer to the planner's).
 ``musicrec optimum`` (:mod:`musicrec_gym.optimum_cli`) writes the report.
 """
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +39,22 @@ from tqdm.auto import tqdm
 
 from musicrec_gym.checks import is_int
 from musicrec_gym.errors import ConfigError, OutputWriteError
-from musicrec_gym.optimum_model import SessionStart, greedy_values, upper_bound
+from musicrec_gym.optimum_long import session_bound
+from musicrec_gym.optimum_model import SessionStart, greedy_values
 from musicrec_gym.optimum_plan import Planner
 from musicrec_gym.optimum_search import OpenLoopSearch
 from musicrec_gym.sim.constants import WINDOW
+from musicrec_gym.sim.params import SimulatorParams
 from musicrec_gym.sim.simulator import BatchSimulator
 from musicrec_gym.world import World, load_world
 
 TARGET_GAP = 0.02
 """The gap (upper - lower) / upper the method aims at."""
+
+COLUMNS = (
+    "upper", "greedy_exact", "open_loop", "greedy_mc", "open_loop_mc", "planner_mc", "random_mc"
+)  # fmt: skip
+"""The per-session values (``sessions.csv``'s columns)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,8 @@ class OptimumConfig:
         batch: Sessions simulated at once, >= 1.
         planner: The re-planning lookahead.
         search: The open-loop sequence search.
+        long_term: The world's long-term variant (``MusicRecLongTerm-v0``: satisfaction
+            on), whose bounds and policies carry the satisfaction in their state.
     """
 
     sessions: int = 1000
@@ -64,6 +76,7 @@ class OptimumConfig:
     batch: int = 500
     planner: Planner = field(default_factory=Planner)
     search: OpenLoopSearch = field(default_factory=OpenLoopSearch)
+    long_term: bool = False
 
     def __post_init__(self) -> None:
         if not (is_int(self.sessions) and self.sessions >= 1):
@@ -72,6 +85,8 @@ class OptimumConfig:
             raise ConfigError(f"`seed` must be an int in [0, 2**32), got {self.seed!r}")
         if not (is_int(self.batch) and self.batch >= 1):
             raise ConfigError(f"`batch` must be an int >= 1, got {self.batch!r}")
+        if not isinstance(self.long_term, bool):
+            raise ConfigError(f"`long_term` must be a bool, got {self.long_term!r}")
 
 
 @dataclass
@@ -84,15 +99,24 @@ class OptimumResult:
     greedy_exact: np.ndarray
     open_loop: np.ndarray
     greedy_mc: np.ndarray
+    open_loop_mc: np.ndarray
     planner_mc: np.ndarray
     random_mc: np.ndarray
     summary: dict[str, Any]
 
 
-def _simulator(world: World, n: int, seeds: np.ndarray) -> BatchSimulator:
+def world_params(world: World, long_term: bool) -> SimulatorParams:
+    """The world's params, with satisfaction on for its long-term variant."""
+    params = world.params
+    if long_term:
+        params = replace(params, satisfaction=replace(params.satisfaction, enabled=True))
+    return params
+
+
+def _simulator(world: World, n: int, seeds: np.ndarray, long_term: bool = False) -> BatchSimulator:
     """A fresh NumPy reference simulator of ``n`` sessions, reset from ``seeds``."""
     sim = BatchSimulator(
-        world.truth, world.artist_index, world.popularity, world.params, n,
+        world.truth, world.artist_index, world.popularity, world_params(world, long_term), n,
         candidates=world.candidates,
     )  # fmt: skip
     slots = np.arange(n)
@@ -107,6 +131,16 @@ def _uniform(seed: int, batch_start: int):
     return lambda sim: rng.integers(0, sim.n_tracks, sim.n_slots)
 
 
+def hazard(sim: BatchSimulator) -> np.ndarray:
+    """(B,) each slot's leave hazard after its last play (with satisfaction if the world has it)."""
+    k = sim.params.leave.skip_window
+    recent = sim.win_listened[:, WINDOW - k :]
+    sat = sim.params.satisfaction
+    if sat.enabled:
+        return sim.leave.hazard(sim.user, recent, sim.satisfaction, sat.weight)
+    return sim.leave.hazard(sim.user, recent)
+
+
 def weighted_return(sim: BatchSimulator, policy) -> np.ndarray:
     """Play ``policy`` (``sim -> actions``) for ``max_steps`` from ``sim``'s reset state.
 
@@ -115,14 +149,18 @@ def weighted_return(sim: BatchSimulator, policy) -> np.ndarray:
         probability ``S_t`` that the listener has not left before it (given the flags so
         far); its expectation is the policy's expected return.
     """
-    k = sim.params.leave.skip_window
     alive = np.ones(sim.n_slots)
     total = np.zeros(sim.n_slots)
     for _ in range(sim.max_steps):
         result = sim.step(np.asarray(policy(sim), dtype=np.int64))
         total += alive * result.expected_reward
-        alive = alive * (1.0 - sim.leave.hazard(sim.user, sim.win_listened[:, WINDOW - k :]))
+        alive = alive * (1.0 - hazard(sim))
     return total
+
+
+def _fixed(tracks: np.ndarray):
+    """The policy that plays ``tracks[:, t]`` at step ``t`` (an open-loop plan)."""
+    return lambda sim: tracks[np.arange(sim.n_slots), sim.steps]
 
 
 def mean_ci(x: np.ndarray) -> dict[str, float]:
@@ -160,10 +198,7 @@ def run_optimum(
             "for synthetic worlds (the built-in one, or `musicrec build`)"
         )
     n = config.sessions
-    parts: dict[str, list[np.ndarray]] = {
-        k: []
-        for k in ("upper", "greedy_exact", "open_loop", "greedy_mc", "planner_mc", "random_mc")
-    }
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in COLUMNS}
     bar = tqdm(total=n, desc="optimum", unit="session", disable=not progress)
     for start in range(0, n, config.batch):
         ids = np.arange(start, min(start + config.batch, n))
@@ -171,29 +206,38 @@ def run_optimum(
         b = len(ids)
 
         def fresh(seeds=seeds, b=b):
-            return _simulator(world, b, seeds)
+            return _simulator(world, b, seeds, config.long_term)
 
         sim = fresh()
-        parts["upper"].append(upper_bound(sim, SessionStart.from_simulator(sim)))
+        parts["upper"].append(session_bound(sim, SessionStart.from_simulator(sim)))
         parts["greedy_exact"].append(greedy_values(fresh())[0])
-        parts["open_loop"].append(config.search.plans(fresh())[1])
+        plan, plan_value = config.search.plans(fresh())
+        parts["open_loop"].append(plan_value)
+        parts["open_loop_mc"].append(weighted_return(fresh(), _fixed(plan)))
         parts["greedy_mc"].append(weighted_return(fresh(), lambda s: s.opt_action.copy()))
         parts["planner_mc"].append(weighted_return(fresh(), config.planner.actions))
         parts["random_mc"].append(weighted_return(fresh(), _uniform(config.seed, start)))
         bar.update(b)
     bar.close()
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    summary = summarise(arrays)
+    summary = summarise(arrays, config.long_term)
+    summary["long_term"] = config.long_term
     return OptimumResult(config=config, world=str(world.directory), summary=summary, **arrays)
 
 
-def summarise(a: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The report's figures from the per-session values."""
+def summarise(a: dict[str, np.ndarray], long_term: bool = False) -> dict[str, Any]:
+    """The report's figures from the per-session values.
+
+    The planner's value is a baseline's exact mean plus the mean paired difference of the
+    two Monte Carlo runs (the CI is the Monte Carlo error on these session starts): the
+    greedy oracle's, or in the long-term world the open-loop plans' (much closer to the
+    planner there, so the difference varies less).
+    """
     upper = float(a["upper"].mean())
-    # the planner: the greedy oracle's exact mean plus the paired difference (the CI is
-    # the Monte Carlo error on these session starts)
-    diff = mean_ci(a["planner_mc"] - a["greedy_mc"])
-    planner = {k: float(a["greedy_exact"].mean()) + v for k, v in diff.items()}
+    base = "open_loop" if long_term else "greedy"
+    exact = a["open_loop"] if long_term else a["greedy_exact"]
+    diff = mean_ci(a["planner_mc"] - a[f"{base}_mc"])
+    planner = {k: float(exact.mean()) + v for k, v in diff.items()}
     open_loop = float(a["open_loop"].mean())
     # conservative: the planner counts with the low end of its confidence interval
     lower = max(open_loop, planner["ci_low"])
@@ -209,7 +253,10 @@ def summarise(a: dict[str, np.ndarray]) -> dict[str, Any]:
         "greedy_exact": greedy,
         "greedy_mc": mean_ci(a["greedy_mc"]),
         "random_mc": mean_ci(a["random_mc"]),
-        "planner_minus_greedy": diff,
+        "planner_minus_greedy": mean_ci(a["planner_mc"] - a["greedy_mc"]),
+        "planner_minus_open_loop": mean_ci(a["planner_mc"] - a["open_loop_mc"]),
+        "planner_baseline": base,
+        "open_loop_mc": mean_ci(a["open_loop_mc"]),
         "lower_bound": lower,
         "lower_bound_from": lower_name,
         "gap": (upper - lower) / upper,
@@ -230,6 +277,13 @@ def markdown(result: OptimumResult, command: str = "") -> str:
         return f"{d['mean']:.4f} [{d['ci_low']:.4f}, {d['ci_high']:.4f}]"
 
     met = "met" if s["target_met"] else "NOT met"
+    lt_planner = (
+        f" (per kind of move);\n  continuation rules lambda {list(c.planner.lams)}, "
+        f"{c.planner.per_kind} candidates per kind"
+        if c.long_term
+        else ""
+    )
+    baseline = "open-loop plans'" if s["planner_baseline"] == "open_loop" else "greedy oracle's"
     upper = s["upper_bound"]
 
     def share(x: float) -> str:
@@ -244,7 +298,8 @@ def markdown(result: OptimumResult, command: str = "") -> str:
         ("random (MC, 95% CI)", ci(s["random_mc"]), share(s["random_mc"]["mean"])),
     ]
     table = "\n".join(f"| {a} | {b} | {r} |" for a, b, r in rows)
-    return f"""# Optimal return of {result.world}
+    variant = " (long-term: satisfaction on, MusicRecLongTerm-v0)" if c.long_term else ""
+    return f"""# Optimal return of {result.world}{variant}
 
 {s["sessions"]} session starts (seed {c.seed}); expected listens per session from the
 state after the warm-up (reward mode `listen`, `max_steps` recommendations at most).
@@ -257,9 +312,11 @@ state after the warm-up (reward mode `listen`, `max_steps` recommendations at mo
   {s["lower_bound"]:.4f}); target <= {100 * s["target_gap"]:.0f}%: **{met}**.
 - greedy oracle's share of the upper bound: {100 * s["greedy_share_of_upper"]:.2f}%
   (of the best policy found: {100 * s["greedy_share_of_lower"]:.2f}%).
-- planner minus greedy (paired, same draws): {ci(s["planner_minus_greedy"])}.
-- planner: top_k {c.planner.top_k}, depth {c.planner.depth}; open-loop search: up to
-  {c.search.rounds} improving moves.
+- planner minus greedy (paired, same draws): {ci(s["planner_minus_greedy"])};
+  minus the open-loop plans: {ci(s["planner_minus_open_loop"])}. The planner's row is
+  the {baseline} exact value plus its paired difference.
+- planner: top_k {c.planner.top_k}, depth {c.planner.depth}{lt_planner}.
+- open-loop search: up to {c.search.rounds} improving moves.
 - sessions whose bound is below the greedy / open-loop value (must be 0):
   {s["sessions_bound_below_greedy"]} / {s["sessions_bound_below_open_loop"]}.
 
@@ -280,11 +337,12 @@ def write_report(result: OptimumResult, out: str | Path, command: str = "") -> P
         "world": result.world,
         "config": {
             "sessions": cfg.sessions, "seed": cfg.seed, "batch": cfg.batch,
+            "long_term": cfg.long_term,
             "planner": asdict(cfg.planner), "search": asdict(cfg.search),
         },
         "summary": result.summary,
     }  # fmt: skip
-    columns = ("upper", "greedy_exact", "open_loop", "greedy_mc", "planner_mc", "random_mc")
+    columns = COLUMNS
     lines = ["session," + ",".join(columns)]
     for i in range(len(result.upper)):
         lines.append(f"{i}," + ",".join(f"{getattr(result, c)[i]:.6f}" for c in columns))

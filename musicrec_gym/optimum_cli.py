@@ -37,14 +37,22 @@ def add_command(subparsers) -> argparse.ArgumentParser:
         "reward), from the state after the warm-up: a provable upper bound on the optimal "
         "expected return, the exact value of an open-loop plan searched over whole "
         "sessions and the Monte Carlo value (95% CI) of a lookahead planner (lower "
-        "bounds), the greedy oracle's exact value and a random policy's. Writes "
+        "bounds), the greedy oracle's exact value and a random policy's; with --long-term, "
+        "for the world's long-term variant (satisfaction on). Writes "
         "OUT/optimum.md, OUT/optimum.json and OUT/sessions.csv. Method: docs/optimum.md.",
     )
     p.add_argument("--world", default=None, help="world directory (default: the built-in world)")
     p.add_argument("--sessions", type=_positive, default=1000, help="session starts (1000)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the sessions (0)")
-    p.add_argument("--top-k", type=_positive, default=4, help="planner: tracks expanded (4)")
+    p.add_argument(
+        "--top-k", type=_positive, default=None,
+        help="planner: tracks expanded (4; with --long-term: per kind of move, 2)",
+    )  # fmt: skip
     p.add_argument("--depth", type=_positive, default=2, help="planner: plays looked ahead (2)")
+    p.add_argument(
+        "--long-term", action="store_true",
+        help="the world's long-term variant (MusicRecLongTerm-v0: satisfaction on)",
+    )  # fmt: skip
     p.add_argument("--out", default="runs/optimum", help="report directory (runs/optimum)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_command)
@@ -55,11 +63,19 @@ def run_command(args: argparse.Namespace) -> int:
     """Handle ``musicrec optimum``."""
     from musicrec_gym.optimum import OptimumConfig, run_optimum, write_report
     from musicrec_gym.optimum_plan import Planner
+    from musicrec_gym.optimum_search import OpenLoopSearch
 
     if args.world is not None and not Path(args.world).is_dir():
         raise ConfigError(f"argument --world: {args.world}: not a world directory")
+    long_term = bool(getattr(args, "long_term", False))
+    top_k = args.top_k if args.top_k is not None else (2 if long_term else 4)
     config = OptimumConfig(
-        sessions=args.sessions, seed=args.seed, planner=Planner(args.top_k, args.depth)
+        sessions=args.sessions,
+        seed=args.seed,
+        planner=Planner(top_k, args.depth),
+        # the long-term climb takes the first improving move: many more, cheaper moves
+        search=OpenLoopSearch(rounds=1000) if long_term else OpenLoopSearch(),
+        long_term=long_term,
     )
     result = run_optimum(args.world, config, progress=not args.quiet)
     command = "musicrec " + " ".join(getattr(args, "argv", ["optimum"]))

@@ -2,14 +2,15 @@
 
 For a catalog of a handful of tracks and a few steps, the session's decision process
 can be solved outright: the state is the step, the tracks played so far (warm-up
-included), the artists of the last five plays and the last ``skip_window`` listen
-flags; :func:`optimal_value` is its backward induction over every track at every step
-(an expectimax over the listener's responses and the leaving), memoised on the state.
-:func:`policy_value` gives any policy's exact expected return by the same enumeration
-of the listener's responses. Both read the simulator's own parts for every number
-(``ResponseModel.static`` and ``fatigue``, ``LeaveModel.hazard``), one state at a
-time: a reference, far too slow for a real catalog (``tests/test_optimum.py`` uses it
-to check the planner and the bounds).
+included), the artists of the last five plays, the last ``skip_window`` listen flags
+and, in the long-term world, the listener's satisfaction; :func:`optimal_value` is its
+backward induction over every track at every step (an expectimax over the listener's
+responses and the leaving), memoised on the state. :func:`policy_value` gives any
+policy's exact expected return by the same enumeration of the listener's responses.
+Both read the simulator's own parts for every number (``ResponseModel.static`` and
+``fatigue``, ``LeaveModel.hazard`` with the satisfaction, ``satisfaction_update`` and
+``sim.track_kind``), one state at a time: a reference, far too slow for a real catalog
+(``tests/test_optimum*.py`` use it to check the planner and the bounds).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from musicrec_gym.errors import ConfigError
 from musicrec_gym.optimum_plan import PlanState
 from musicrec_gym.sim.constants import WINDOW
 from musicrec_gym.sim.response import sigmoid
+from musicrec_gym.sim.satisfaction import satisfaction_update
 from musicrec_gym.sim.simulator import BatchSimulator
 
 Policy = Callable[[BatchSimulator, PlanState], np.ndarray]
@@ -56,6 +58,9 @@ class _Session:
         self.k = sim.params.leave.skip_window
         users = np.full(sim.n_tracks, self.user)
         self.static = sim.response.static(users, np.arange(sim.n_tracks))
+        sat = sim.params.satisfaction
+        self.satisfied = bool(sat.enabled)
+        self.s0 = int(sim.satisfaction[slot])
 
     def listen(self, hist: tuple[int, ...], win_artist: tuple[int, ...]) -> np.ndarray:
         """Listen probability of every track in a state (the simulator's formula)."""
@@ -65,25 +70,40 @@ class _Session:
         same = (np.asarray(win_artist)[None, :] == sim.artist_of[tracks][:, None]).sum(axis=1)
         return sigmoid(self.static - sim.response.fatigue(repeated, same))
 
-    def stay(self, win_listened: tuple[float, ...]) -> float:
-        """Probability of staying after a play with this window of listen flags."""
+    def stay(self, win_listened: tuple[float, ...], satisfaction: int) -> float:
+        """Probability of staying after a play: its window of flags, its new satisfaction."""
         recent = np.asarray(win_listened, dtype=np.float64)[None, WINDOW - self.k :]
-        return float(1.0 - self.sim.leave.hazard(np.array([self.user]), recent)[0])
+        user = np.array([self.user])
+        if self.satisfied:
+            weight = self.sim.params.satisfaction.weight
+            hazard = self.sim.leave.hazard(user, recent, np.array([satisfaction]), weight)
+        else:
+            hazard = self.sim.leave.hazard(user, recent)
+        return float(1.0 - hazard[0])
 
     def after(self, state: tuple, track: int, listened: bool) -> tuple:
         """The state after ``track`` is played and listened to (or skipped)."""
-        t, hist, win_artist, win_listened = state
+        t, hist, win_artist, win_listened, satisfaction = state
         artist = int(self.sim.artist_of[track])
+        if self.satisfied:  # the simulator's own update (a skip leaves it)
+            satisfaction = int(
+                satisfaction_update(
+                    np.array([satisfaction]), self.sim.track_kind[[track]],
+                    np.array([track in hist]), np.array([listened]),
+                    self.sim.params.satisfaction.levels,
+                )[0]
+            )  # fmt: skip
         return (
             t + 1,
             (*hist, track),
             (*win_artist[1:], artist),
             (*win_listened[1:], 1.0 if listened else 0.0),
+            satisfaction,
         )
 
     @property
     def start(self) -> tuple:
-        return (0, self.hist0, self.win_artist0, self.win_listened0)
+        return (0, self.hist0, self.win_artist0, self.win_listened0, self.s0)
 
 
 def _expected(session: _Session, state: tuple, track: int, p: float, future) -> float:
@@ -93,7 +113,7 @@ def _expected(session: _Session, state: tuple, track: int, p: float, future) -> 
     if t + 1 < session.sim.max_steps:
         for listened, weight in ((True, p), (False, 1.0 - p)):
             nxt = session.after(state, track, listened)
-            value += weight * session.stay(nxt[3]) * future(nxt)
+            value += weight * session.stay(nxt[3], nxt[4]) * future(nxt)
     return value
 
 
@@ -108,7 +128,7 @@ def optimal_value(sim: BatchSimulator, slot: int) -> float:
 
     @functools.cache
     def value(state: tuple) -> float:
-        t, hist, win_artist, _ = state
+        t, hist, win_artist = state[:3]
         if t >= sim.max_steps:
             return 0.0
         probs = session.listen(hist, win_artist)
@@ -129,7 +149,7 @@ def policy_value(sim: BatchSimulator, slot: int, policy: Policy) -> float:
     width = sim.params.warmup + sim.max_steps
 
     def value(state: tuple) -> float:
-        t, hist, win_artist, win_listened = state
+        t, hist, win_artist, win_listened, satisfaction = state
         if t >= sim.max_steps:
             return 0.0
         padded = np.full((1, width), -1, dtype=np.int64)
@@ -140,6 +160,7 @@ def policy_value(sim: BatchSimulator, slot: int, policy: Policy) -> float:
             win_artist=np.array([win_artist], dtype=np.int64),
             win_listened=np.array([win_listened]),
             steps=np.array([t]),
+            satisfaction=np.array([satisfaction]),
         )
         track = int(policy(sim, plan_state)[0])
         p = float(session.listen(hist, win_artist)[track])

@@ -11,6 +11,10 @@ flags of the last ``skip_window`` plays. Two facts make it tractable:
   sequence of listen probabilities the expected return is a dynamic programme over the
   ``2**skip_window`` flag patterns (:func:`flag_values`).
 
+In the long-term world (satisfaction on) the hazard also depends on the listener's
+satisfaction, which a listen moves by the track's kind, and the programme runs over
+(flags, satisfaction) instead (:func:`state_values`, :func:`state_survival`).
+
 This module holds the session start (:class:`SessionStart`), that flag programme, the
 provable upper bound (:func:`upper_bound`) and the greedy oracle's exact value
 (:func:`greedy_values`). Every number comes from the simulator's own parts:
@@ -26,6 +30,7 @@ import numpy as np
 
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.optimum_artist import level_bounds
+from musicrec_gym.optimum_kernels import satisfaction_levels, transitions
 from musicrec_gym.sim.constants import WINDOW
 from musicrec_gym.sim.response import sigmoid
 from musicrec_gym.sim.simulator import BatchSimulator
@@ -107,6 +112,81 @@ def survival_table(sim: BatchSimulator, users: np.ndarray) -> np.ndarray:
     b = len(users)
     hazard = sim.leave.hazard(np.repeat(users, len(codes)), np.tile(flags, (b, 1)).astype(float))
     return 1.0 - hazard.reshape(b, len(codes))
+
+
+def state_index(sim: BatchSimulator, recent_listened: np.ndarray, satisfaction) -> np.ndarray:
+    """(B,) the value index of flags and satisfaction: ``code * (2 levels + 1) + s + levels``.
+
+    ``levels`` is 0 (one satisfaction state) in a world without satisfaction.
+    """
+    levels = satisfaction_levels(sim)
+    s = np.asarray(satisfaction, dtype=np.int64) if levels else 0
+    return flag_code(recent_listened) * (2 * levels + 1) + s + levels
+
+
+def state_survival(sim: BatchSimulator, users: np.ndarray) -> np.ndarray:
+    """(B, 2**k * (2 levels + 1)) probability of staying, by :func:`state_index`.
+
+    ``1 - LeaveModel.hazard`` of the flags and the satisfaction (the new one, after the
+    play) the index stands for; :func:`survival_table` when the world has no satisfaction.
+    """
+    levels = satisfaction_levels(sim)
+    if levels == 0:
+        return survival_table(sim, users)
+    k = sim.params.leave.skip_window
+    n_sat = 2 * levels + 1
+    x = np.arange(2**k * n_sat)
+    codes, s = x // n_sat, x % n_sat - levels
+    flags = (codes[:, None] >> np.arange(k - 1, -1, -1)[None, :]) & 1
+    users = np.asarray(users, dtype=np.int64)
+    b = len(users)
+    hazard = sim.leave.hazard(
+        np.repeat(users, len(x)), np.tile(flags, (b, 1)).astype(float), np.tile(s, b),
+        sim.params.satisfaction.weight,
+    )  # fmt: skip
+    return 1.0 - hazard.reshape(b, len(x))
+
+
+def state_values(
+    p: np.ndarray,
+    delta: np.ndarray,
+    x0: np.ndarray,
+    survive: np.ndarray,
+    levels: int,
+    optimistic: bool = False,
+) -> np.ndarray:
+    """:func:`flag_values` with satisfaction in the state (the long-term world).
+
+    A listen of step ``t`` moves satisfaction by ``delta[:, t]`` (the track's kind, -1
+    for a repeat; clipped to ``[-levels, levels]``), a skip leaves it; the stay
+    probability after the play is ``survive`` of the new (flags, satisfaction)::
+
+        V_t(x) = p_t (1 + S(x1) V_{t+1}(x1)) + (1 - p_t) S(x0) V_{t+1}(x0).
+
+    Args:
+        p: (B, T) listen probabilities.
+        delta: (B, T) satisfaction moves of a listen (ints in {-1, 0, 1}).
+        x0: (B,) :func:`state_index` after the warm-up.
+        survive: (B, X) :func:`state_survival`.
+        levels: Satisfaction levels (0: none, then this is :func:`flag_values`).
+        optimistic: Allow a listen probability of 0 at each step instead.
+    """
+    b, n_steps = p.shape
+    n_states = survive.shape[1]
+    next1, next0 = transitions(n_states // (2 * levels + 1), levels)
+    rows = np.arange(b)[:, None]
+    value = np.zeros((b, n_states))
+    for t in range(n_steps - 1, -1, -1):
+        if t == n_steps - 1:
+            go1 = go0 = np.zeros((b, n_states))
+        else:
+            sv = survive * value
+            go1 = sv[rows, next1[:, np.asarray(delta[:, t], dtype=np.int64) + 1].T]
+            go0 = sv[:, next0]
+        pt = p[:, t, None]
+        q = pt * (1.0 + go1) + (1.0 - pt) * go0
+        value = np.maximum(q, go0) if optimistic else q
+    return value[np.arange(b), x0]
 
 
 def flag_values(
@@ -377,6 +457,10 @@ def upper_bound(
     ``optimum <= sum_i y_i + V_relaxed(y)`` (:func:`relaxed_values`); any prices give a
     valid bound, the descent only looks for low ones.
 
+    Not for the long-term world (satisfaction on): its bound is
+    :func:`musicrec_gym.optimum_long.long_term_bound`
+    (:func:`~musicrec_gym.optimum_long.session_bound` picks the right one).
+
     Args:
         sim: A simulator of the world (its model and params; its state is not used).
         start: The session starts.
@@ -384,6 +468,11 @@ def upper_bound(
         iterations: Subgradient steps of the Lagrangian bound.
     """
     require_listen(sim)
+    if satisfaction_levels(sim):  # these proofs assume a hazard of the flags alone
+        raise ConfigError(
+            "upper_bound is for worlds without satisfaction; the long-term world's bound is "
+            "musicrec_gym.optimum_long.long_term_bound (optimum_long.session_bound picks)"
+        )
     k = sim.params.leave.skip_window
     code0 = flag_code(start.win_listened[:, WINDOW - k :])
     survive = survival_table(sim, start.user)
@@ -417,11 +506,33 @@ def greedy_values(sim: BatchSimulator) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(values, p)``: (B,) exact expected returns and (B, T) listen probabilities.
     """
+    return played_values(sim, lambda s: s.opt_action.copy())
+
+
+def played_values(sim: BatchSimulator, tracks) -> tuple[np.ndarray, np.ndarray]:
+    """Exact expected return of an open-loop play-out: ``tracks(sim)`` at every step.
+
+    ``tracks`` must not depend on the listener's responses (the tracks played so far and
+    the window's artists only, as the greedy oracle; or a fixed sequence): ``sim`` is
+    stepped ``max_steps`` times, and the listen probabilities and satisfaction moves it
+    gives are valued by :func:`state_values` (exact over the responses and leaving).
+
+    Returns:
+        ``(values, p)``: (B,) exact expected returns and (B, T) listen probabilities.
+    """
     require_listen(sim)
     start = SessionStart.from_simulator(sim)
     k = sim.params.leave.skip_window
     p = np.empty((len(start), sim.max_steps))
+    delta = np.zeros((len(start), sim.max_steps), dtype=np.int64)
     for t in range(sim.max_steps):
-        p[:, t] = sim.step(sim.opt_action.copy()).expected_reward
-    code0 = flag_code(start.win_listened[:, WINDOW - k :])
-    return flag_values(p, code0, survival_table(sim, start.user)), p
+        actions = np.asarray(tracks(sim), dtype=np.int64)
+        repeated = (sim.hist == actions[:, None]).any(axis=1)
+        delta[:, t] = np.where(repeated, -1, sim.track_kind[actions])
+        p[:, t] = sim.step(actions).expected_reward
+    levels = satisfaction_levels(sim)
+    if levels == 0:
+        code0 = flag_code(start.win_listened[:, WINDOW - k :])
+        return flag_values(p, code0, survival_table(sim, start.user)), p
+    x0 = state_index(sim, start.win_listened[:, WINDOW - k :], np.zeros(len(start)))
+    return state_values(p, delta, x0, state_survival(sim, start.user), levels), p

@@ -21,11 +21,15 @@ from numba import njit
 
 from musicrec_gym.checks import is_int
 from musicrec_gym.errors import ConfigError
+from musicrec_gym.optimum_climb import climb_long_term
+from musicrec_gym.optimum_kernels import kind_candidates, satisfaction_levels, transitions
 from musicrec_gym.optimum_model import (
     SessionStart,
     flag_code,
     flag_values,
     require_listen,
+    state_index,
+    state_survival,
     survival_table,
 )
 from musicrec_gym.sim.constants import JIT_OPTIONS, WINDOW
@@ -152,13 +156,33 @@ class OpenLoopSearch:
     Args:
         rounds: Improving moves at most (each the best of all swaps, moves and
             replacements), >= 0; 0 keeps the greedy sequence.
+        lams: The long-term world's other starting sequences: the ``lambda * kind``
+            rules (:func:`~musicrec_gym.optimum_kernels.rule_sequence`); the best one,
+            valued exactly, is climbed too.
+        per_kind: The long-term world's candidates: each listener's ``per_kind`` best
+            tracks of every kind (:class:`~musicrec_gym.optimum_kernels.KindCandidates`).
     """
 
     rounds: int = 50
+    lams: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    per_kind: int = 32
 
     def __post_init__(self) -> None:
         if not (is_int(self.rounds) and self.rounds >= 0):
             raise ConfigError(f"`OpenLoopSearch.rounds` must be an int >= 0, got {self.rounds!r}")
+        if not (is_int(self.per_kind) and self.per_kind >= 1):
+            raise ConfigError(
+                f"`OpenLoopSearch.per_kind` must be an int >= 1, got {self.per_kind!r}"
+            )
+        lams = self.lams
+        if not (
+            isinstance(lams, tuple) and lams
+            and all(isinstance(v, (int, float)) and 0 <= v < float("inf") for v in lams)
+        ):  # fmt: skip
+            raise ConfigError(
+                "`OpenLoopSearch.lams` must be a non-empty tuple of finite numbers >= 0, "
+                f"got {lams!r}"
+            )
 
     def plans(self, sim: BatchSimulator) -> tuple[np.ndarray, np.ndarray]:
         """Search a sequence for every slot of ``sim``, right after its ``reset``.
@@ -171,6 +195,8 @@ class OpenLoopSearch:
             exact expected returns.
         """
         require_listen(sim)
+        if satisfaction_levels(sim):
+            return self._long_term(sim)
         start = SessionStart.from_simulator(sim)
         users = start.user
         cand = sim.candidates.index[users]
@@ -204,3 +230,32 @@ class OpenLoopSearch:
         values = np.where(inside, values, exact)
         tracks = np.where(inside[:, None], np.take_along_axis(cand, seqs, axis=1), greedy)
         return tracks, values
+
+    def _long_term(self, sim: BatchSimulator) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`plans` in the long-term world (:mod:`musicrec_gym.optimum_climb`)."""
+        start = SessionStart.from_simulator(sim)
+        users = start.user
+        greedy_tracks = np.empty((len(users), sim.max_steps), dtype=np.int64)
+        for t in range(sim.max_steps):
+            greedy_tracks[:, t] = sim.opt_action
+            sim.step(sim.opt_action.copy())
+        table = kind_candidates(sim, self.per_kind)
+        cand = table.index[users]
+        hit = cand[:, None, :] == greedy_tracks[:, :, None]
+        inside = hit.any(axis=2).all(axis=1)
+        played0 = (cand[:, :, None] == start.hist[:, None, :]).any(axis=2)
+        k = sim.params.leave.skip_window
+        levels = satisfaction_levels(sim)
+        next1, next0 = transitions(2**k, levels)
+        x0 = state_index(sim, start.win_listened[:, WINDOW - k :], np.zeros(len(users)))
+        response = sim.params.response
+        values, seqs = climb_long_term(
+            np.ascontiguousarray(table.static[users]), np.ascontiguousarray(table.artist[users]),
+            np.ascontiguousarray(table.kind[users]), np.ascontiguousarray(played0),
+            np.ascontiguousarray(start.win_artist.astype(np.int64)),
+            np.ascontiguousarray(hit.argmax(axis=2)), inside,
+            np.ascontiguousarray(state_survival(sim, users)), x0, next1, next0,
+            float(response.repeat), float(response.artist),
+            np.asarray(self.lams, dtype=np.float64), self.rounds,
+        )  # fmt: skip
+        return np.take_along_axis(cand, seqs, axis=1), values

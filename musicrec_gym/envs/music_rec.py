@@ -1,4 +1,4 @@
-"""``MusicRec-v0``: recommend the next track to a simulated listener.
+"""``MusicRec-v0``: recommend the next track to a simulated listener (and ``MusicRecLongTerm-v0``).
 
 ## Description
 A simulated listener plays a session. Five warm-up tracks chosen by a radio-like
@@ -7,6 +7,16 @@ the listener listens or skips. Skips make the listener more likely to leave. The
 simulator knows the listener's hidden taste, so every step reports the best expected
 reward available (``info["optimal_reward"]``) beside the expected reward of the
 agent's choice.
+
+``MusicRecLongTerm-v0`` (``gym.make("MusicRecLongTerm-v0")``, the same as
+``gym.make("MusicRec-v0", long_term=True)``) adds delayed effects: the listener's
+hidden *satisfaction*, raised by listened discoveries (the less played half of the
+catalog), lowered by listened over-familiar picks (the most played fifth, or a repeat),
+lowers the leave hazard (see Episode End). The track of best immediate listen
+probability is then not the best for the session: the greedy oracle earns far less
+than a planner (``musicrec optimum --long-term``), so ``info["optimal_reward"]`` (the
+best *immediate* expected reward) is the greedy oracle's reference, not the optimum.
+Everything else (spaces, rewards, info, arguments) is ``MusicRec-v0``'s.
 
 ## Action Space
 ``Discrete(n_tracks)`` (1,000 in the built-in world): the catalog row of the next
@@ -41,6 +51,10 @@ with an index or a user id), after five warm-up plays by the logging policy.
 ## Episode End
 - Termination: the listener leaves. After each recommendation they leave with
   probability ``1 - exp(-(1/patience + 0.12 * skips among the last 3 plays))``.
+  In ``MusicRecLongTerm-v0``: ``1 - exp(-max(0, 1/patience + 0.12 * skips - 0.03 *
+  satisfaction))``, satisfaction an integer in [-3, 3], 0 when the recommendations
+  start (``SatisfactionParams`` in ``musicrec_gym.sim.params``; the built-in world's
+  ``simulator.json`` holds the values).
 - Truncation: after ``max_steps`` recommendations (the world's by default: 20 in the
   built-in world), unless the listener leaves at that step: ``terminated`` and
   ``truncated`` are never both True. The environment truncates itself; the registered
@@ -81,7 +95,7 @@ vector environment (``musicrec_gym.envs.vector``) gives the same keys as arrays.
 ## Arguments
 ```python
 gym.make("MusicRec-v0", world=None, reward="listen", profile_features=False,
-         max_steps=None, string_ids=False, render_mode=None)
+         max_steps=None, string_ids=False, long_term=False, render_mode=None)
 ```
 - ``world``: a world directory, a non-empty ``str`` or path (``musicrec build`` /
   ``musicrec fit`` make one); ``None`` is the built-in synthetic world shipped in the
@@ -95,6 +109,8 @@ gym.make("MusicRec-v0", world=None, reward="listen", profile_features=False,
 - ``string_ids``: a bool; add the string ids ``track_id`` and ``user_id`` to ``info``
   (off by default: libraries that store or batch infos, such as Minari and TorchRL,
   want numbers).
+- ``long_term``: a bool; the delayed effects of ``MusicRecLongTerm-v0`` (which sets
+  it). Synthetic worlds only: a world fitted to logs has no hidden satisfaction.
 - ``render_mode``: what ``render()`` returns, the session so far:
 
 | ``render_mode`` | ``render()`` returns                                          |
@@ -128,7 +144,9 @@ such as Stable-Baselines3 and TorchRL, catch); every other bad argument, seed or
   and at every step, numbers only by default (``track_id`` and ``user_id`` with
   ``string_ids=True``; the reset's ``optimal_reward`` is now a placeholder 0, the best
   first recommendation being ``optimal_action``); the vector environment's
-  ``autoreset_mode`` (``"next_step"``, ``"disabled"``) and ``reset_mask``.
+  ``autoreset_mode`` (``"next_step"``, ``"disabled"``) and ``reset_mask``. The
+  ``long_term`` argument and the ``MusicRecLongTerm-v0`` id (``MusicRec-v0``'s
+  sessions unchanged, bit for bit).
 """
 
 from __future__ import annotations

@@ -117,8 +117,9 @@ class MusicRecVectorEnv(VectorEnv):
         autoreset_mode: ``AutoresetMode.SAME_STEP`` (the default), ``NEXT_STEP`` or
             ``DISABLED``, or their names ``"same_step"``, ``"next_step"``, ``"disabled"``
             (see the module docstring).
-        **kwargs: ``reward``, ``profile_features``, ``max_steps`` and ``string_ids`` as for
-            ``MusicRec-v0``.
+        **kwargs: ``reward``, ``profile_features``, ``max_steps``, ``string_ids`` and
+            ``long_term`` as for ``MusicRec-v0`` (``gym.make_vec("MusicRecLongTerm-v0")``
+            passes ``long_term=True``).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}

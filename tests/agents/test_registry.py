@@ -5,7 +5,9 @@ import pytest
 from agents import agent_params, agent_types, make_agent
 from musicrec_gym.errors import ConfigError
 
-KEYS = {"random", "popularity", "oracle", "epsilon_greedy", "linucb", "lin_ts", "ppo", "dqn"}
+KEYS = {
+    "random", "popularity", "oracle", "planner", "epsilon_greedy", "linucb", "lin_ts", "ppo", "dqn",
+}  # fmt: skip
 
 
 def test_every_agent_is_registered():

@@ -58,9 +58,7 @@ def _same_state(ref, fast, when):
         ("time", True, True),
     ],
 )
-def test_compiled_steps_and_resets_match_the_reference(
-    world, mode, tables, long_term, monkeypatch
-):
+def test_compiled_steps_and_resets_match_the_reference(world, mode, tables, long_term, monkeypatch):
     """The same state after every step and reset.
 
     ``tables=False``: a world too big for the pool's nearest-tracks table;
