@@ -7,10 +7,12 @@ Importing the package registers every agent type::
     agent = make_agent("linucb", {"alpha": 0.5})
     agent.bind(AgentContext.from_env(env, seed=0))
 
-Registered keys: ``random``, ``popularity``, ``oracle`` (references), ``epsilon_greedy``,
-``linucb``, ``lin_ts`` (linear contextual bandits), ``ppo``, ``dqn`` (stable-baselines3;
-``params: {head: embedding}`` scores tracks through their embeddings, see
-``agents.embedding_heads``).
+Registered keys: ``random``, ``popularity``, ``oracle``, ``planner`` (references; the
+planner is ``MusicRecLongTerm-v0``'s upper reference), ``epsilon_greedy``, ``linucb``,
+``lin_ts`` (linear contextual bandits), ``ppo``, ``dqn`` (stable-baselines3; ``params:
+{head: embedding}`` scores tracks through their embeddings, see
+``agents.embedding_heads``), ``bc``, ``cql`` (offline RL from a logged dataset) and
+``logging`` (the world's own logging policy; see ``agents.offline``).
 See ``agents.base`` for the call protocol every training or evaluation loop follows.
 """
 
@@ -24,10 +26,11 @@ from agents.base import (
     make_agent,
     register_agent,
 )
-from agents.baselines import OracleAgent, PopularityAgent, RandomAgent
+from agents.baselines import OracleAgent, PlannerAgent, PopularityAgent, RandomAgent
 from agents.embedding_heads import EmbeddingActorCriticPolicy, EmbeddingDQNPolicy, EmbeddingHead
 from agents.history import WARMUP_KEY, AvoidsRepeats, EpisodeHistory
 from agents.linear import EpsilonGreedyAgent, LinearBanditAgent, LinTSAgent, LinUCBAgent
+from agents.offline import BCAgent, CQLAgent, LoggingPolicyAgent
 from agents.sb3_agents import DQNAgent, EpisodeReportCallback, PPOAgent, SB3Agent
 
 __all__ = [
@@ -35,6 +38,8 @@ __all__ = [
     "Agent",
     "AgentContext",
     "AvoidsRepeats",
+    "BCAgent",
+    "CQLAgent",
     "DQNAgent",
     "EmbeddingActorCriticPolicy",
     "EmbeddingDQNPolicy",
@@ -47,8 +52,10 @@ __all__ = [
     "LinTSAgent",
     "LinUCBAgent",
     "LinearBanditAgent",
+    "LoggingPolicyAgent",
     "OracleAgent",
     "PPOAgent",
+    "PlannerAgent",
     "PopularityAgent",
     "RandomAgent",
     "SB3Agent",

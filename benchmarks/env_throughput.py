@@ -238,6 +238,12 @@ def main() -> None:
     record("MusicRec-v0, single env (gym.make)", single_env_rate(gym.make("MusicRec-v0"), seconds))
     sync = gym.make_vec("MusicRec-v0", num_envs=16, vectorization_mode="sync")
     record("MusicRec-v0, SyncVectorEnv of 16", vector_env_rate(sync, seconds))
+    long_term = gym.make("MusicRecLongTerm-v0")
+    record("MusicRecLongTerm-v0, single env (gym.make)", single_env_rate(long_term, seconds))
+    long_batch = MusicRecVectorEnv(num_envs=1024, long_term=True)
+    record("MusicRecLongTerm-v0, native batch env, 1,024 listeners",
+           vector_env_rate(long_batch, seconds))  # fmt: skip
+    del long_term, long_batch
     big = scaled_world(100_000)
     for n_tracks, world in ((1_000, None), (100_000, big)):
         for n in (1, 64, 1024, 4096):

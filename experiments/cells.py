@@ -462,7 +462,8 @@ def run_cell(cell: Cell, run_dir: str | Path, progress: Progress | None = None) 
             learns=learns,
             train_steps=int(steps),
             train_episodes=logger.episodes,
-            train_regret=env.cumulative_regret if learns else None,
+            # None: no env step in training (fixed policies, offline RL from a log)
+            train_regret=env.cumulative_regret if learns and steps else None,
             train_time_s=round(train_time, 3),
             eval_time_s=round(eval_time, 3),
             eval=summary,

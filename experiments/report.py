@@ -320,7 +320,8 @@ def markdown_table(
             cells.append(stat.format(fmt))
         steps = row["train_steps"]
         cells.append(f"{steps:,.0f}" if steps else "–")
-        cells.append(f"{row['train_time_s']:.0f}" if steps else "–")
+        trained = steps or row["train_time_s"] >= 0.5  # offline RL trains without env steps
+        cells.append(f"{row['train_time_s']:.0f}" if trained else "–")
         cells += markdown_cells(row)
         lines.append("| " + " | ".join(cells) + " |")
     lines += [

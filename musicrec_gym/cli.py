@@ -1,7 +1,7 @@
 """``musicrec``: the one console script.
 
 Subcommands: ``build``, ``run``, ``fit``, ``realism``, ``embeddings``, ``session-length``,
-``info``.
+``info``, ``optimum``, ``log`` and ``ope`` (the last three in their own ``*_cli`` modules).
 """
 
 from __future__ import annotations
@@ -552,6 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
     from musicrec_gym.optimum_cli import add_command as add_optimum  # optimum.md
 
     add_optimum(sub)
+    from experiments.log_cli import add_command as add_log  # logged-data.md
+    from experiments.ope_cli import add_command as add_ope
+
+    add_log(sub)
+    add_ope(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ from musicrec_gym.errors import ConfigError
 
 KEYS = {
     "random", "popularity", "oracle", "planner", "epsilon_greedy", "linucb", "lin_ts", "ppo", "dqn",
+    "bc", "cql", "logging",
 }  # fmt: skip
 
 

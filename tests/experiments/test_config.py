@@ -188,16 +188,25 @@ def test_missing_file() -> None:
         load_config("nope.yaml")
 
 
+OFFLINE_TYPES = {"bc", "cql", "logging"}
+"""Offline RL and its reference: they need a logged dataset (offline_builtin.yaml)."""
+
+
 @pytest.mark.parametrize("name", ["quickstart.yaml", "benchmark.yaml", "benchmark_longterm.yaml"])
 def test_shipped_configs_are_valid_and_cover_every_agent_type(name: str) -> None:
-    """The planner, the long-term world's reference, only in the long-term benchmark."""
+    """Every online type; the planner, the long-term world's reference, only there."""
     from agents.base import agent_types
 
     config = load_config(CONFIGS / name)
-    expected = set(agent_types())
+    expected = set(agent_types()) - OFFLINE_TYPES
     if config.env.id == "MusicRec-v0":
         expected.discard("planner")
     assert {a.type for a in config.agents} == expected
+
+
+def test_the_offline_config_covers_the_offline_types() -> None:
+    config = load_config(CONFIGS / "offline_builtin.yaml")
+    assert {a.type for a in config.agents} >= OFFLINE_TYPES
 
 
 @pytest.mark.parametrize("name", ["benchmark_mssd.yaml", "heads.yaml"])

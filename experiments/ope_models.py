@@ -1,0 +1,249 @@
+"""The reward model of DM/DR and the Q-model of sequential DR, cross-fitted.
+
+Both are linear in the outer product of a state's and an action's features, plus a
+per-listener taste vector and a per-track offset:
+
+``Q̂(s, a) = φ(s)ᵀ W ψ(a) + θ_uᵀ ψ(a) + b_a``, with ``φ(s) = [1, obs, t/T, (t/T)²]`` (the
+observation and the step ``t`` of ``T``, the longest session: the value still to come
+depends on the steps left) and ``ψ(a) = [1, action_context[a]]`` (standardised).
+
+``u`` being the step's listener (the logged ``user``: a service knows who listens).
+``W`` is a ridge regression on the logged steps (``RIDGE``); ``θ_u`` a ridge regression
+of what it leaves on ``ψ`` per listener (``USER_RIDGE``), and ``b`` what both leave, per
+track, shrunk to 0 (``b_a = Σ residuals of a / (plays of a + BIAS_SHRINK)``); ``PASSES``
+rounds of backfitting. Being linear in ``ψ``, the model's mean under any target
+distribution is exact and cheap:
+``Σ_a π(a|s) Q̂(s, a) = φ(s)ᵀ W E_π[ψ] + θ_uᵀ E_π[ψ] + E_π[b]``.
+
+- Reward model ``r̂`` (``dm``, ``dr``): that regression on the immediate reward.
+- Q-model (``sdr``, ``wdr``): fitted-Q evaluation of the target (Le, Voloshin & Yue,
+  "Batch policy learning under constraints", ICML 2019): start at ``r̂``, then
+  ``T`` times refit on ``y_t = r_t + V̂(s_{t+1})`` (0 after a session's last step;
+  undiscounted), ``V̂(s) = Σ_a π_e(a|s) Q̂(s, a)``, the next state being the next logged
+  step of the same session.
+
+Cross-fitting (Chernozhukov et al. 2018): the episodes are split in ``folds``; each
+fold's predictions come from models fitted on the other folds only, so a step's own
+reward never enters its model value (what DR's unbiasedness argument needs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from experiments.ope import TargetDistribution, episode_bounds
+from musicrec_gym.errors import ConfigError
+
+#: Ridge penalty of ``W``.
+RIDGE = 1.0
+#: Shrinkage of the per-track offsets (pseudo-plays at offset 0).
+BIAS_SHRINK = 20.0
+#: Ridge penalty of the per-listener taste vectors ``θ_u``.
+USER_RIDGE = 10.0
+#: Backfitting rounds over ``W``, ``θ`` and ``b``.
+PASSES = 2
+#: Folds of the cross-fitting.
+DEFAULT_FOLDS = 2
+
+
+@dataclass(frozen=True)
+class ModelValues:
+    """Model predictions at every logged step (cross-fitted).
+
+    Attributes:
+        r_logged: ``r̂(s_i, a_i)``.
+        r_target: ``Σ_a π_e(a|s_i) r̂(s_i, a)``.
+        q_logged: ``Q̂(s_i, a_i)``.
+        v_target: ``Σ_a π_e(a|s_i) Q̂(s_i, a)``.
+    """
+
+    r_logged: np.ndarray
+    r_target: np.ndarray
+    q_logged: np.ndarray
+    v_target: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """The four arrays by name (``experiments.ope.estimate``'s ``models``)."""
+        return {
+            "r_logged": self.r_logged,
+            "r_target": self.r_target,
+            "q_logged": self.q_logged,
+            "v_target": self.v_target,
+        }
+
+
+def state_features(obs: np.ndarray, step: np.ndarray, horizon: int) -> np.ndarray:
+    """``φ(s) = [1, obs, t/T, (t/T)²]``: (n, obs_dim + 3)."""
+    t = np.asarray(step, dtype=np.float64)[:, None] / max(int(horizon), 1)
+    obs = np.asarray(obs, dtype=np.float64)
+    return np.concatenate([np.ones((len(obs), 1)), obs, t, t * t], axis=1)
+
+
+def action_features(action_context: np.ndarray) -> np.ndarray:
+    """``ψ(a) = [1, standardised action_context[a]]``: (n_tracks, k + 1)."""
+    ctx = np.asarray(action_context, dtype=np.float64)
+    if ctx.ndim != 2:
+        raise ConfigError(f"`action_context` must be (n_tracks, k), got shape {ctx.shape}")
+    sd = ctx.std(axis=0)
+    ctx = (ctx - ctx.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    return np.concatenate([np.ones((len(ctx), 1)), ctx], axis=1)
+
+
+def _outer(phi: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    return np.einsum("ni,nj->nij", phi, psi).reshape(len(phi), -1)
+
+
+class _LinearQ:
+    """``φᵀ W ψ + θ_userᵀ ψ + b_a`` fitted on a set of rows (backfitted, ``PASSES`` rounds)."""
+
+    def __init__(
+        self, x: np.ndarray, psi: np.ndarray, users: np.ndarray, actions: np.ndarray, n_tracks: int
+    ) -> None:
+        self.x, self.psi, self.users, self.actions = x, psi, users, actions
+        self.n_tracks = n_tracks
+        self.inv = np.linalg.inv(x.T @ x + RIDGE * np.eye(x.shape[1]))
+        self.plays = np.bincount(actions, minlength=n_tracks).astype(np.float64)
+        self.n_users = int(users.max()) + 1 if len(users) else 1
+        k = psi.shape[1]
+        outer = (psi[:, :, None] * psi[:, None, :]).reshape(len(psi), -1)
+        gram = np.stack(
+            [np.bincount(users, weights=outer[:, j], minlength=self.n_users) for j in range(k * k)],
+            axis=1,
+        ).reshape(self.n_users, k, k)
+        self.user_inv = np.linalg.inv(gram + USER_RIDGE * np.eye(k)[None])
+        self.w = np.zeros(x.shape[1])
+        self.theta = np.zeros((self.n_users, k))
+        self.b = np.zeros(n_tracks)
+
+    def fit(self, y: np.ndarray) -> None:
+        for _ in range(PASSES):
+            rest = y - self._user_part(self.psi, self.users) - self.b[self.actions]
+            self.w = self.inv @ (self.x.T @ rest)
+            rest = y - self.x @ self.w - self.b[self.actions]
+            rhs_u = np.zeros_like(self.theta)
+            for j in range(rhs_u.shape[1]):
+                rhs_u[:, j] = np.bincount(
+                    self.users, weights=self.psi[:, j] * rest, minlength=self.n_users
+                )
+            self.theta = np.einsum("ukl,ul->uk", self.user_inv, rhs_u)
+            rest = y - self.x @ self.w - self._user_part(self.psi, self.users)
+            sums = np.bincount(self.actions, weights=rest, minlength=self.n_tracks)
+            self.b = sums / (self.plays + BIAS_SHRINK)
+
+    def _user_part(self, psi: np.ndarray, users: np.ndarray) -> np.ndarray:
+        known = users < self.n_users
+        theta = np.where(known[:, None], self.theta[np.minimum(users, self.n_users - 1)], 0.0)
+        return (theta * psi).sum(axis=1)
+
+    def logged(
+        self, x: np.ndarray, psi: np.ndarray, users: np.ndarray, actions: np.ndarray
+    ) -> np.ndarray:
+        return x @ self.w + self._user_part(psi, users) + self.b[actions]
+
+    def target(
+        self, x_bar: np.ndarray, psi_bar: np.ndarray, users: np.ndarray, dist: TargetDistribution
+    ) -> np.ndarray:
+        return (
+            x_bar @ self.w + self._user_part(psi_bar, users) + dist.mean_of(self.b[:, None])[:, 0]
+        )
+
+
+def fit_models(
+    episode: np.ndarray,
+    step: np.ndarray,
+    obs: np.ndarray,
+    action: np.ndarray,
+    reward: np.ndarray,
+    action_context: np.ndarray,
+    target: TargetDistribution,
+    user: np.ndarray | None = None,
+    horizon: int | None = None,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    fqe_iterations: int | None = None,
+) -> ModelValues:
+    """Cross-fitted reward and Q-model values at every logged step.
+
+    Args:
+        episode: (n,) episode ids, each episode's steps together and in order.
+        step: (n,) step within the episode, from 0.
+        obs: (n, d) observations.
+        action: (n,) logged actions (rows of ``action_context``).
+        reward: (n,) logged rewards.
+        action_context: (n_tracks, k) features of every track.
+        target: The target policy's distribution at every logged step.
+        user: (n,) the listener of each step (``None``: no per-listener term).
+        horizon: ``T`` of the step features (default: the longest logged session).
+        folds: Episode folds (1: no cross-fitting, every model fitted on every step).
+        seed: Seed of the fold assignment.
+        fqe_iterations: Fitted-Q iterations (default: ``T``).
+
+    Raises:
+        ConfigError: Arrays of different lengths, a target of another length, or a
+            logged action outside the catalog.
+    """
+    episode = np.asarray(episode)
+    n = len(episode)
+    action = np.asarray(action, dtype=np.int64)
+    reward = np.asarray(reward, dtype=np.float64)
+    user = np.zeros(n, np.int64) if user is None else np.asarray(user, dtype=np.int64)
+    arrays = (("step", step), ("obs", obs), ("action", action), ("reward", reward), ("user", user))
+    for name, a in arrays:
+        if len(a) != n:
+            raise ConfigError(f"`{name}` has {len(a)} rows, `episode` {n}: one row per step")
+    if target.n != n:
+        raise ConfigError(f"the target distribution has {target.n} rows for {n} logged steps")
+    if n and user.min() < 0:
+        raise ConfigError("`user` must hold listener rows >= 0")
+    starts, lengths = episode_bounds(episode)
+    horizon = int(horizon or lengths.max())
+    iterations = horizon if fqe_iterations is None else int(fqe_iterations)
+    psi_table = action_features(action_context)
+    n_tracks = len(psi_table)
+    if action.min() < 0 or action.max() >= n_tracks:
+        raise ConfigError(f"logged actions must be in [0, {n_tracks}) (rows of action_context)")
+    phi = state_features(obs, step, horizon)
+    psi = psi_table[action]
+    psi_bar = target.mean_of(psi_table)
+    x = _outer(phi, psi)
+    x_bar = _outer(phi, psi_bar)
+    last = np.zeros(n, dtype=bool)
+    last[starts + lengths - 1] = True
+    nxt = np.minimum(np.arange(n) + 1, n - 1)
+
+    rng = np.random.default_rng(seed)
+    k = max(int(folds), 1)
+    fold = np.repeat(rng.permutation(len(starts)) % k, lengths)
+    out = {name: np.zeros(n) for name in ("r_logged", "r_target", "q_logged", "v_target")}
+    for f in range(k):
+        test = np.flatnonzero(fold == f)
+        idx = np.flatnonzero(fold != f) if k > 1 else test
+        pos = np.full(n, -1)
+        pos[idx] = np.arange(len(idx))
+        next_pos = pos[nxt[idx]]  # each training row's next step, in the training rows
+        train_dist, test_dist = _subset(target, idx), _subset(target, test)
+        model = _LinearQ(x[idx], psi[idx], user[idx], action[idx], n_tracks)
+        at_test = (x[test], psi[test], user[test], action[test])
+        bar_test = (x_bar[test], psi_bar[test], user[test], test_dist)
+        model.fit(reward[idx])
+        out["r_logged"][test] = model.logged(*at_test)
+        out["r_target"][test] = model.target(*bar_test)
+        done = last[idx]
+        for _ in range(iterations):
+            v = model.target(x_bar[idx], psi_bar[idx], user[idx], train_dist)
+            model.fit(reward[idx] + np.where(done, 0.0, v[next_pos]))
+        out["q_logged"][test] = model.logged(*at_test)
+        out["v_target"][test] = model.target(*bar_test)
+    return ModelValues(**out)
+
+
+def _subset(dist: TargetDistribution, idx: np.ndarray) -> TargetDistribution:
+    """The distribution at rows ``idx`` only (renumbered 0..len(idx)-1)."""
+    pos = np.full(dist.n, -1)
+    pos[idx] = np.arange(len(idx))
+    keep = pos[dist.rows] >= 0
+    return TargetDistribution(
+        dist.base_weight[idx], dist.base, pos[dist.rows[keep]], dist.cols[keep], dist.vals[keep]
+    )
