@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 
 from agents.base import AgentContext
-from musicrec_gym.session_features import WARMUP_KEY, warmup_plays
+from musicrec_gym.session_features import (
+    WARMUP_KEY,
+    WARMUP_LISTENED_KEY,
+    SessionPlays,
+    warmup_plays,
+)
 
 __all__ = [
     "WARMUP_KEY",
@@ -180,6 +185,35 @@ class AvoidsRepeats:
     def episode_end(self, dones: np.ndarray) -> None:
         """Clear the history of the slots whose session ended."""
         self.history.end(dones)
+
+
+def follow_session(
+    history: EpisodeHistory,
+    session: SessionPlays,
+    batch: int,
+    info: dict[str, Any],
+    features: bool = True,
+) -> None:
+    """Fold what each slot just saw into ``history`` and (``features``) ``session``.
+
+    That is the outcome of the slot's last recommendation and, for a session that has
+    just started, its warm-up plays (``info["warmup_tracks"]`` and
+    ``info["warmup_listened"]``, when the environment gives them). Both are sized to
+    ``batch`` first. The agents with session features (the linear bandits, offline RL)
+    call it once per ``act``.
+    """
+    history.blocked(batch)  # sizes the history to the batch
+    if session.n_slots != batch:
+        session.resize(batch)
+    fresh = np.flatnonzero(history.fresh)
+    slots, tracks, listened = history.outcomes(info)
+    if not features:
+        return
+    if len(fresh) and WARMUP_KEY in info and WARMUP_LISTENED_KEY in info:
+        warm = np.asarray(info[WARMUP_KEY])[fresh]
+        heard = np.asarray(info[WARMUP_LISTENED_KEY], dtype=bool)[fresh]
+        session.reset(fresh, warm, heard)
+    session.add(slots, tracks, listened)
 
 
 def masked_argmax(scores: np.ndarray, blocked: np.ndarray) -> np.ndarray:

@@ -44,12 +44,10 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from agents.base import Agent, AgentContext, register_agent
-from agents.history import AvoidsRepeats, masked_argmax, random_allowed
+from agents.history import AvoidsRepeats, follow_session, masked_argmax, random_allowed
 from agents.validation import MAX_STEP_COUNT, check_bool, check_float, check_int
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.session_features import (
-    WARMUP_KEY,
-    WARMUP_LISTENED_KEY,
     SessionPlays,
     standardized,
 )
@@ -182,23 +180,8 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
             self.session.resize(batch)
 
     def _observe_outcomes(self, batch: int, info: dict[str, Any]) -> None:
-        """Fold what each slot just saw into its session means.
-
-        That is the outcome of the slot's last recommendation and, for a session that
-        has just started, its warm-up plays (``info["warmup_tracks"]`` and
-        ``info["warmup_listened"]``, when the environment gives them).
-        """
-        self.history.blocked(batch)  # sizes the history to the batch
-        self._session_slots(batch)
-        fresh = np.flatnonzero(self.history.fresh)
-        slots, tracks, listened = self.history.outcomes(info)
-        if not self.session_features:
-            return
-        if len(fresh) and WARMUP_KEY in info and WARMUP_LISTENED_KEY in info:
-            warm = np.asarray(info[WARMUP_KEY])[fresh]
-            heard = np.asarray(info[WARMUP_LISTENED_KEY], dtype=bool)[fresh]
-            self.session.reset(fresh, warm, heard)
-        self.session.add(slots, tracks, listened)
+        """Fold what each slot just saw into its session means (``follow_session``)."""
+        follow_session(self.history, self.session, batch, info, self.session_features)
 
     def episode_end(self, dones: np.ndarray) -> None:
         """Clear the history and the session means of the slots whose session ended."""

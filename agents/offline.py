@@ -49,7 +49,7 @@ from torch.nn import functional
 
 from agents.base import Agent, AgentContext, EpisodeCallback, register_agent
 from agents.embedding_heads import catalog_features
-from agents.history import AvoidsRepeats, masked_argmax
+from agents.history import AvoidsRepeats, follow_session, masked_argmax
 from agents.offline_data import (
     LoggedTransitions,
     ScoreNet,
@@ -59,8 +59,6 @@ from agents.offline_data import (
 from agents.validation import check_bool, check_float, check_int, check_layers
 from musicrec_gym.errors import ArtifactError, ConfigError, DataFormatError
 from musicrec_gym.session_features import (
-    WARMUP_KEY,
-    WARMUP_LISTENED_KEY,
     SessionPlays,
     standardized,
 )
@@ -254,7 +252,7 @@ class OfflineAgent(AvoidsRepeats, Agent):
         self._ensure_net()
         obs = np.asarray(obs, dtype=np.float64)
         batch = len(obs)
-        self._observe(batch, info)
+        follow_session(self.history, self.session, batch, info)
         blocked = self.history.blocked(batch, info)
         if not self.avoid_repeats:
             blocked = np.zeros_like(blocked)
@@ -264,19 +262,6 @@ class OfflineAgent(AvoidsRepeats, Agent):
         actions = masked_argmax(self.scores(np.concatenate(parts, axis=1)), blocked)
         self.history.mark(actions)
         return actions
-
-    def _observe(self, batch: int, info: dict[str, Any]) -> None:
-        """Fold the last outcome and a new session's warm-up plays into the session features."""
-        self.history.blocked(batch)  # sizes the history to the batch
-        if self.session.n_slots != batch:
-            self.session.resize(batch)
-        fresh = np.flatnonzero(self.history.fresh)
-        slots, tracks, listened = self.history.outcomes(info)
-        if len(fresh) and WARMUP_KEY in info and WARMUP_LISTENED_KEY in info:
-            warm = np.asarray(info[WARMUP_KEY])[fresh]
-            heard = np.asarray(info[WARMUP_LISTENED_KEY], dtype=bool)[fresh]
-            self.session.reset(fresh, warm, heard)
-        self.session.add(slots, tracks, listened)
 
     def episode_end(self, dones: np.ndarray) -> None:
         """Clear the history and the session features of the slots whose session ended."""
