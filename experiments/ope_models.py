@@ -16,11 +16,19 @@ distribution is exact and cheap:
 ``Σ_a π(a|s) Q̂(s, a) = φ(s)ᵀ W E_π[ψ] + θ_uᵀ E_π[ψ] + E_π[b]``.
 
 - Reward model ``r̂`` (``dm``, ``dr``): that regression on the immediate reward.
-- Q-model (``sdr``, ``wdr``): fitted-Q evaluation of the target (Le, Voloshin & Yue,
-  "Batch policy learning under constraints", ICML 2019): start at ``r̂``, then
-  ``T`` times refit on ``y_t = r_t + V̂(s_{t+1})`` (0 after a session's last step;
-  undiscounted), ``V̂(s) = Σ_a π_e(a|s) Q̂(s, a)``, the next state being the next logged
-  step of the same session.
+- Q-model (``sdr``, ``wdr``): the same form with a richer state, ``φ_Q(s) = [φ(s), h(s)]``,
+  where ``h`` is what the session has logged so far (``history_features``): the skips
+  among its last ``SKIP_WINDOW`` steps, its listen rate, and the mean embedding of its
+  listened and of its skipped tracks (like the bandits' session features,
+  ``musicrec_gym.session_features``, but from the logged steps only: warm-up plays are
+  not logged). The listener's leave hazard grows with recent skips, so the value still
+  to come depends on them. The reward model keeps ``φ``: with ``h`` in it, ``dr``'s
+  RMSE for the uniform target on the built-in world rose above ``ips``'s. Fitted-Q
+  evaluation of the
+  target (Le, Voloshin & Yue, "Batch policy learning under constraints", ICML 2019):
+  fit on the immediate reward, then ``T`` times refit on ``y_t = r_t + V̂(s_{t+1})``
+  (0 after a session's last step; undiscounted), ``V̂(s) = Σ_a π_e(a|s) Q̂(s, a)``, the
+  next state being the next logged step of the same session.
 
 Cross-fitting (Chernozhukov et al. 2018): the episodes are split in ``folds``; each
 fold's predictions come from models fitted on the other folds only, so a step's own
@@ -46,6 +54,9 @@ USER_RIDGE = 10.0
 PASSES = 2
 #: Folds of the cross-fitting.
 DEFAULT_FOLDS = 2
+#: The Q-model's recent-skip count looks back this many logged steps (the simulator's
+#: leave hazard counts the skips among the last 5 plays).
+SKIP_WINDOW = 5
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,38 @@ def state_features(obs: np.ndarray, step: np.ndarray, horizon: int) -> np.ndarra
     t = np.asarray(step, dtype=np.float64)[:, None] / max(int(horizon), 1)
     obs = np.asarray(obs, dtype=np.float64)
     return np.concatenate([np.ones((len(obs), 1)), obs, t, t * t], axis=1)
+
+
+def history_features(
+    episode: np.ndarray, action: np.ndarray, reward: np.ndarray, psi_table: np.ndarray
+) -> np.ndarray:
+    """``h(s_t)``: what each step's session logged before it, (n, 2 + 2k).
+
+    Columns: the skips (reward 0) among the session's last ``SKIP_WINDOW`` logged steps
+    (divided by ``SKIP_WINDOW``), the listen rate of its earlier steps, and the mean
+    ``[L / m, S / m]`` of the embeddings (``psi_table`` without its constant column) of its
+    listened and skipped tracks, ``m`` its earlier steps (0 at a session's first step).
+    Only steps before ``t`` of the same episode enter row ``t``: its own reward never.
+    """
+    n = len(episode)
+    starts, lengths = episode_bounds(episode)
+    first = np.repeat(starts, lengths)
+    heard = (np.asarray(reward, dtype=np.float64) > 0).astype(np.float64)
+    emb = psi_table[np.asarray(action, dtype=np.int64), 1:]
+    mat = np.concatenate(
+        [1.0 - heard[:, None], heard[:, None], emb * heard[:, None], emb * (1 - heard[:, None])],
+        axis=1,
+    )
+    cum = np.concatenate([np.zeros((1, mat.shape[1])), np.cumsum(mat, axis=0)])
+    rows = np.arange(n)
+    before = cum[rows] - cum[first]  # sums over the episode's steps before each row
+    plays = np.maximum(before[:, 0] + before[:, 1], 1.0)
+    window = np.maximum(rows - SKIP_WINDOW, first)
+    recent_skips = (cum[rows, 0] - cum[window, 0]) / SKIP_WINDOW
+    return np.concatenate(
+        [recent_skips[:, None], before[:, 1:2] / plays[:, None], before[:, 2:] / plays[:, None]],
+        axis=1,
+    )
 
 
 def action_features(action_context: np.ndarray) -> np.ndarray:
@@ -205,10 +248,11 @@ def fit_models(
     if action.min() < 0 or action.max() >= n_tracks:
         raise ConfigError(f"logged actions must be in [0, {n_tracks}) (rows of action_context)")
     phi = state_features(obs, step, horizon)
+    phi_q = np.concatenate([phi, history_features(episode, action, reward, psi_table)], axis=1)
     psi = psi_table[action]
     psi_bar = target.mean_of(psi_table)
-    x = _outer(phi, psi)
-    x_bar = _outer(phi, psi_bar)
+    x, x_bar = _outer(phi, psi), _outer(phi, psi_bar)
+    xq, xq_bar = _outer(phi_q, psi), _outer(phi_q, psi_bar)
     last = np.zeros(n, dtype=bool)
     last[starts + lengths - 1] = True
     nxt = np.minimum(np.arange(n) + 1, n - 1)
@@ -225,17 +269,17 @@ def fit_models(
         next_pos = pos[nxt[idx]]  # each training row's next step, in the training rows
         train_dist, test_dist = _subset(target, idx), _subset(target, test)
         model = _LinearQ(x[idx], psi[idx], user[idx], action[idx], n_tracks)
-        at_test = (x[test], psi[test], user[test], action[test])
-        bar_test = (x_bar[test], psi_bar[test], user[test], test_dist)
         model.fit(reward[idx])
-        out["r_logged"][test] = model.logged(*at_test)
-        out["r_target"][test] = model.target(*bar_test)
+        out["r_logged"][test] = model.logged(x[test], psi[test], user[test], action[test])
+        out["r_target"][test] = model.target(x_bar[test], psi_bar[test], user[test], test_dist)
+        q = _LinearQ(xq[idx], psi[idx], user[idx], action[idx], n_tracks)
+        q.fit(reward[idx])
         done = last[idx]
         for _ in range(iterations):
-            v = model.target(x_bar[idx], psi_bar[idx], user[idx], train_dist)
-            model.fit(reward[idx] + np.where(done, 0.0, v[next_pos]))
-        out["q_logged"][test] = model.logged(*at_test)
-        out["v_target"][test] = model.target(*bar_test)
+            v = q.target(xq_bar[idx], psi_bar[idx], user[idx], train_dist)
+            q.fit(reward[idx] + np.where(done, 0.0, v[next_pos]))
+        out["q_logged"][test] = q.logged(xq[test], psi[test], user[test], action[test])
+        out["v_target"][test] = q.target(xq_bar[test], psi_bar[test], user[test], test_dist)
     return ModelValues(**out)
 
 

@@ -21,7 +21,7 @@ from experiments.ope import (
     wpdis,
 )
 from experiments.ope_config import parse_ope_config
-from experiments.ope_models import fit_models
+from experiments.ope_models import SKIP_WINDOW, fit_models, history_features
 from musicrec_gym.errors import ConfigError, DataFormatError
 
 # Two episodes: episode 0 has two steps, episode 1 one.
@@ -140,6 +140,28 @@ def test_models_are_exact_on_a_linear_world_and_dr_matches():
     dr = estimate("dr", episode, reward, ps, tp, models.as_dict(), reps=100)
     assert dm.value == pytest.approx(truth.mean(), abs=0.01)
     assert dr.value == pytest.approx(dm.value, abs=0.01)
+
+
+def test_history_features_use_only_the_sessions_earlier_steps():
+    """h(s_t): recent skips, listen rate and mean listened/skipped embeddings before t."""
+    episode = np.array([0, 0, 0, 1, 1])
+    action = np.array([0, 1, 2, 1, 0])
+    reward = np.array([1.0, 0.0, 0.0, 0.0, 1.0])
+    psi = np.array([[1.0, 2.0], [1.0, -4.0], [1.0, 6.0]])  # constant column, then one feature
+    h = history_features(episode, action, reward, psi)
+    # columns: recent skips / SKIP_WINDOW, listen rate, mean listened emb, mean skipped emb
+    expected = [
+        [0, 0, 0, 0],  # a session's first step: nothing before it
+        [0, 1, 2, 0],  # after a listen of track 0
+        [1 / SKIP_WINDOW, 0.5, 1.0, -2.0],  # after a listen of 0 and a skip of 1
+        [0, 0, 0, 0],  # a new session
+        [1 / SKIP_WINDOW, 0, 0, -4.0],  # after a skip of 1
+    ]
+    assert np.allclose(h, expected)
+    # a step's own reward (and any later one) never enters its features
+    changed = reward.copy()
+    changed[[2, 4]] = 1 - changed[[2, 4]]
+    assert np.allclose(history_features(episode, action, changed, psi), h)
 
 
 def test_target_distribution_exact_probabilities():
