@@ -410,8 +410,13 @@ def plot_curves(
     for cell in cells:
         if cell.key in results:
             by_agent.setdefault(cell.agent.name, []).append(cell)
-    learners = [a for a, cs in by_agent.items() if results[cs[0].key].learns]
-    fixed = [a for a, cs in by_agent.items() if not results[cs[0].key].learns]
+    # Agents that trained without env steps (offline RL from a log) have no training
+    # curve: drawn as lines at their evaluation return, as the fixed policies are.
+    learners = [
+        a for a, cs in by_agent.items()
+        if results[cs[0].key].learns and results[cs[0].key].train_steps > 0
+    ]  # fmt: skip
+    fixed = [a for a in by_agent if a not in learners]
     planned = [
         results[c.key].eval.mean_return
         for c in by_agent.get(config.upper_reference.name, [])
