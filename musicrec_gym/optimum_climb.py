@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from musicrec_gym.optimum_kernels import back_step, rule_sequence, sequence_value
+from musicrec_gym.optimum_kernels import back_step, move_play, rule_sequence, sequence_value
 from musicrec_gym.sim.constants import JIT_OPTIONS, WINDOW
 
 
@@ -123,18 +123,7 @@ def _climb(cs, ca, ck, played0, warts0, seq, rep, art, surv, next1, next0, x0, r
                     trial[:] = seq
                     trial[i], trial[j] = seq[j], seq[i]
                 else:
-                    x = seq[i]  # move the play at i to place j
-                    pos = 0
-                    for r in range(n_steps):
-                        if r == i:
-                            continue
-                        if pos == j:
-                            trial[pos] = x
-                            pos += 1
-                        trial[pos] = seq[r]
-                        pos += 1
-                    if pos == j:
-                        trial[pos] = x
+                    move_play(seq, i, j, trial)
         else:
             r = move - 2 * n_steps * n_steps
             i, j = r // m, r % m

@@ -89,6 +89,23 @@ def logits(cs, ca, played, warts, repeat, artist_pen, out):
 
 
 @njit(**JIT_OPTIONS)
+def move_play(seq, i, j, trial):
+    """``trial`` = ``seq`` with the play at place ``i`` moved to place ``j`` (a climb's move)."""
+    x = seq[i]
+    pos = 0
+    for r in range(len(seq)):
+        if r == i:
+            continue
+        if pos == j:
+            trial[pos] = x
+            pos += 1
+        trial[pos] = seq[r]
+        pos += 1
+    if pos == j:
+        trial[pos] = x
+
+
+@njit(**JIT_OPTIONS)
 def play(played, warts, j, artist):
     """Record candidate ``j`` (of ``artist``) as played: flag it, shift the window."""
     played[j] = True

@@ -22,7 +22,12 @@ from numba import njit
 from musicrec_gym.checks import is_int
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.optimum_climb import climb_long_term
-from musicrec_gym.optimum_kernels import kind_candidates, satisfaction_levels, transitions
+from musicrec_gym.optimum_kernels import (
+    kind_candidates,
+    move_play,
+    satisfaction_levels,
+    transitions,
+)
 from musicrec_gym.optimum_model import (
     SessionStart,
     flag_code,
@@ -94,19 +99,7 @@ def _climb(cs, ca, played0, warts0, seq, rep, art, surv, code0, rounds):
                     if v > best + 1e-12:
                         best = v
                         best_seq[:] = trial
-                # move the play at i to place j
-                x = seq[i]
-                pos = 0
-                for r in range(n_steps):
-                    if r == i:
-                        continue
-                    if pos == j:
-                        trial[pos] = x
-                        pos += 1
-                    trial[pos] = seq[r]
-                    pos += 1
-                if pos == j:
-                    trial[pos] = x
+                move_play(seq, i, j, trial)  # the play at i to place j
                 v = _value(cs, ca, played0, warts0, trial, rep, art, surv, code0, ps, work,
                            played, warts)  # fmt: skip
                 if v > best + 1e-12:
