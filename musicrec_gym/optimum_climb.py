@@ -18,7 +18,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from musicrec_gym.optimum_kernels import back_step, move_play, rule_sequence, sequence_value
+from musicrec_gym.optimum_kernels import (
+    back_step,
+    move_play,
+    play,
+    rule_sequence,
+    sequence_value,
+    track_logit,
+)
 from musicrec_gym.sim.constants import JIT_OPTIONS, WINDOW
 
 
@@ -29,17 +36,10 @@ def _forward(cs, ca, ck, played0, warts0, seq, rep, art, ps, ds, played, warts):
     warts[:] = warts0
     for t in range(len(seq)):
         j = seq[t]
-        same = 0
-        for w in range(WINDOW):
-            if warts[w] == ca[j]:
-                same += 1
-        logit = cs[j] - (rep * (1.0 if played[j] else 0.0) + art * same)
+        logit = track_logit(cs, ca, played, warts, j, rep, art)
         ps[t] = 1.0 / (1.0 + np.exp(-logit))
         ds[t] = -1 if played[j] else ck[j]
-        played[j] = True
-        for w in range(WINDOW - 1):
-            warts[w] = warts[w + 1]
-        warts[WINDOW - 1] = ca[j]
+        play(played, warts, j, ca[j])
 
 
 @njit(**JIT_OPTIONS)

@@ -18,6 +18,7 @@ import weakref
 import numpy as np
 from numba import njit
 
+from musicrec_gym.errors import ConfigError
 from musicrec_gym.sim.constants import JIT_OPTIONS, WINDOW
 from musicrec_gym.sim.simulator import BatchSimulator
 
@@ -32,6 +33,21 @@ def satisfaction_weight(sim: BatchSimulator) -> float:
     """The hazard's weight per satisfaction level (0 when the world has none)."""
     sat = sim.params.satisfaction
     return float(sat.weight) if sat.enabled else 0.0
+
+
+def check_lams(lams: object, owner: str) -> None:
+    """``lams`` (the ``lambda * kind`` rules' weights) is a non-empty tuple of finite numbers >= 0.
+
+    Raises:
+        ConfigError: Naming ``owner.lams``.
+    """
+    if not (
+        isinstance(lams, tuple) and lams
+        and all(isinstance(v, (int, float)) and 0 <= v < float("inf") for v in lams)
+    ):  # fmt: skip
+        raise ConfigError(
+            f"`{owner}.lams` must be a non-empty tuple of finite numbers >= 0, got {lams!r}"
+        )
 
 
 @njit(**JIT_OPTIONS)
@@ -78,14 +94,20 @@ def back_step(p, d, cont, surv, next1, next0, child, out):
 
 
 @njit(**JIT_OPTIONS)
+def track_logit(cs, ca, played, warts, j, repeat, artist_pen):
+    """Candidate ``j``'s listen logit: static - repeat * played - artist * same-artist count."""
+    same = 0
+    for w in range(WINDOW):
+        if warts[w] == ca[j]:
+            same += 1
+    return cs[j] - (repeat * (1.0 if played[j] else 0.0) + artist_pen * same)
+
+
+@njit(**JIT_OPTIONS)
 def logits(cs, ca, played, warts, repeat, artist_pen, out):
-    """Listen logits of the candidates: static - repeat * played - artist * same-artist count."""
+    """Listen logits of every candidate (:func:`track_logit`)."""
     for j in range(len(cs)):
-        same = 0
-        for w in range(WINDOW):
-            if warts[w] == ca[j]:
-                same += 1
-        out[j] = cs[j] - (repeat * (1.0 if played[j] else 0.0) + artist_pen * same)
+        out[j] = track_logit(cs, ca, played, warts, j, repeat, artist_pen)
 
 
 @njit(**JIT_OPTIONS)

@@ -38,6 +38,7 @@ from musicrec_gym.checks import is_int
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.optimum_kernels import (
     back_step,
+    check_lams,
     kind_candidates,
     logits,
     play,
@@ -249,14 +250,7 @@ class Planner:
                 f"`Planner` expands top_k**depth = {self.top_k}**{self.depth} leaves per "
                 "decision; keep it <= 4096"
             )
-        lams = self.lams
-        if not (
-            isinstance(lams, tuple) and lams
-            and all(isinstance(v, (int, float)) and 0 <= v < float("inf") for v in lams)
-        ):  # fmt: skip
-            raise ConfigError(
-                f"`Planner.lams` must be a non-empty tuple of finite numbers >= 0, got {lams!r}"
-            )
+        check_lams(self.lams, "Planner")
 
     def actions(
         self,

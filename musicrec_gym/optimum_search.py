@@ -23,9 +23,12 @@ from musicrec_gym.checks import is_int
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.optimum_climb import climb_long_term
 from musicrec_gym.optimum_kernels import (
+    check_lams,
     kind_candidates,
     move_play,
+    play,
     satisfaction_levels,
+    track_logit,
     transitions,
 )
 from musicrec_gym.optimum_model import (
@@ -49,16 +52,8 @@ def _value(cs, ca, played0, warts0, seq, rep, art, surv, code0, ps, work, played
     warts[:] = warts0
     for t in range(n_steps):
         j = seq[t]
-        same = 0
-        for w in range(WINDOW):
-            if warts[w] == ca[j]:
-                same += 1
-        logit = cs[j] - (rep * (1.0 if played[j] else 0.0) + art * same)
-        ps[t] = 1.0 / (1.0 + np.exp(-logit))
-        played[j] = True
-        for w in range(WINDOW - 1):
-            warts[w] = warts[w + 1]
-        warts[WINDOW - 1] = ca[j]
+        ps[t] = 1.0 / (1.0 + np.exp(-track_logit(cs, ca, played, warts, j, rep, art)))
+        play(played, warts, j, ca[j])
     v = work[0]
     nxt = work[1]
     v[:] = 0.0
@@ -167,15 +162,7 @@ class OpenLoopSearch:
             raise ConfigError(
                 f"`OpenLoopSearch.per_kind` must be an int >= 1, got {self.per_kind!r}"
             )
-        lams = self.lams
-        if not (
-            isinstance(lams, tuple) and lams
-            and all(isinstance(v, (int, float)) and 0 <= v < float("inf") for v in lams)
-        ):  # fmt: skip
-            raise ConfigError(
-                "`OpenLoopSearch.lams` must be a non-empty tuple of finite numbers >= 0, "
-                f"got {lams!r}"
-            )
+        check_lams(self.lams, "OpenLoopSearch")
 
     def plans(self, sim: BatchSimulator) -> tuple[np.ndarray, np.ndarray]:
         """Search a sequence for every slot of ``sim``, right after its ``reset``.
