@@ -221,6 +221,43 @@ class Agent(ABC):
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
 
 
+class ReadsSimulator:
+    """For the references that act on the simulator's hidden state (planner, logging policy).
+
+    ``attach`` keeps the simulator of the environment the agent acts in, and
+    :meth:`simulator` hands it to ``act``, checking that it was attached and that the
+    observations are that environment's. ``role`` opens the error messages.
+    """
+
+    role: ClassVar[str] = "this agent reads the simulator's state"
+    label: ClassVar[str] = "this agent"
+    _sim: Any = None
+
+    def attach(self, env: Any) -> None:
+        """Keep the simulator of ``env`` (a MusicRec vector or single environment)."""
+        core = getattr(env, "core", None) or getattr(getattr(env, "unwrapped", None), "core", None)
+        sim = getattr(core, "sim", None)
+        if sim is None:
+            raise ConfigError(
+                f"{self.role}: attach() needs a MusicRec environment (vector or single), "
+                f"got {env!r}"
+            )
+        self._sim = sim
+
+    def simulator(self, obs: np.ndarray) -> Any:
+        """The attached simulator, for a batch ``obs`` of its environment's observations."""
+        if self._sim is None:
+            raise ConfigError(
+                f"{self.role}: call attach(env) with the environment it acts in before act()"
+            )
+        if len(obs) != self._sim.n_slots:
+            raise ConfigError(
+                f"{self.label} got {len(obs)} observations for an environment of "
+                f"{self._sim.n_slots} slots: act in the environment given to attach()"
+            )
+        return self._sim
+
+
 class EpisodeTracker:
     """Accumulates per-slot returns and reports each finished episode to a callback.
 

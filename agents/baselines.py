@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, AgentContext, register_agent
+from agents.base import Agent, AgentContext, ReadsSimulator, register_agent
 from agents.history import AvoidsRepeats, masked_argmax
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.optimum_plan import Planner
@@ -90,7 +90,7 @@ class OracleAgent(Agent):
 
 @register_agent("planner")
 @dataclass
-class PlannerAgent(Agent):
+class PlannerAgent(ReadsSimulator, Agent):
     """A lookahead planner on the simulator's true model: the upper reference of delayed worlds.
 
     Each step it runs :class:`musicrec_gym.optimum_plan.Planner` (an expectimax over the
@@ -103,37 +103,18 @@ class PlannerAgent(Agent):
     """
 
     name = "planner"
+    role = "the planner reads the simulator's state"
+    label = "the planner"
     top_k: int = 2  # the report's planner (musicrec optimum --long-term): 14.93 listens
     depth: int = 2  # per session there, about 16 ms per 64-slot step (top_k 4: 131 ms)
 
     def __post_init__(self) -> None:
         self.planner = Planner(top_k=self.top_k, depth=self.depth)  # checks both
-        self._sim: Any = None
 
     def hyperparameters(self) -> dict[str, Any]:
         """``top_k`` and ``depth``."""
         return {"top_k": self.top_k, "depth": self.depth}
 
-    def attach(self, env: Any) -> None:
-        """Keep the simulator of ``env`` (a MusicRec vector or single environment)."""
-        core = getattr(env, "core", None) or getattr(getattr(env, "unwrapped", None), "core", None)
-        if core is None:
-            raise ConfigError(
-                "the planner reads the simulator's state: attach() needs a MusicRec "
-                f"environment (vector or single), got {env!r}"
-            )
-        self._sim = core.sim
-
     def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
         """The planner's track for each slot's current state."""
-        if self._sim is None:
-            raise ConfigError(
-                "the planner reads the simulator's state: call attach(env) with the "
-                "environment it acts in before act()"
-            )
-        if len(obs) != self._sim.n_slots:
-            raise ConfigError(
-                f"the planner got {len(obs)} observations for an environment of "
-                f"{self._sim.n_slots} slots: act in the environment given to attach()"
-            )
-        return np.asarray(self.planner.actions(self._sim), dtype=np.int64)
+        return np.asarray(self.planner.actions(self.simulator(obs)), dtype=np.int64)

@@ -47,7 +47,7 @@ import torch as th
 from torch import nn
 from torch.nn import functional
 
-from agents.base import Agent, AgentContext, EpisodeCallback, register_agent
+from agents.base import Agent, AgentContext, EpisodeCallback, ReadsSimulator, register_agent
 from agents.embedding_heads import catalog_features
 from agents.history import AvoidsRepeats, follow_session, masked_argmax
 from agents.offline_data import (
@@ -384,7 +384,7 @@ class CQLAgent(OfflineAgent):
 
 @register_agent("logging")
 @dataclass
-class LoggingPolicyAgent(Agent):
+class LoggingPolicyAgent(ReadsSimulator, Agent):
     """The world's own logging policy acting in the environment: what logged the data.
 
     Each step it plays ``sim.logging_actions()`` of the environment given to ``attach``
@@ -394,38 +394,17 @@ class LoggingPolicyAgent(Agent):
     """
 
     name = "logging"
-
-    def __post_init__(self) -> None:
-        self._sim: Any = None
+    role = "the logging policy is the simulator's"
+    label = "the logging policy"
 
     def hyperparameters(self) -> dict[str, Any]:
         """None."""
         return {}
 
-    def attach(self, env: Any) -> None:
-        """Keep the simulator of ``env`` (a MusicRec vector or single environment)."""
-        core = getattr(env, "core", None) or getattr(getattr(env, "unwrapped", None), "core", None)
-        sim = getattr(core, "sim", None)
-        if sim is None or not hasattr(sim, "logging_actions"):
-            raise ConfigError(
-                "the logging policy is the simulator's: attach() needs a MusicRec "
-                f"environment (vector or single), got {env!r}"
-            )
-        self._sim = sim
-
     def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
         """The logging policy's track for each slot."""
-        if self._sim is None:
-            raise ConfigError(
-                "the logging policy is the simulator's: call attach(env) with the "
-                "environment it acts in before act()"
-            )
-        if len(obs) != self._sim.n_slots:
-            raise ConfigError(
-                f"the logging policy got {len(obs)} observations for an environment of "
-                f"{self._sim.n_slots} slots: act in the environment given to attach()"
-            )
-        return np.asarray(self._sim.logging_actions(slice(None)), dtype=np.int64)
+        sim = self.simulator(obs)
+        return np.asarray(sim.logging_actions(slice(None)), dtype=np.int64)
 
 
 def _env_world(env: Any) -> Any:

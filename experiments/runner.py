@@ -79,7 +79,7 @@ from experiments.config import load_config, parse_config
 from experiments.executors import execute_locally
 from experiments.lifecycle import INTERRUPTED, RunInterrupted, interrupted_error, lock_run_dir
 from experiments.outputs import file_being_written, load_result, output_error
-from experiments.schema import EmbeddingExperimentConfig, ExperimentConfig
+from experiments.schema import UPPER_REFERENCE, EmbeddingExperimentConfig, ExperimentConfig
 from experiments.task import Task
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import CellFailedError, ConfigError, MusicRecError
@@ -117,7 +117,7 @@ def plan_cells(config: ExperimentConfig) -> list[Cell]:
     from experiments.sweep import agent_variants
 
     variants = agent_variants(config)
-    refs = ("random", "oracle", "planner")  # references first: every score needs them
+    refs = ("random", *UPPER_REFERENCE.values())  # references first: every score needs them
     ordered = sorted(variants, key=lambda v: (v.agent.type not in refs,))
     return [
         Cell(

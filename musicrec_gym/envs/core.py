@@ -234,16 +234,14 @@ class SessionCore:
         params = self.world.params
         if not isinstance(long_term, (bool, np.bool_)):
             raise ConfigError(f"`long_term` must be a bool (True or False), got {long_term!r}")
-        if long_term:
-            if self.world.fitted is not None:
-                raise ConfigError(
-                    "`long_term=True` (MusicRecLongTerm-v0) needs a synthetic world, whose "
-                    f"hidden truth has the listeners' satisfaction; {self.world.directory} "
-                    "is fitted to logs"
-                )
-            params = replace(params, satisfaction=replace(params.satisfaction, enabled=True))
-        else:
-            params = replace(params, satisfaction=replace(params.satisfaction, enabled=False))
+        if long_term and self.world.fitted is not None:
+            raise ConfigError(
+                "`long_term=True` (MusicRecLongTerm-v0) needs a synthetic world, whose "
+                f"hidden truth has the listeners' satisfaction; {self.world.directory} "
+                "is fitted to logs"
+            )
+        # the argument decides, whatever the world's simulator.json says
+        params = replace(params, satisfaction=replace(params.satisfaction, enabled=bool(long_term)))
         self.long_term = bool(long_term)
         if max_steps is not None:
             params = replace(params, leave=replace(params.leave, max_steps=int(max_steps)))

@@ -151,7 +151,11 @@ def _window_count(ir: np.ndarray, wa: int, artist: int) -> int:
 
 @njit(**JIT_OPTIONS)
 def _play(cf, ci, ir, fr, action, u_listen):
-    """Play ``action`` in one slot (state rows ``ir``, ``fr``): (listen prob., listened)."""
+    """Play ``action`` in one slot (state rows ``ir``, ``fr``).
+
+    Returns the listen probability, whether the listener listened, and whether the
+    track had been played before this session (a repeat).
+    """
     k, m = ci[C_K], ci[C_M]
     user = ir[ci[I_USER]]
     hlen = ir[ci[I_HLEN]]
@@ -191,7 +195,7 @@ def _play(cf, ci, ir, fr, action, u_listen):
     ir[wt + WINDOW - 1] = action
     ir[wa + WINDOW - 1] = artist
     fr[wl + WINDOW - 1] = 1.0 if listened else 0.0
-    return p, listened
+    return p, listened, repeated
 
 
 @njit(**JIT_OPTIONS)
@@ -273,9 +277,7 @@ def _step_slot(cf, ci, si, sf, rng, s, action, u):
     ir, fr = si[s], sf[s]
     a, b = cf[P_A], cf[P_B]
     optimal = expected_one(a, b, sigmoid_one(fr[ci[F_OPTL]]))
-    levels = ci[C_SATL]  # 0: no satisfaction (MusicRec-v0)
-    repeated = levels > 0 and _in_history(ir, ci[I_HIST], ir[ci[I_HLEN]], action)
-    p, listened = _play(cf, ci, ir, fr, action, u[0])
+    p, listened, repeated = _play(cf, ci, ir, fr, action, u[0])
     reward = draw_one(ci[C_MODE], listened, u[2], u[3], cf[P_TLL], cf[P_TLH], cf[P_TSL],
                       cf[P_TSH], cf[P_LIKE], cf[P_ADD])  # fmt: skip
     steps = ir[ci[I_STEPS]] + 1
@@ -287,6 +289,7 @@ def _step_slot(cf, ci, si, sf, rng, s, action, u):
         recent += fr[wl + j]
     skips = window - recent
     base = cf[ci[O_BASE] + ir[ci[I_USER]]]
+    levels = ci[C_SATL]  # 0: no satisfaction (MusicRec-v0)
     if levels > 0:
         kind = ci[ci[O_KIND] + action]
         sat = satisfaction_after(ir[ci[I_SAT]], kind, repeated, listened, levels)

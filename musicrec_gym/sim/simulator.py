@@ -398,9 +398,7 @@ class BatchSimulator:
         u = self.streams.uniform(every, STEP_DRAWS)
         optimal = self.reward.expected(sigmoid(self.opt_logit))
         sat = self.params.satisfaction
-        if sat.enabled:
-            repeated = (self.hist == actions[:, None]).any(axis=1)
-        p, listened = self._play(self._rows(every), actions, u[:, 0])
+        p, listened, repeated = self._play(self._rows(every), actions, u[:, 0])
         reward = self.reward.draw(listened, u[:, 2], u[:, 3])
         self.steps += 1
         k = self.params.leave.skip_window
@@ -529,7 +527,10 @@ class BatchSimulator:
         return nearest[np.arange(len(idx)), pick]
 
     def _play(self, rows: SlotRows, actions: np.ndarray, u_listen: np.ndarray):
-        """Play ``actions`` in ``rows``: response, then state updates. Returns (p, listened)."""
+        """Play ``actions`` in ``rows``: response, then state updates.
+
+        Returns the listen probabilities, the listen flags and which plays were repeats.
+        """
         hist, win_artist = rows.hist, rows.win_artist
         artist = self.artist_of[actions]
         repeated = (hist == actions[:, None]).any(axis=1)
@@ -559,7 +560,7 @@ class BatchSimulator:
         _shift_in(rows.win_tracks, actions)
         _shift_in(rows.win_listened, listened)
         _shift_in(win_artist, artist)
-        return p, listened
+        return p, listened, repeated
 
     def _update_optimal(self, slots) -> None:
         vals = self.cand_static[slots] - self.cand_pen[slots]
