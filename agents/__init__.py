@@ -17,14 +17,18 @@ See ``agents.base`` for the call protocol every training or evaluation loop foll
 """
 
 from agents.base import (
+    SETTINGS,
     Agent,
     AgentContext,
     EpisodeCallback,
     EpisodeTracker,
     agent_params,
     agent_types,
+    batch_size,
+    check_setting,
     make_agent,
     register_agent,
+    types_for_setting,
 )
 from agents.baselines import OracleAgent, PlannerAgent, PopularityAgent, RandomAgent
 from agents.embedding_heads import EmbeddingActorCriticPolicy, EmbeddingDQNPolicy, EmbeddingHead
@@ -34,6 +38,7 @@ from agents.offline import BCAgent, CQLAgent, LoggingPolicyAgent
 from agents.sb3_agents import DQNAgent, EpisodeReportCallback, PPOAgent, SB3Agent
 
 __all__ = [
+    "SETTINGS",
     "WARMUP_KEY",
     "Agent",
     "AgentContext",
@@ -61,6 +66,9 @@ __all__ = [
     "SB3Agent",
     "agent_params",
     "agent_types",
+    "batch_size",
+    "check_setting",
     "make_agent",
     "register_agent",
+    "types_for_setting",
 ]

@@ -42,8 +42,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from gymnasium import spaces
 
 from musicrec_gym.errors import ConfigError, DataFormatError, unknown_name_message
+
+SETTINGS = ("catalog", "candidates", "slate")
+"""The environment settings an agent may act in (``musicrec_gym.envs.factory``): any
+catalog track, one of K retrieved candidates, or a slate of K tracks."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,15 @@ class AgentContext:
     """What an agent may know besides its observations: public catalog facts.
 
     Attributes:
-        n_tracks: Size of the action space.
-        obs_dim: Size of an observation.
+        n_tracks: Catalog size.
+        obs_dim: Size of an observation (of its ``"session"`` entry for a ``Dict`` space).
         track_features: (n_tracks, d) track embeddings learned from the logs.
         track_plays: (n_tracks,) play counts in the logged sessions.
         track_artist: (n_tracks,) integer artist of each track (catalog metadata).
         seed: Seed for the agent's own randomness.
+        setting: ``catalog``, ``candidates`` or ``slate`` (see :data:`SETTINGS`).
+        n_actions: Choices per step: K candidates, else the catalog size.
+        slate_size: Tracks per slate (``slate`` setting), else 0.
     """
 
     n_tracks: int
@@ -65,25 +73,48 @@ class AgentContext:
     track_plays: np.ndarray
     track_artist: np.ndarray
     seed: int = 0
+    setting: str = "catalog"
+    n_actions: int = 0
+    slate_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.setting not in SETTINGS:
+            raise ConfigError(unknown_name_message("setting", self.setting, SETTINGS))
+        if self.n_actions == 0:
+            object.__setattr__(self, "n_actions", self.n_tracks)
 
     @classmethod
     def from_env(cls, env: Any, seed: int = 0) -> AgentContext:
         """Build the context from a MusicRec environment (single, vector or SB3 view)."""
         base = getattr(env, "env", env)
-        world = base.unwrapped.world if hasattr(base, "unwrapped") else base.world
-        core_dim = (
-            base.single_observation_space.shape[0]
-            if hasattr(base, "single_observation_space")
-            else base.observation_space.shape[0]
-        )
+        inner = base.unwrapped if hasattr(base, "unwrapped") else base
+        world = inner.world
+        single = hasattr(base, "single_observation_space")
+        space = base.single_observation_space if single else base.observation_space
+        if isinstance(space, spaces.Dict):
+            space = space["session"]
+        action = base.single_action_space if single else base.action_space
+        setting = getattr(inner, "setting", "catalog")
+        n_actions = int(action.n) if isinstance(action, spaces.Discrete) else world.n_tracks
+        slate = len(action.nvec) if setting == "slate" else 0
         return cls(
             n_tracks=world.n_tracks,
-            obs_dim=int(core_dim),
+            obs_dim=int(space.shape[0]),
             track_features=world.embeddings,
             track_plays=world.catalog["plays"].to_numpy(dtype=np.float64),
             track_artist=world.artist_index,
             seed=seed,
+            setting=setting,
+            n_actions=n_actions,
+            slate_size=slate,
         )
+
+
+def batch_size(obs: Any) -> int:
+    """Slots in a batch of observations: rows of an array, or of a ``Dict`` one's entries."""
+    if isinstance(obs, dict):
+        return len(next(iter(obs.values())))
+    return len(obs)
 
 
 # Called after every completed episode during training with
@@ -99,9 +130,17 @@ class Agent(ABC):
     """
 
     name: ClassVar[str] = "agent"
+    settings: ClassVar[tuple[str, ...]] = ("catalog",)
+    """The environment settings the agent acts in (:data:`SETTINGS`)."""
 
     def bind(self, context: AgentContext) -> None:
-        """Receive the catalog facts and seed; called once before acting or learning."""
+        """Receive the catalog facts and seed; called once before acting or learning.
+
+        Raises:
+            ConfigError: The agent does not act in the context's setting.
+        """
+        if context.setting not in self.settings:
+            raise ConfigError(setting_message(self.name, context.setting))
         self.context = context
         self.rng = np.random.default_rng(context.seed)
 
@@ -347,6 +386,25 @@ def make_agent(key: str, params: dict[str, Any] | None = None) -> Agent:
         return cls(**params)
     except TypeError as err:  # e.g. a comparison of a wrongly typed value in a check
         raise ConfigError(f"agent {key!r}: invalid parameters: {err}") from err
+
+
+def types_for_setting(setting: str) -> tuple[str, ...]:
+    """The registry keys of the agent types that act in ``setting``."""
+    return tuple(k for k, cls in agent_types().items() if setting in cls.settings)
+
+
+def setting_message(agent: str, setting: str) -> str:
+    """Why agent type ``agent`` cannot act in ``setting``, and which types can."""
+    return (
+        f"agent type {agent!r} does not act in the {setting!r} setting; the types that do: "
+        f"{', '.join(types_for_setting(setting))}"
+    )
+
+
+def check_setting(key: str, setting: str) -> None:
+    """Raise a ``ConfigError`` unless agent type ``key`` acts in ``setting``."""
+    if setting not in _lookup(key).settings:
+        raise ConfigError(setting_message(key, setting))
 
 
 def _lookup(key: str) -> type[Agent]:

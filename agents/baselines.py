@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, AgentContext, ReadsSimulator, register_agent
+from agents.base import (
+    SETTINGS,
+    Agent,
+    AgentContext,
+    ReadsSimulator,
+    batch_size,
+    register_agent,
+)
 from agents.history import AvoidsRepeats, masked_argmax
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.optimum_plan import Planner
@@ -22,13 +29,22 @@ from musicrec_gym.optimum_plan import Planner
 @register_agent("random")
 @dataclass
 class RandomAgent(Agent):
-    """Uniformly random tracks: the lower reference of the normalised score."""
+    """Uniformly random choices: the lower reference of the normalised score.
+
+    A uniform track (catalog setting), a uniform candidate (``candidates``), or a slate
+    of distinct uniform tracks (``slate``).
+    """
 
     name = "random"
+    settings = SETTINGS
 
-    def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
-        """One uniformly random track per slot."""
-        return self.rng.integers(0, self.context.n_tracks, size=len(obs), dtype=np.int64)
+    def act(self, obs: Any, info: dict[str, Any], explore: bool = True) -> np.ndarray:
+        """One uniformly random choice per slot."""
+        b, k = batch_size(obs), self.context.slate_size
+        if k:
+            keys = self.rng.random((b, self.context.n_tracks))
+            return np.argpartition(keys, k - 1, axis=1)[:, :k].astype(np.int64)
+        return self.rng.integers(0, self.context.n_actions, size=b, dtype=np.int64)
 
 
 @register_agent("popularity")
@@ -67,22 +83,27 @@ class OracleAgent(Agent):
     """Greedy on the simulator's true expected reward: the upper reference.
 
     It reads ``info["optimal_action"]``, the best track for the next step of each slot,
-    which only a simulator can know. Zero regret at every step by construction.
+    which only a simulator can know. Zero regret at every step by construction. In the
+    ``candidates`` setting that is the best candidate's index, in the ``slate`` setting
+    the optimal slate.
     """
 
     name = "oracle"
+    settings = SETTINGS
 
-    def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
-        """The simulator's best track for each slot."""
+    def act(self, obs: Any, info: dict[str, Any], explore: bool = True) -> np.ndarray:
+        """The simulator's best choice for each slot."""
         if "optimal_action" not in info:
             raise ConfigError(
                 "the oracle needs info['optimal_action'] from a MusicRec environment; "
                 f"got info keys {sorted(info)}"
             )
         actions = np.asarray(info["optimal_action"], dtype=np.int64)
-        if actions.shape != (len(obs),):
+        k = self.context.slate_size
+        shape = (batch_size(obs), k) if k else (batch_size(obs),)
+        if actions.shape != shape:
             raise ConfigError(
-                f"info['optimal_action'] has shape {actions.shape}, expected ({len(obs)},): "
+                f"info['optimal_action'] has shape {actions.shape}, expected {shape}: "
                 "pass the vector environment's batched info"
             )
         return actions.copy()

@@ -24,14 +24,15 @@ from experiments.sweep_config import (
 )
 from experiments.value_checks import check_agent_params, check_env_kwargs, parse_seeds
 from musicrec_gym import ENV_ID, ENV_ID_KWARGS
-from musicrec_gym.errors import unknown_name_message
+from musicrec_gym.envs.factory import env_setting
+from musicrec_gym.errors import ConfigError, unknown_name_message
 from musicrec_gym.validation import MAX_SEED, Validator, describe
 from musicrec_gym.yamlconfig import KeyPath
 
 
 def parse_agents(v: Validator, root: Any) -> ExperimentConfig:
     """An ``ExperimentConfig`` from a parsed document (the implicit references appended)."""
-    from agents.base import agent_types
+    from agents.base import agent_types, setting_message
 
     doc = v.doc
     root = v.mapping(
@@ -58,6 +59,10 @@ def parse_agents(v: Validator, root: Any) -> ExperimentConfig:
     for key, value in ENV_ID_KWARGS[env_id].items():  # what the id stands for
         if kwargs.setdefault(key, value) != value:
             raise doc.error(("env", "kwargs", key), f"{env_id} means {key}: {value!r}")
+    try:
+        setting = env_setting(kwargs)
+    except ConfigError as err:
+        raise doc.error(("env", "kwargs"), str(err)) from err
     env = EnvConfig(
         id=env_id,
         kwargs=kwargs,
@@ -113,6 +118,8 @@ def parse_agents(v: Validator, root: Any) -> ExperimentConfig:
         kind = raw["type"]
         if not isinstance(kind, str) or kind not in types:
             raise doc.error((*path, "type"), unknown_name_message("agent type", str(kind), types))
+        if setting not in types[kind].settings:
+            raise doc.error((*path, "type"), setting_message(kind, setting))
         params = check_agent_params(v, kind, raw.get("params"), (*path, "params"))
         steps = raw.get("train_steps")
         if steps is not None:

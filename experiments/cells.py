@@ -1,6 +1,6 @@
 """The agents task's cell: one agent trained with one seed, then evaluated greedily.
 
-A ``Cell`` trains its agent on ``MusicRecVectorEnv(num_envs, **kwargs)``, logging every
+A ``Cell`` trains its agent on ``make_vector_env(num_envs, **kwargs)``, logging every
 finished training episode to TensorBoard, then evaluates it greedily on a fixed set of
 reset seeds (the same for every agent), in a fresh environment so that no training
 state leaks. It writes ``cells/<key>/result.json`` (a ``CellResult``) last, with
@@ -10,6 +10,7 @@ state leaks. It writes ``cells/<key>/result.json`` (a ``CellResult``) last, with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import shutil
@@ -28,7 +29,7 @@ from experiments.limits import EnvLimits, env_limits, out_of_range
 from experiments.outputs import atomic_write_json
 from experiments.progress import Progress
 from experiments.schema import AgentSpec, EnvConfig
-from musicrec_gym.envs.vector import MusicRecVectorEnv
+from musicrec_gym.envs.factory import make_vector_env, setting_kwargs, vector_env_class
 
 #: Columns of a cell's ``eval_episodes.csv``.
 EVAL_COLUMNS = ("reset_seed", "return", "optimal_return", "length", "listens", "regret")
@@ -242,12 +243,14 @@ class CellResult:
 Cell.result_type = CellResult
 
 
-class MeteredVectorEnv(MusicRecVectorEnv):
-    """``MusicRecVectorEnv`` that counts steps and sums the regret of every step.
+class Metered:
+    """Mixed into a setting's vector env: counts steps and sums the regret of every step.
 
     The regret of a step is ``info["regret"]`` (``optimal_reward - expected_reward``)
     summed over the slots; ``on_step(num_envs)`` is called after each step.
     """
+
+    num_envs: int
 
     def __init__(
         self, *args: Any, on_step: Callable[[int], None] | None = None, **kwargs: Any
@@ -258,13 +261,26 @@ class MeteredVectorEnv(MusicRecVectorEnv):
         self.cumulative_regret = 0.0
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        """Step as ``MusicRecVectorEnv.step`` does, and meter it."""
-        out = super().step(actions)
+        """Step as the vector env does, and meter it."""
+        out = super().step(actions)  # type: ignore[misc]
         self.steps_taken += self.num_envs
         self.cumulative_regret += float(np.sum(out[4]["regret"]))
         if self.on_step is not None:
             self.on_step(self.num_envs)
         return out
+
+
+@functools.cache
+def metered_class(setting: str) -> type:
+    """The vector-env class of ``setting`` with :class:`Metered` mixed in."""
+    base = vector_env_class(setting)
+    return type(f"Metered{base.__name__}", (Metered, base), {})
+
+
+def metered_env(num_envs: int, on_step: Callable[[int], None] | None, **kwargs: Any) -> Any:
+    """A metered vector env of the setting ``kwargs`` ask for."""
+    setting, kwargs = setting_kwargs(kwargs)
+    return metered_class(setting)(num_envs=num_envs, on_step=on_step, **kwargs)
 
 
 def evaluate(
@@ -291,7 +307,7 @@ def evaluate(
         Per-episode arrays: the columns of ``EVAL_COLUMNS``.
     """
     n = len(reset_seeds)
-    env = MusicRecVectorEnv(num_envs=num_envs, **env_kwargs)
+    env = make_vector_env(num_envs=num_envs, **env_kwargs)
     agent.attach(env)
     columns: dict[str, list[np.ndarray]] = {k: [] for k in EVAL_COLUMNS}
     for start in range(0, n, num_envs):
@@ -393,10 +409,8 @@ def run_cell(cell: Cell, run_dir: str | Path, progress: Progress | None = None) 
     cpu0 = time.process_time()
     writer = SummaryWriter(log_dir=str(tb_dir))
     try:
-        env = MeteredVectorEnv(
-            num_envs=cell.env.num_envs,
-            on_step=lambda n: progress.advance(cell.key, n),
-            **cell.env.kwargs,
+        env = metered_env(
+            cell.env.num_envs, lambda n: progress.advance(cell.key, n), **cell.env.kwargs
         )
         agent = make_agent(cell.agent.type, cell.agent.params)
         agent.bind(AgentContext.from_env(env, cell.seed))

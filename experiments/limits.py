@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from musicrec_gym.envs.vector import MusicRecVectorEnv
+from musicrec_gym.envs.factory import make_vector_env
 from musicrec_gym.errors import MusicRecError
 
 
@@ -43,9 +43,9 @@ class EnvLimits:
 
 @functools.lru_cache(maxsize=16)
 def env_limits(kwargs_json: str) -> EnvLimits | None:
-    """``EnvLimits`` of ``MusicRecVectorEnv(**kwargs)`` (JSON), or ``None`` if it fails."""
+    """``EnvLimits`` of ``make_vector_env(**kwargs)`` (JSON), or ``None`` if it fails."""
     try:
-        sim = MusicRecVectorEnv(num_envs=1, **json.loads(kwargs_json)).core.sim
+        sim = make_vector_env(num_envs=1, **json.loads(kwargs_json)).core.sim
         low, high = sim.reward.bounds()
         return EnvLimits(low, high, int(sim.max_steps))
     except (MusicRecError, OSError, ValueError, TypeError, AttributeError):

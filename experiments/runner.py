@@ -1,6 +1,6 @@
 """``musicrec run CONFIG``: train and evaluate every (agent, seed) cell of an experiment.
 
-A *cell* trains one agent with one seed on ``MusicRecVectorEnv(num_envs, **kwargs)``,
+A *cell* trains one agent with one seed on ``make_vector_env(num_envs, **kwargs)``,
 logging every finished training episode to TensorBoard, then evaluates it greedily on
 ``budget.eval_episodes`` episodes whose reset seeds depend only on the experiment seed
 (the same listeners and randomness for every agent), in a separate environment so that
@@ -81,7 +81,7 @@ from experiments.lifecycle import INTERRUPTED, RunInterrupted, interrupted_error
 from experiments.outputs import file_being_written, load_result, output_error
 from experiments.schema import UPPER_REFERENCE, EmbeddingExperimentConfig, ExperimentConfig
 from experiments.task import Task
-from musicrec_gym.envs.vector import MusicRecVectorEnv
+from musicrec_gym.envs.factory import make_vector_env
 from musicrec_gym.errors import CellFailedError, ConfigError, MusicRecError
 
 #: Where ``musicrec run`` can run the cells.
@@ -193,7 +193,7 @@ def _preflight(config: ExperimentConfig) -> None:
         marker = json.dumps(kwargs, sort_keys=True, default=str)
         if marker not in contexts:
             try:
-                env = MusicRecVectorEnv(num_envs=1, **kwargs)
+                env = make_vector_env(num_envs=1, **kwargs)
             except MusicRecError as err:
                 raise ConfigError(f"{config.source}: env.kwargs {kwargs}: {err}") from err
             contexts[marker] = AgentContext.from_env(env, 0)

@@ -117,7 +117,7 @@ def agent_sweep(
     value is validated.
     """
     from agents.base import agent_params
-    from musicrec_gym.envs.core import ENV_KWARGS
+    from musicrec_gym.envs.core import ENV_KWARGS, SETTING_KWARGS
 
     doc = v.doc
     index = {spec.name: i for i, spec in enumerate(specs)}
@@ -144,10 +144,17 @@ def agent_sweep(
 
         elif len(parts) == 3 and parts[:2] == ["env", "kwargs"]:
             kw = parts[2]
-            if kw not in ENV_KWARGS:
+            if kw not in ENV_KWARGS and kw not in SETTING_KWARGS:
                 raise doc.error(
                     where,
                     f"{ENV_ID}: {unknown_name_message('keyword argument', kw, ENV_KWARGS)}",
+                    key=True,
+                )
+            if kw in SETTING_KWARGS:
+                raise doc.error(
+                    where,
+                    f"{kw} changes the setting: what the agents act on and the references; "
+                    "give each setting its own config (env.kwargs)",
                     key=True,
                 )
             if kw == "long_term":

@@ -16,22 +16,27 @@ from musicrec_gym.errors import ConfigError, did_you_mean, unknown_name_message
 from musicrec_gym.validation import MAX_SEED, Validator, describe
 from musicrec_gym.yamlconfig import KeyPath
 
+MAX_SETTING_SIZE = 10_000
+"""The largest ``candidates`` or ``slate`` size a config may ask for (the env checks the
+catalog's size)."""
+
 
 def check_env_kwargs(v: Validator, kwargs: Any, path: KeyPath) -> dict[str, Any]:
     """``env.kwargs``: known ``MusicRec-v0`` keyword arguments with valid values."""
-    from musicrec_gym.envs.core import ENV_KWARGS
+    from musicrec_gym.envs.core import ENV_KWARGS, SETTING_KWARGS
     from musicrec_gym.sim.params import MAX_STEPS_LIMIT, REWARD_MODES
 
+    known = (*ENV_KWARGS, *SETTING_KWARGS)
     if kwargs is None:
         return {}
     if not isinstance(kwargs, dict):
         raise v.doc.error(path, f"must be a mapping of keyword arguments, got {kwargs!r}")
     for key, value in kwargs.items():
         where = (*path, key)
-        if key not in ENV_KWARGS:
+        if key not in known:
             raise v.doc.error(
                 where,
-                f"{ENV_ID}: {unknown_name_message('keyword argument', str(key), ENV_KWARGS)}",
+                f"{ENV_ID}: {unknown_name_message('keyword argument', str(key), known)}",
                 key=True,
             )
         if key == "world" and value is not None:
@@ -42,6 +47,8 @@ def check_env_kwargs(v: Validator, kwargs: Any, path: KeyPath) -> dict[str, Any]
             raise v.doc.error(where, f"must be true or false, got {describe(value)}")
         if key == "max_steps" and value is not None:
             v.int_(value, where, 1, MAX_STEPS_LIMIT)
+        if key in SETTING_KWARGS and value is not None:
+            v.int_(value, where, 1, MAX_SETTING_SIZE)
     return dict(kwargs)
 
 

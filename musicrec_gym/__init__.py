@@ -35,8 +35,8 @@ for _id, _kwargs in ENV_ID_KWARGS.items():
     if _id not in registry:
         register(
             id=_id,
-            entry_point="musicrec_gym.envs.music_rec:MusicRecEnv",
-            vector_entry_point="musicrec_gym.envs.vector:MusicRecVectorEnv",
+            entry_point="musicrec_gym.envs.factory:make_env",
+            vector_entry_point="musicrec_gym.envs.factory:make_vector_env",
             max_episode_steps=MAX_EPISODE_STEPS,
             kwargs=dict(_kwargs),
         )

@@ -32,6 +32,10 @@ from musicrec_gym.sim.protocol import Encoded, Simulator, StepResult
 from musicrec_gym.world import PROFILE_FEATURES, World, load_world, make_simulator, world_path
 
 ENV_KWARGS = ("world", "reward", "profile_features", "max_steps", "string_ids", "long_term")
+"""The keyword arguments of the catalog setting (``MusicRecEnv``, ``MusicRecVectorEnv``)."""
+SETTING_KWARGS = ("candidates", "slate")
+"""The keyword arguments that choose another setting (:mod:`musicrec_gym.envs.factory`):
+``candidates=K`` (act among K retrieved candidates) and ``slate=K`` (show K tracks)."""
 OUTCOME_KEYS = ("optimal_reward", "expected_reward", "regret", "listened", "track", "step")
 """The ``info`` keys that describe the step just taken (placeholders after a reset)."""
 STATE_KEYS = ("user", "optimal_action", "warmup_tracks", "warmup_listened")
@@ -81,9 +85,17 @@ def check_kwargs(kwargs: dict[str, Any], env_id: str = "MusicRec-v0") -> None:
             libraries probe arguments and catch that (TorchRL reads the words too).
     """
     for key in kwargs:
-        if key not in ENV_KWARGS:
+        if key in SETTING_KWARGS:
             raise ArgumentError(
-                f"{env_id}: {unknown_name_message('keyword argument', key, ENV_KWARGS)} "
+                f"{env_id}: {key}= chooses another setting, which this class does not "
+                f"implement: build the environment with gym.make({env_id!r}, {key}=K) or "
+                "musicrec_gym.envs.factory.make_env / make_vector_env "
+                f"(__init__() got an unexpected keyword argument {key!r})"
+            )
+        if key not in ENV_KWARGS:
+            known = (*ENV_KWARGS, *SETTING_KWARGS)
+            raise ArgumentError(
+                f"{env_id}: {unknown_name_message('keyword argument', key, known)} "
                 f"(__init__() got an unexpected keyword argument {key!r})"
             )
 

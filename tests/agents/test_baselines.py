@@ -62,3 +62,43 @@ def test_oracle_needs_the_optimal_action(context):
     agent.bind(context)
     with pytest.raises(ConfigError, match="optimal_action"):
         agent.act(np.zeros((2, context.obs_dim)), {})
+
+
+def test_the_context_of_a_catalog_env_says_so(context):
+    assert context.setting == "catalog"
+    assert context.n_actions == context.n_tracks and context.slate_size == 0
+
+
+def test_random_acts_in_every_setting(context):
+    """Uniform candidate indices in [0, K); slates of K distinct catalog tracks."""
+    import dataclasses
+
+    obs = {"session": np.zeros((64, 9)), "candidates": np.zeros((64, 7, 3))}
+    cand = make_agent("random")
+    cand.bind(dataclasses.replace(context, setting="candidates", n_actions=7))
+    actions = cand.act(obs, {})
+    assert actions.shape == (64,) and set(actions.tolist()) == set(range(7))
+    slate = make_agent("random")
+    slate.bind(dataclasses.replace(context, setting="slate", slate_size=5))
+    shown = slate.act(np.zeros((64, 9)), {})
+    assert shown.shape == (64, 5) and shown.min() >= 0 and shown.max() < context.n_tracks
+    assert all(len(set(row.tolist())) == 5 for row in shown)
+
+
+def test_oracle_checks_the_slate_shape(context):
+    import dataclasses
+
+    agent = make_agent("oracle")
+    agent.bind(dataclasses.replace(context, setting="slate", slate_size=3))
+    best = np.arange(12).reshape(4, 3)
+    assert (agent.act(np.zeros((4, 9)), {"optimal_action": best}) == best).all()
+    with pytest.raises(ConfigError, match=r"expected \(4, 3\)"):
+        agent.act(np.zeros((4, 9)), {"optimal_action": np.arange(4)})
+
+
+def test_an_agent_refuses_a_setting_it_does_not_act_in(context):
+    import dataclasses
+
+    agent = make_agent("popularity")
+    with pytest.raises(ConfigError, match=r"does not act in the 'slate' setting.*random"):
+        agent.bind(dataclasses.replace(context, setting="slate", slate_size=3))

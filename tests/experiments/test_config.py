@@ -194,11 +194,14 @@ OFFLINE_TYPES = {"bc", "cql", "logging"}
 
 @pytest.mark.parametrize("name", ["quickstart.yaml", "benchmark.yaml", "benchmark_longterm.yaml"])
 def test_shipped_configs_are_valid_and_cover_every_agent_type(name: str) -> None:
-    """Every online type; the planner, the long-term world's reference, only there."""
-    from agents.base import agent_types
+    """Every online type of the catalog setting; the planner only on the long-term world.
+
+    Each other setting's config covers its own types.
+    """
+    from agents.base import types_for_setting
 
     config = load_config(CONFIGS / name)
-    expected = set(agent_types()) - OFFLINE_TYPES
+    expected = set(types_for_setting("catalog")) - OFFLINE_TYPES
     if config.env.id == "MusicRec-v0":
         expected.discard("planner")
     assert {a.type for a in config.agents} == expected
@@ -214,3 +217,41 @@ def test_other_shipped_configs_load(name: str) -> None:
     """The fitted-world benchmark and the head comparison are valid configs."""
     config = load_config(CONFIGS / name)
     assert len(config.seeds) >= 2 and config.agents
+
+
+@pytest.mark.parametrize("setting", ["candidates", "slate"])
+def test_a_config_refuses_an_agent_type_of_another_setting(tmp_path: Path, setting: str) -> None:
+    """A candidate or slate config naming the planner fails at load time.
+
+    The error names the agent's line and the types that do act in that setting.
+    """
+    from agents.base import types_for_setting
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\n"
+        f"env: {{kwargs: {{{setting}: 5}}}}\n"
+        "seeds: [0]\n"
+        "budget: {train_steps: 10, eval_episodes: 1}\n"
+        "agents:\n"
+        "  - {name: P, type: planner}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "line 6" in message and "'planner'" in message and repr(setting) in message
+    assert "random" in types_for_setting(setting) and "oracle" in types_for_setting(setting)
+
+
+def test_a_config_refuses_both_settings_and_bad_sizes(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    body = (
+        "seeds: [0]\nbudget: {train_steps: 10, eval_episodes: 1}\n"
+        "agents: [{name: R, type: random}]\n"
+    )
+    path.write_text("name: bad\nenv: {kwargs: {slate: 5, candidates: 5}}\n" + body)
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        load_config(path)
+    path.write_text("name: bad\nenv: {kwargs: {candidates: 0}}\n" + body)
+    with pytest.raises(ConfigError, match="candidates"):
+        load_config(path)
