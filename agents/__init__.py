@@ -11,8 +11,12 @@ Registered keys: ``random``, ``popularity``, ``oracle``, ``planner`` (references
 planner is ``MusicRecLongTerm-v0``'s upper reference), ``epsilon_greedy``, ``linucb``,
 ``lin_ts`` (linear contextual bandits), ``ppo``, ``dqn`` (stable-baselines3; ``params:
 {head: embedding}`` scores tracks through their embeddings, see
-``agents.embedding_heads``), ``bc``, ``cql`` (offline RL from a logged dataset) and
-``logging`` (the world's own logging policy; see ``agents.offline``).
+``agents.embedding_heads``), ``recurrent_ppo`` (sb3-contrib's LSTM PPO, a memory of
+the whole session; ``agents.recurrent``), ``bc``, ``cql`` (offline RL from a logged dataset) and
+``logging`` (the world's own logging policy; see ``agents.offline``); for slates
+(``MusicRecSlate-v0``) ``slate_popularity``, ``slate_topk`` and ``slateq`` (see
+``agents.slate_agents``); for candidate sets (``candidates=K``) the linear bandits and
+``candidate_ppo`` (see ``agents.candidate_heads``).
 See ``agents.base`` for the call protocol every training or evaluation loop follows.
 """
 
@@ -31,11 +35,14 @@ from agents.base import (
     types_for_setting,
 )
 from agents.baselines import OracleAgent, PlannerAgent, PopularityAgent, RandomAgent
+from agents.candidate_heads import CandidateActorCriticPolicy, CandidatePPOAgent
 from agents.embedding_heads import EmbeddingActorCriticPolicy, EmbeddingDQNPolicy, EmbeddingHead
 from agents.history import WARMUP_KEY, AvoidsRepeats, EpisodeHistory
 from agents.linear import EpsilonGreedyAgent, LinearBanditAgent, LinTSAgent, LinUCBAgent
 from agents.offline import BCAgent, CQLAgent, LoggingPolicyAgent
+from agents.recurrent import EmbeddingRecurrentPolicy, RecurrentPPOAgent
 from agents.sb3_agents import DQNAgent, EpisodeReportCallback, PPOAgent, SB3Agent
+from agents.slate_agents import SlateBanditAgent, SlatePopularityAgent, SlateQAgent, SlateTopKAgent
 
 __all__ = [
     "SETTINGS",
@@ -45,10 +52,13 @@ __all__ = [
     "AvoidsRepeats",
     "BCAgent",
     "CQLAgent",
+    "CandidateActorCriticPolicy",
+    "CandidatePPOAgent",
     "DQNAgent",
     "EmbeddingActorCriticPolicy",
     "EmbeddingDQNPolicy",
     "EmbeddingHead",
+    "EmbeddingRecurrentPolicy",
     "EpisodeCallback",
     "EpisodeHistory",
     "EpisodeReportCallback",
@@ -63,7 +73,12 @@ __all__ = [
     "PlannerAgent",
     "PopularityAgent",
     "RandomAgent",
+    "RecurrentPPOAgent",
     "SB3Agent",
+    "SlateBanditAgent",
+    "SlatePopularityAgent",
+    "SlateQAgent",
+    "SlateTopKAgent",
     "agent_params",
     "agent_types",
     "batch_size",

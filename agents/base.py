@@ -154,7 +154,8 @@ class Agent(ABC):
             explore: False for evaluation (greedy / deterministic).
 
         Returns:
-            (B,) int64 track indices.
+            (B,) int64 track indices (candidate indices in the ``candidates`` setting),
+            or (B, K) slates of distinct tracks in the ``slate`` setting.
         """
 
     def update(  # noqa: B027  (optional hook: fixed policies do not learn)

@@ -33,6 +33,7 @@ __all__ = [
     "WARMUP_KEY",
     "AvoidsRepeats",
     "EpisodeHistory",
+    "candidates_blocked",
     "masked_argmax",
     "random_allowed",
 ]
@@ -214,6 +215,28 @@ def follow_session(
         heard = np.asarray(info[WARMUP_LISTENED_KEY], dtype=bool)[fresh]
         session.reset(fresh, warm, heard)
     session.add(slots, tracks, listened)
+
+
+def candidates_blocked(
+    history: EpisodeHistory, batch: int, info: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each slot's candidates (``info["candidate_tracks"]``) and which of them not to pick.
+
+    For the candidate setting (``candidates=K``): ``history``'s block read at the
+    candidates. Candidates are never played tracks, so this is the recent-artist block;
+    it is lifted in a slot where it would block every candidate. Blank rows (-1, after a
+    session's last step) come back as track 0, all allowed.
+
+    Returns:
+        ``(cands, blocked)``: (B, K) int64 catalog rows and (B, K) bool.
+    """
+    cands = np.asarray(info["candidate_tracks"], dtype=np.int64)
+    blank = cands < 0
+    cands = np.maximum(cands, 0)
+    blocked = np.take_along_axis(history.blocked(batch, info), cands, axis=1) | blank
+    full = blocked.all(axis=1)
+    blocked[full] = blank[full] & ~blank[full].all(axis=1)[:, None]
+    return cands, blocked
 
 
 def masked_argmax(scores: np.ndarray, blocked: np.ndarray) -> np.ndarray:

@@ -29,13 +29,21 @@ them skip tracks already recommended in the session and, with
 ``act`` reads the outcome of each slot's previous recommendation from the ``info`` it
 is given (``info["listened"]``), so it must be called once per env step with the
 latest info, as the call protocol in ``agents.base`` does.
+
+**Candidate setting** (``candidates=K``, ``musicrec_gym.envs.candidates``): the same
+model scores only the K candidates of each slot (``info["candidate_tracks"]``, their
+catalog rows, whose embeddings and play counts are the first columns of
+``obs["candidates"]``), from the session part ``obs["session"]``, and returns the
+index of the chosen candidate. The features gain the candidate's own ones ``g``
+(continues the last artist, its artist's plays in the window, cosine to the last
+play, and which source proposed it: ``obs["candidates"][..., d + 1:]``), appended
+uncrossed: ``z = [[s, 1] ⊗ [e_i, z_i, 1], g]``. Candidates are never played tracks, so
+only the recent-artist block applies (lifted where it would block every candidate).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -44,18 +52,29 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from agents.base import Agent, AgentContext, register_agent
-from agents.history import AvoidsRepeats, follow_session, masked_argmax, random_allowed
+from agents.history import (
+    AvoidsRepeats,
+    candidates_blocked,
+    follow_session,
+    masked_argmax,
+    random_allowed,
+)
+from agents.linear_state import RidgeStateIO
 from agents.validation import MAX_STEP_COUNT, check_bool, check_float, check_int
 from musicrec_gym.errors import ConfigError
 from musicrec_gym.session_features import (
     SessionPlays,
     standardized,
 )
+from musicrec_gym.sim.retrieval import N_FEATURES_EXTRA
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 # The listener's artist fatigue counts the last five plays.
 ARTIST_WINDOW = 5
+# The candidate features the bandits add in the candidate setting: all but the
+# embedding and the popularity, which the track features already hold.
+CANDIDATE_EXTRA = N_FEATURES_EXTRA - 1
 
 
 @functools.cache
@@ -80,7 +99,7 @@ def single_threaded_blas(method: _F) -> _F:
 
 
 @dataclass
-class LinearBanditAgent(AvoidsRepeats, Agent):
+class LinearBanditAgent(RidgeStateIO, AvoidsRepeats, Agent):
     """Hybrid ridge regression on ``[s, 1] ⊗ [e_i, z_i, 1]`` plus per-track biases.
 
     Subclasses only change how tracks are scored while exploring (``_explore_actions``).
@@ -111,6 +130,7 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
     avoid_recent_artists: bool = True  # tuned: 0.718 (off: 0.708); all three off: 0.587
 
     name = "linear"
+    settings = ("catalog", "candidates")
 
     def __post_init__(self) -> None:
         check_float("lam", self.lam, low=0, low_open=True)
@@ -136,7 +156,10 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
         d = emb.shape[1]
         self.p = context.obs_dim + (2 * d if self.session_features else 0) + 1
         self.q = self.track_x.shape[1]
-        self.dim = self.p * self.q
+        # the candidate setting adds the candidates' own features (not crossed with s)
+        self.g_dim = CANDIDATE_EXTRA if context.setting == "candidates" else 0
+        self.g_from = d + 1  # obs["candidates"][..., d + 1:]: after embedding and popularity
+        self.dim = self.p * self.q + self.g_dim
         n = context.n_tracks
         # Sufficient statistics: shared block, per-track block (diagonal), cross terms.
         self.A = self.lam * np.eye(self.dim)
@@ -167,13 +190,25 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
         parts.append(np.ones((len(obs), 1)))
         return np.concatenate(parts, axis=1)
 
-    def features(self, s: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Shared-part features z(s_b, a_b) of one track per slot: (B, p), (B,) -> (B, D)."""
-        return (s[:, :, None] * self.track_x[actions][:, None, :]).reshape(len(s), self.dim)
+    def features(
+        self, s: np.ndarray, actions: np.ndarray, g: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Shared-part features z(s_b, a_b) of one track per slot: (B, p), (B,) -> (B, D).
+
+        In the candidate setting ``g`` (B, g_dim), the chosen candidates' own features,
+        ends each row.
+        """
+        z = (s[:, :, None] * self.track_x[actions][:, None, :]).reshape(len(s), self.p * self.q)
+        return z if g is None else np.concatenate([z, g], axis=1)
 
     def mean_scores(self, s: np.ndarray) -> np.ndarray:
         """Posterior mean reward of every track in every slot: (B, p) -> (B, n_tracks)."""
         return (s @ self.W) @ self.track_x.T + self.theta[None, :]
+
+    def candidate_scores(self, s: np.ndarray, cands: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """Posterior mean reward of each slot's candidates: (B, p), (B, K), (B, K, G) -> (B, K)."""
+        shared = np.einsum("bq,bkq->bk", s @ self.W, self.track_x[cands])
+        return shared + g @ self.w_g + self.theta[cands]
 
     def _session_slots(self, batch: int) -> None:
         if self.session.n_slots != batch:
@@ -193,7 +228,12 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
     # ----------------------------------------------------------------- acting
     @single_threaded_blas
     def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
-        """Best-scoring allowed track per slot (see the module docstring)."""
+        """Best-scoring allowed track per slot (see the module docstring).
+
+        In the candidate setting, the index of the best-scoring allowed candidate.
+        """
+        if self.context.setting == "candidates":
+            return self._act_candidates(obs, info, explore)
         obs = np.asarray(obs)
         self._observe_outcomes(len(obs), info)
         blocked = self.history.blocked(len(obs), info)
@@ -209,6 +249,35 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
     def _explore_actions(self, s: np.ndarray, blocked: np.ndarray) -> np.ndarray:
         """Actions while exploring, given the state features ``s``: (B, p) -> (B,)."""
         return masked_argmax(self.mean_scores(s), blocked)
+
+    def _act_candidates(self, obs: Any, info: dict[str, Any], explore: bool) -> np.ndarray:
+        """``act`` in the candidate setting: an index into each slot's K candidates."""
+        if not isinstance(obs, dict) or "candidate_tracks" not in info:
+            raise ConfigError(
+                f"{self.name}: the candidate setting needs Dict observations and "
+                "info['candidate_tracks'] (a candidates=K environment)"
+            )
+        session = np.asarray(obs["session"])
+        batch = len(session)
+        self._observe_outcomes(batch, info)
+        cands, blocked = candidates_blocked(self.history, batch, info)
+        s = self.state_x(session)
+        g = np.asarray(obs["candidates"], dtype=np.float64)[:, :, self.g_from :]
+        if explore:
+            choice = self._explore_candidates(s, cands, g, blocked)
+        else:
+            choice = masked_argmax(self.candidate_scores(s, cands, g), blocked)
+        rows = np.arange(batch)
+        tracks = cands[rows, choice]
+        self.history.mark(tracks)
+        self._cache = (session.copy(), choice.copy(), s, tracks, g[rows, choice])
+        return choice
+
+    def _explore_candidates(
+        self, s: np.ndarray, cands: np.ndarray, g: np.ndarray, blocked: np.ndarray
+    ) -> np.ndarray:
+        """Candidate indices while exploring: (B, p), (B, K), (B, K, G), (B, K) -> (B,)."""
+        return masked_argmax(self.candidate_scores(s, cands, g), blocked)
 
     # ----------------------------------------------------------------- learning
     @single_threaded_blas
@@ -228,6 +297,9 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
         """
         actions = np.asarray(actions, dtype=np.int64)
         cache = self._cache
+        candidates = self.context.setting == "candidates"
+        if candidates:
+            obs = np.asarray(obs["session"]) if isinstance(obs, dict) else obs
         if (
             cache is not None
             and cache[0].shape == np.shape(obs)
@@ -235,6 +307,13 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
             and np.array_equal(cache[1], actions)
         ):
             s = cache[2]
+            if candidates:
+                actions, g = cache[3], cache[4]  # the chosen candidates' rows and features
+        elif candidates:
+            raise ConfigError(
+                f"{self.name}: update() must follow the act() that chose these candidates "
+                "(the candidate setting learns from the tracks act chose)"
+            )
         elif not self.session_features:
             s = self.state_x(obs)
         else:
@@ -243,7 +322,7 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
                 "these observations (session_features=True uses the session means act saw)"
             )
         self._cache = None
-        x = self.features(s, actions)
+        x = self.features(s, actions, g if candidates else None)
         r = np.asarray(rewards, dtype=np.float64)
         self.A += x.T @ x
         self.b += x.T @ r
@@ -296,87 +375,13 @@ class LinearBanditAgent(AvoidsRepeats, Agent):
         """
         self.cov = cov.copy()
         self.beta = beta.copy()
-        self.W = self.beta.reshape(self.p, self.q)
+        pq = self.p * self.q
+        self.W = self.beta[:pq].reshape(self.p, self.q)
+        self.w_g = self.beta[pq:]  # the candidate features' weights (candidate setting)
         n = self.context.n_tracks
         self.theta = np.zeros(n) if theta is None else theta.copy()
         self.proj = proj.copy()
         self.track_var = track_var.copy()
-
-    # ----------------------------------------------------------------- state
-    def state(self) -> dict[str, np.ndarray]:
-        """Ridge statistics, the posterior in use, step counts and the exploration RNG.
-
-        The posterior in use is saved beside the statistics because with
-        ``refresh_every > 1`` it may lag them by a few steps.
-        """
-        return {
-            "A": self.A.copy(),
-            "b": self.b.copy(),
-            "track_d": self.track_d.copy(),
-            "track_c": self.track_c.copy(),
-            "track_B": self.track_B.copy(),
-            "cov": self.cov.copy(),
-            "beta": self.beta.copy(),
-            "theta": self.theta.copy(),
-            "proj": self.proj.copy(),
-            "track_var": self.track_var.copy(),
-            "steps": np.array(self.steps, dtype=np.int64),
-            "since_refresh": np.array(self._since_refresh, dtype=np.int64),
-            "rng": np.array(json.dumps(self.rng.bit_generator.state)),
-        }
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore ``state()``'s output (the agent must be bound to the same world shape)."""
-        if not isinstance(state, dict):
-            raise ConfigError(f"{self.name}: saved state must be a dict of arrays")
-        current = self.state()
-        missing = set(current) - set(state)
-        if missing:
-            raise ConfigError(f"{self.name}: saved state lacks {sorted(missing)}")
-        n = self.context.n_tracks
-        for key, now in current.items():
-            if key == "rng":
-                continue
-            shape = np.shape(now)
-            if np.shape(state[key]) != shape:
-                raise ConfigError(
-                    f"{self.name}: saved {key} has shape {np.shape(state[key])}, but this "
-                    f"agent expects {shape} (D = {self.dim} shared features, {n} tracks); "
-                    "was it saved on another world or with other feature options?"
-                )
-        f64: dict[str, np.ndarray] = {}
-        for key, value in state.items():
-            if key == "rng" or key not in current:
-                continue
-            try:
-                f64[key] = np.asarray(value, dtype=np.float64)
-            except (TypeError, ValueError) as err:
-                raise ConfigError(f"{self.name}: saved {key} is not numeric: {err}") from err
-            if not np.isfinite(f64[key]).all():
-                raise ConfigError(
-                    f"{self.name}: saved {key} holds NaN or infinite values; the state is corrupted"
-                )
-        for key in ("steps", "since_refresh"):
-            if not (float(f64[key]).is_integer() and f64[key] >= 0):
-                raise ConfigError(
-                    f"{self.name}: saved {key} must be an int >= 0, got {state[key]!r}"
-                )
-        rng = copy.deepcopy(self.rng.bit_generator.state)
-        try:
-            self.rng.bit_generator.state = json.loads(str(state["rng"]))
-        except (ValueError, TypeError, KeyError) as err:
-            self.rng.bit_generator.state = rng
-            raise ConfigError(
-                f"{self.name}: saved rng is not a {type(self.rng.bit_generator).__name__} "
-                f"state: {err}"
-            ) from err
-        self.A, self.b = f64["A"].copy(), f64["b"].copy()
-        self.track_d, self.track_c = f64["track_d"].copy(), f64["track_c"].copy()
-        self.track_B = f64["track_B"].copy()
-        self.steps = int(state["steps"])
-        theta = f64["theta"] if self.per_track_bias else None
-        self._use_estimate(f64["cov"], f64["beta"], theta, f64["proj"], f64["track_var"])
-        self._since_refresh = int(state["since_refresh"])
 
 
 @register_agent("epsilon_greedy")
@@ -414,8 +419,17 @@ class EpsilonGreedyAgent(LinearBanditAgent):
         return float(self.epsilon + frac * (self.epsilon_final - self.epsilon))
 
     def _explore_actions(self, s: np.ndarray, blocked: np.ndarray) -> np.ndarray:
-        greedy = masked_argmax(self.mean_scores(s), blocked)
-        explore = self.rng.random(len(s)) < self.current_epsilon()
+        return self._epsilon_mix(masked_argmax(self.mean_scores(s), blocked), blocked)
+
+    def _explore_candidates(
+        self, s: np.ndarray, cands: np.ndarray, g: np.ndarray, blocked: np.ndarray
+    ) -> np.ndarray:
+        greedy = masked_argmax(self.candidate_scores(s, cands, g), blocked)
+        return self._epsilon_mix(greedy, blocked)
+
+    def _epsilon_mix(self, greedy: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+        """``greedy``, with a random allowed choice in each slot with probability ε."""
+        explore = self.rng.random(len(greedy)) < self.current_epsilon()
         if not explore.any():
             return greedy
         greedy[explore] = random_allowed(self.rng, blocked[explore])
@@ -467,19 +481,52 @@ class LinUCBAgent(LinearBanditAgent):
     ) -> None:
         super()._use_estimate(cov, beta, theta, proj, track_var)
         p, q = self.p, self.q
-        self._m = cov.reshape(p, q, p, q).transpose(0, 2, 1, 3).reshape(p * p, q * q)
+        pq = p * q
+        shared = cov[:pq, :pq]
+        self._m = shared.reshape(p, q, p, q).transpose(0, 2, 1, 3).reshape(p * p, q * q)
+        # the candidate features' blocks (empty in the catalog setting)
+        self._cov_sg = cov[:pq, pq:].reshape(p, q, self.g_dim)
+        self._cov_gg = cov[pq:, pq:]
         x = self.track_x
         self._ee = (x[:, :, None] * x[:, None, :]).reshape(len(x), q * q)
         if self.per_track_bias:
             v = proj @ cov  # (n, D): Σ P_iᵀ for every track
             # zᵀΣP_iᵀ = Σ_jc s_j e_ic V_i[j, c]: contract the track half now.
-            self._cross = np.einsum("ijc,ic->ij", v.reshape(len(x), p, q), x)
+            self._cross = np.einsum("ijc,ic->ij", v[:, :pq].reshape(len(x), p, q), x)
+            self._cross_g = v[:, pq:]  # (n, G): the candidate features' part
             self._track_const = track_var + np.einsum("id,id->i", v, proj)
 
     def _explore_actions(self, s: np.ndarray, blocked: np.ndarray) -> np.ndarray:
         scores = self.mean_scores(s)
         if self.alpha > 0:
             scores = scores + self.alpha * self.widths(s)
+        return masked_argmax(scores, blocked)
+
+    def candidate_widths(self, s: np.ndarray, cands: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """:meth:`widths` of each slot's candidates only: (B, p), (B, K), (B, K, G) -> (B, K).
+
+        The features are ``[s ⊗ x_i, g]``; the variance's blocks are contracted with the
+        state first, so nothing of size (B, K, D) is made.
+        """
+        ss = (s[:, :, None] * s[:, None, :]).reshape(len(s), self.p * self.p)
+        quad = (ss @ self._m).reshape(len(s), self.q, self.q)  # (B, q, q) over (a, c)
+        x = self.track_x[cands]  # (B, K, q)
+        var = np.einsum("bka,bka->bk", np.einsum("bac,bkc->bka", quad, x), x)
+        sg = np.einsum("bj,jch->bch", s, self._cov_sg)  # (B, q, G)
+        var += 2.0 * np.einsum("bkc,bch,bkh->bk", x, sg, g)
+        var += np.einsum("bkh,hl,bkl->bk", g, self._cov_gg, g)
+        if self.per_track_bias:
+            cross = np.einsum("bp,bkp->bk", s, self._cross[cands])
+            cross += np.einsum("bkh,bkh->bk", g, self._cross_g[cands])
+            var += self._track_const[cands] - 2.0 * cross
+        return np.sqrt(np.maximum(var, 0.0))
+
+    def _explore_candidates(
+        self, s: np.ndarray, cands: np.ndarray, g: np.ndarray, blocked: np.ndarray
+    ) -> np.ndarray:
+        scores = self.candidate_scores(s, cands, g)
+        if self.alpha > 0:
+            scores = scores + self.alpha * self.candidate_widths(s, cands, g)
         return masked_argmax(scores, blocked)
 
 
@@ -516,14 +563,31 @@ class LinTSAgent(LinearBanditAgent):
         self._chol = np.linalg.cholesky(cov)
 
     def _explore_actions(self, s: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+        return masked_argmax(self._sampled_scores(s)[0], blocked)
+
+    def _explore_candidates(
+        self, s: np.ndarray, cands: np.ndarray, g: np.ndarray, blocked: np.ndarray
+    ) -> np.ndarray:
+        # one posterior draw for the whole catalog, read at the candidates
+        scores, beta = self._sampled_scores(s)
+        scores = np.take_along_axis(scores, cands, axis=1)
+        scores += np.einsum("bkh,bh->bk", g, beta[:, self.p * self.q :])
+        return masked_argmax(scores, blocked)
+
+    def _sampled_scores(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every track's shared-part reward under one posterior draw per slot, and the draws.
+
+        (B, p) -> (B, n_tracks) scores (without the candidate features' part) and the
+        (B, D) drawn weights.
+        """
         batch = len(s)
         eps = self.rng.standard_normal((batch, self.dim))
         beta = self.beta[None, :] + self.v * (eps @ self._chol.T)  # (B, D)
-        w = beta.reshape(batch, self.p, self.q)
+        w = beta[:, : self.p * self.q].reshape(batch, self.p, self.q)
         scores = np.einsum("bj,bja->ba", s, w) @ self.track_x.T
         if self.per_track_bias:
             # θ̃ = θ̂ − P(β̃ − β̂) + noise, the conditional draw given β̃.
             shift = (beta - self.beta[None, :]) @ self.proj.T  # (B, n)
             noise = self.rng.standard_normal((batch, len(self.theta)))
             scores += self.theta[None, :] - shift + self.v * noise * np.sqrt(self.track_var)
-        return masked_argmax(scores, blocked)
+        return scores, beta

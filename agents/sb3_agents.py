@@ -37,13 +37,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-from agents.base import Agent, EpisodeCallback, EpisodeTracker, register_agent
+from agents.base import Agent, AgentContext, EpisodeCallback, EpisodeTracker, register_agent
 from agents.embedding_heads import (
     EmbeddingActorCriticPolicy,
     EmbeddingDQNPolicy,
     catalog_features,
 )
 from agents.history import AvoidsRepeats, masked_argmax, random_allowed
+from agents.session_obs import SessionObservation
 from agents.validation import (
     MAX_STEP_COUNT,
     check_bool,
@@ -117,16 +118,34 @@ class SB3Agent(AvoidsRepeats, Agent):
     """
 
     algorithm: ClassVar[type[BaseAlgorithm]]
+    #: The policy of ``head="linear"`` (SB3's name for it).
+    linear_policy: ClassVar[str] = "MlpPolicy"
     #: The policy class of ``head="embedding"``.
     embedding_policy: ClassVar[type]
     name = "sb3"
 
     def __post_init__(self) -> None:
         check_bool("avoid_repeats", self.avoid_repeats)
+        check_bool("session_features", self.session_features)
         check_choice("head", self.head, HEADS)
+        self._session: SessionObservation | None = None
         self.model: BaseAlgorithm | None = None
         self._log_dir: str | None = None
         self._trained = False
+
+    def bind(self, context: AgentContext) -> None:
+        """Bind as ``Agent.bind`` does; with ``session_features``, their bookkeeping too."""
+        super().bind(context)
+        self._session = SessionObservation(context) if self.session_features else None
+
+    def _obs_dim(self) -> int:
+        """Size of the policy's input: the observation, and the session features if asked."""
+        return self.context.obs_dim if self._session is None else self._session.dim
+
+    def _observation(self, obs: Any, info: dict[str, Any]) -> np.ndarray:
+        """The policy's input for ``obs`` (the session features appended if asked)."""
+        obs = np.asarray(obs, dtype=np.float32)
+        return obs if self._session is None else self._session.append(self.history, obs, info)
 
     # ----------------------------------------------------------------- SB3 plumbing
     def algorithm_kwargs(self) -> dict[str, Any]:
@@ -139,7 +158,7 @@ class SB3Agent(AvoidsRepeats, Agent):
 
     def _new_model(self, env: Any) -> BaseAlgorithm:
         kwargs = self.algorithm_kwargs()
-        policy: str | type = "MlpPolicy"
+        policy: str | type = self.linear_policy
         if self.head == "embedding":
             features = catalog_features(self.context.track_features, self.context.track_plays)
             policy = self.embedding_policy
@@ -155,9 +174,7 @@ class SB3Agent(AvoidsRepeats, Agent):
 
     def _ensure_model(self) -> BaseAlgorithm:
         if self.model is None:
-            stub = DummyVecEnv(
-                [lambda: _SpacesOnlyEnv(self.context.obs_dim, self.context.n_tracks)]
-            )
+            stub = DummyVecEnv([lambda: _SpacesOnlyEnv(self._obs_dim(), self.context.n_tracks)])
             with warnings.catch_warnings():  # PPO warns that 1 slot x n_steps < batch_size
                 warnings.simplefilter("ignore", UserWarning)
                 self.model = self._new_model(stub)
@@ -172,15 +189,7 @@ class SB3Agent(AvoidsRepeats, Agent):
             total_steps: Env steps; SB3 may round up to a whole rollout (PPO).
             callback: Called for every finished session, as in ``Agent.learn``.
         """
-        if isinstance(env, MusicRecSB3VecEnv):
-            venv = env
-            venv.seed(self.context.seed)
-        elif isinstance(env, MusicRecVectorEnv):
-            venv = MusicRecSB3VecEnv(env=env, seed=self.context.seed)
-        else:
-            raise ConfigError(
-                f"{self.name}: learn() needs a MusicRecVectorEnv, got {type(env).__name__}"
-            )
+        venv = self._sb3_view(env)
         monitored = VecMonitor(venv)  # episode stats for SB3's rollout/ep_rew_mean
         if self.model is None or not self._trained:
             self.model = self._new_model(monitored)
@@ -202,16 +211,31 @@ class SB3Agent(AvoidsRepeats, Agent):
         )
         self._trained = True
 
+    def _sb3_view(self, env: Any) -> MusicRecSB3VecEnv:
+        """The SB3 ``VecEnv`` that ``learn`` trains on, seeded with the agent's seed."""
+        if isinstance(env, MusicRecSB3VecEnv) and self._session is None:
+            env.seed(self.context.seed)
+            return env
+        if isinstance(env, MusicRecVectorEnv):
+            inner = env if self._session is None else self._session.wrap(env)
+            return MusicRecSB3VecEnv(env=inner, seed=self.context.seed)
+        raise ConfigError(
+            f"{self.name}: learn() needs a MusicRecVectorEnv, got {type(env).__name__}"
+        )
+
     def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
         """The policy's choice: sampled (PPO) or ε-greedy (DQN) if exploring, else greedy.
 
         Without ``avoid_repeats`` this is exactly ``model.predict``.
         """
         model = self._ensure_model()
-        obs = np.asarray(obs, dtype=np.float32)
+        obs = self._observation(obs, info)
         if not self.avoid_repeats:
             actions, _ = model.predict(obs, deterministic=not explore)
-            return np.asarray(actions, dtype=np.int64).reshape(len(obs))
+            actions = np.asarray(actions, dtype=np.int64).reshape(len(obs))
+            if self._session is not None:  # the session features read the outcomes
+                self.history.mark(actions)
+            return actions
         blocked = self.history.blocked(len(obs), info)
         with th.no_grad():
             obs_t, _ = model.policy.obs_to_tensor(obs)
@@ -337,7 +361,7 @@ class SB3Agent(AvoidsRepeats, Agent):
 
     def _reference_model(self) -> BaseAlgorithm:
         """A fresh untrained model of this agent (its classes, spaces and schedules)."""
-        obs_dim, n_tracks = self.context.obs_dim, self.context.n_tracks
+        obs_dim, n_tracks = self._obs_dim(), self.context.n_tracks
         stub = DummyVecEnv([lambda: _SpacesOnlyEnv(obs_dim, n_tracks)])
         with warnings.catch_warnings():  # PPO warns that 1 slot x n_steps < batch_size
             warnings.simplefilter("ignore", UserWarning)
@@ -395,6 +419,9 @@ class PPOAgent(SB3Agent):
         head: ``"linear"`` (SB3's ``Linear(latent, n_tracks)`` logits) or
             ``"embedding"`` (logit of track i = latent · W [e_i, pop_i, 1] + b_i, see
             ``agents.embedding_heads``).
+        session_features: Append the bandits' session features (the mean embeddings of
+            the session's listened and skipped plays) to the observation
+            (``agents.session_obs``).
     """
 
     # Tuned on the default world with 64 slots, 200k steps, greedy normalised score
@@ -413,6 +440,7 @@ class PPOAgent(SB3Agent):
     device: str = "cpu"
     avoid_repeats: bool = True  # tuned: 0.507 (off, i.e. plain model.predict: 0.124)
     head: str = "linear"
+    session_features: bool = False
 
     algorithm = PPO
     embedding_policy = EmbeddingActorCriticPolicy
@@ -487,6 +515,7 @@ class DQNAgent(SB3Agent):
         head: ``"linear"`` (SB3's ``Linear(latent, n_tracks)`` Q-values) or
             ``"embedding"`` (Q-value of track i = latent · W [e_i, pop_i, 1] + b_i, see
             ``agents.embedding_heads``).
+        session_features: As for PPO.
     """
 
     # Tuned on the default world with 64 slots, 200k steps, greedy normalised score
@@ -506,6 +535,7 @@ class DQNAgent(SB3Agent):
     device: str = "cpu"
     avoid_repeats: bool = True
     head: str = "linear"
+    session_features: bool = False
 
     algorithm = DQN
     embedding_policy = EmbeddingDQNPolicy

@@ -3,6 +3,7 @@
     python benchmarks/env_throughput.py            # about a minute on 2 cores
     python benchmarks/env_throughput.py --quick    # shorter timings, no memory soak
     python benchmarks/env_throughput.py --fitted-world worlds/mssd   # plus a fitted world
+    python benchmarks/env_throughput.py --candidates-only   # candidate mode at scale, ~10 min
 
 A fitted world (``musicrec fit ../shared/data/mssd/log_sample.csv.gz --out worlds/mssd``)
 adds rows for it, each also as a ratio to the built-in world scaled to the same catalog
@@ -15,6 +16,12 @@ slices of a fixed wall time after a warm-up, and printed as a ratio to CartPole-
 stable-baselines3 PPO's training fps on the native batch env against CartPole with the
 same PPO settings and number of envs, and the resident memory over a long run of the
 native batch env.
+
+Candidate mode (``candidates=50``) runs on catalogs of 10,000, 100,000 and 1,000,000
+tracks with 1,024 listeners, each row also as a ratio to the built-in MusicRec-v0's
+native batch env of 1,024 listeners measured right before it, with the resident memory
+of the process once that environment runs and how often the simulator's exact catalog
+optimum needed its whole-catalog fallback (``ListenerCandidates``).
 
 The 100,000-track catalog is a scaled copy of the built-in world made in memory (new
 tracks, listeners' taste and learned-looking embeddings drawn from the same
@@ -39,6 +46,7 @@ import pandas as pd
 import musicrec_gym  # noqa: F401  (registers MusicRec-v0)
 from musicrec_gym.data.synthetic import SyntheticConfig, generate_world
 from musicrec_gym.encoder import NumpyEncoder
+from musicrec_gym.envs.candidates import CandidateVectorEnv
 from musicrec_gym.envs.sb3 import MusicRecSB3VecEnv
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.world import World, load_world
@@ -133,6 +141,56 @@ def scaled_world(n_tracks: int, seed: int = 0) -> World:
     )
 
 
+CANDIDATE_SIZES = (10_000, 100_000, 1_000_000)
+"""Catalog sizes of the candidate-mode rows."""
+
+
+def fallback_share(env: CandidateVectorEnv, steps: int = 100) -> float:
+    """Share of slot-steps whose catalog optimum needed the whole-catalog scan.
+
+    The simulator scans the catalog when fatigue pushes every cached best track of the
+    listener below the best track outside the cache (``ListenerCandidates.threshold``):
+    the same test as the compiled ``_update_optimal``, counted after each step.
+    """
+    sim = env.core.sim
+    env.reset(seed=1)
+    rng = np.random.default_rng(1)
+    short = 0
+    for _ in range(steps):
+        env.step(rng.integers(0, env.k, env.num_envs))
+        best = (sim.cand_static - sim.cand_pen).max(axis=1)
+        short += int((best < sim.threshold).sum())
+    return short / (steps * env.num_envs)
+
+
+def candidate_rows(seconds: float, record: Callable[[str, float], None]) -> list[str]:
+    """Candidate mode at 10k, 100k and 1M tracks against the built-in MusicRec-v0 (1,024)."""
+    print("candidate mode (K = 50, 1,024 listeners) against MusicRec-v0's native batch env")
+    lines = [
+        "",
+        "| candidate mode, K = 50, 1,024 listeners | steps/s | × MusicRec-v0 (built-in, "
+        "native batch, 1,024) | resident memory | catalog-scan fallbacks per step |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for n_tracks in CANDIDATE_SIZES:
+        world = scaled_world(n_tracks)
+        env = CandidateVectorEnv(num_envs=1024, world=world, candidates=50)
+        env.reset(seed=0)
+        memory = rss_mb()
+        base = vector_env_rate(MusicRecVectorEnv(num_envs=1024), seconds)
+        record("MusicRec-v0 (built-in), native batch env, 1,024 listeners", base)
+        rate = vector_env_rate(env, seconds)
+        record(f"candidate mode K=50, 1,024 listeners, {n_tracks:>9,} tracks", rate)
+        share = fallback_share(env)
+        lines.append(
+            f"| {n_tracks:,} tracks | {rate:,.0f} | {rate / base:.2f} | {memory:,.0f} MB | "
+            f"{share * 1024:.3f} ({share:.1e} of slot-steps) |"
+        )
+        del env, world
+        gc.collect()
+    return lines
+
+
 def ppo_fps(make_env: Callable[[], object], steps: int) -> float:
     """SB3 PPO's training fps (env steps per wall second of ``learn``)."""
     from stable_baselines3 import PPO
@@ -223,8 +281,18 @@ def main() -> None:
     parser.add_argument(
         "--fitted-world", default=None, help="a world from `musicrec fit`: adds its rows"
     )
+    parser.add_argument(
+        "--candidates-only", action="store_true", help="only the candidate-mode rows"
+    )
     args = parser.parse_args()
     seconds = 1.0 if args.quick else args.seconds
+    if args.candidates_only:
+        rows = candidate_rows(seconds, lambda label, rate: print(f"  {label:<60} {rate:>12,.0f}"))
+        rows += ["", f"Peak resident memory of the whole run: {peak_rss_mb():.0f} MB."]
+        print("\n".join(rows))
+        if args.out:
+            Path(args.out).write_text("\n".join(rows) + "\n")
+        return
 
     rows: list[tuple[str, float]] = []
 
@@ -282,6 +350,7 @@ def main() -> None:
         f"{ppo_null / ppo_cartpole:.2f} |",
     ]
     lines += fitted_lines
+    lines += candidate_rows(seconds, record)
     if not args.quick:
         print(f"memory soak: {args.soak_steps:,} native batch steps at 1,024 listeners")
         first, last, growth = memory_soak(args.soak_steps)

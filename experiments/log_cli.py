@@ -34,8 +34,11 @@ def add_command(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--policy", default="world",
-        help="world (the world's own logger), uniform, or oracle, popularity, planner "
-        "softened by epsilon-greedy, e.g. oracle:0.1 (default: world)",
+        help="world (the world's own logger), uniform, oracle, popularity or planner "
+        "softened by epsilon-greedy (oracle:0.1), or any agent softened by a softmax over "
+        "its scores or epsilon-greedy: softmax:AGENT:TAU or egreedy:AGENT:EPS, then "
+        "optional ,key=value options (train_steps, train_seed, state=FILE, the agent's "
+        "hyperparameters), e.g. softmax:linucb:0.05,train_steps=20000 (default: world)",
     )  # fmt: skip
     p.add_argument("--sessions", default="10000", help="sessions to log (10000)")
     p.add_argument("--seed", default="0", help="seed: episode e is reset with seed*10**7+e (0)")
@@ -108,14 +111,15 @@ def check_out(out: Path, force: bool) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Handle ``musicrec log``."""
     from musicrec_gym.errors import ConfigError
-    from musicrec_gym.logging_policies import parse_policy_spec
 
     sessions = _int(args.sessions, "--sessions", 1)
     seed = _int(args.seed, "--seed", 0)
     num_envs = _int(args.num_envs, "--num-envs", 1)
     ref_sessions = _int(args.ref_sessions, "--ref-sessions", 0)
     max_steps = None if args.max_steps is None else _int(args.max_steps, "--max-steps", 1)
-    spec = parse_policy_spec(args.policy, _epsilon(args.epsilon))
+    from experiments.soft_policies import parse_logging_policy
+
+    spec = parse_logging_policy(args.policy, _epsilon(args.epsilon))
     out = Path(args.out)
     check_out(out, args.force)
     if args.world is not None and not Path(args.world).is_dir():

@@ -12,11 +12,14 @@ fed the logged actions replays it; the logging policy's draws for episode ``e`` 
 from ``np.random.default_rng([seed, e])`` (one uniform per step, an inverse-CDF draw
 from the policy's distribution), never from the simulator's streams. So the same
 arguments give the same dataset bit for bit, whatever ``num_envs`` (a fitted world's
-observations: to float32 rounding, as its encoder's batch products may round apart).
+observations: to float32 rounding, as its encoder's batch products may round apart;
+a softened agent's propensities likewise to 1e-15, from its scores' batch products).
 
 The softened agents (``oracle``, ``popularity``, ``planner``) are built here, as the
 library must not import ``agents``: ``make_agent``, ``bind``, ``attach``, then
-``act(obs, info, explore=False)`` for the greedy action of each step.
+``act(obs, info, explore=False)`` for the greedy action of each step. Any other
+project agent, trained or loaded, softened by a softmax or ε-greedy over its scores
+(``softmax:linucb:0.05``) comes from ``experiments.soft_policies``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from agents import AgentContext, AvoidsRepeats, make_agent
+from experiments.soft_policies import SoftenedAgentPolicy, SoftPolicySpec, parse_logging_policy
 from musicrec_gym.checks import is_int
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import ConfigError
@@ -36,7 +40,6 @@ from musicrec_gym.logging_policies import (
     UniformLoggingPolicy,
     WorldLoggingPolicy,
     epsilon_greedy_probabilities,
-    parse_policy_spec,
     sample_actions,
 )
 
@@ -98,9 +101,14 @@ class AgentLoggingPolicy(LoggingPolicy):
         self.agent.episode_end(dones)
 
 
-def make_logging_policy(spec: str | PolicySpec, seed: int = 0) -> LoggingPolicy:
-    """The logging policy of a spec string (``world``, ``uniform``, ``oracle:0.1`` ...)."""
-    spec = parse_policy_spec(spec) if isinstance(spec, str) else spec
+def make_logging_policy(spec: str | PolicySpec | SoftPolicySpec, seed: int = 0) -> LoggingPolicy:
+    """The logging policy of a spec (``world``, ``oracle:0.1``, ``softmax:linucb:0.1`` ...).
+
+    A softened agent's seed is its spec's ``train_seed``, not ``seed``.
+    """
+    spec = parse_logging_policy(spec)
+    if isinstance(spec, SoftPolicySpec):
+        return SoftenedAgentPolicy(spec)
     if spec.name == "world":
         return WorldLoggingPolicy()
     if spec.name == "uniform":
@@ -138,7 +146,7 @@ def action_context(world: Any) -> np.ndarray:
 
 def log_sessions(
     world: Any = None,
-    policy: str | PolicySpec = "world",
+    policy: str | PolicySpec | SoftPolicySpec = "world",
     sessions: int = 10000,
     seed: int = 0,
     num_envs: int = 256,
@@ -154,7 +162,9 @@ def log_sessions(
     Args:
         world: World directory, a loaded ``World``, or ``None`` for the built-in world.
         policy: A spec string (``world``, ``uniform``, ``oracle:EPS``,
-            ``popularity:EPS``, ``planner:EPS``) or a ``PolicySpec``.
+            ``popularity:EPS``, ``planner:EPS``, or any agent softened,
+            ``softmax:AGENT:TAU`` or ``egreedy:AGENT:EPS``: ``experiments.soft_policies``)
+            or a parsed spec.
         sessions: Sessions (episodes) to log.
         seed: Episode ``e`` is reset with ``seed * SEED_STRIDE + e``; the policy draws
             from ``np.random.default_rng([seed, e])``.
@@ -174,7 +184,7 @@ def log_sessions(
             ``long_term`` or the planner on a fitted world.
     """
     check_rollout_args(sessions, seed, num_envs)
-    spec = parse_policy_spec(policy, epsilon) if isinstance(policy, str) else policy
+    spec = parse_logging_policy(policy, epsilon)
     if not is_int(ref_sessions) or ref_sessions < 0:
         raise ConfigError(f"`ref_sessions` must be an int >= 0, got {ref_sessions!r}")
     env = MusicRecVectorEnv(
@@ -182,7 +192,7 @@ def log_sessions(
         reward=reward, long_term=long_term, max_steps=max_steps,
     )  # fmt: skip
     loaded = env.core.world
-    if spec.name == "planner" and loaded.fitted is not None:
+    if spec.name in ("planner", "egreedy:planner") and loaded.fitted is not None:
         raise ConfigError(
             f"logging policy {str(spec)!r}: the planner plans on a synthetic world's hidden "
             f"truth; {loaded.directory} is fitted to logs (use oracle, popularity, world ...)"

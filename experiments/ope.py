@@ -89,7 +89,8 @@ class TargetDistribution:
 
     ``π(a | s_i) = base_weight[i] * base[a] + Σ_{j: rows[j] = i, cols[j] = a} vals[j]``:
     a shared distribution ``base`` over the catalog (uniform for ε-greedy policies) mixed
-    in with a per-row weight, plus sparse per-row mass (the greedy action's ``1 − ε``).
+    in with a per-row weight, plus sparse per-row mass (the greedy action's ``1 − ε``;
+    negative where a row takes back the base's mass from tracks it blocks).
 
     Attributes:
         base_weight: (n,) weight of ``base`` at each row.
@@ -129,12 +130,55 @@ class TargetDistribution:
         return len(self.base_weight)
 
     def prob(self, actions: np.ndarray) -> np.ndarray:
-        """``π(actions[i] | s_i)`` for every row: (n,)."""
+        """``π(actions[i] | s_i)`` for every row: (n,).
+
+        Clipped to [0, 1]: a blocked track's ``α base − α base`` may round to −1e-18.
+        """
         actions = np.asarray(actions, dtype=np.int64)
         out = self.base_weight * self.base[actions]
         hit = self.cols == actions[self.rows]
         np.add.at(out, self.rows[hit], self.vals[hit])
-        return out
+        return np.clip(out, 0.0, 1.0)
+
+    def sparse_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The sparse entry at each pair ``(rows[j], cols[j])``, 0 where none: (m,).
+
+        Each (row, action) has at most one sparse entry (as every constructor here
+        builds them), found by a sorted search.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        if not len(self.rows) or not len(rows):
+            return np.zeros(len(rows))
+        n_tracks = len(self.base)
+        keys = self.rows.astype(np.int64) * n_tracks + self.cols
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        query = rows * n_tracks + cols
+        at = np.minimum(np.searchsorted(sorted_keys, query), len(keys) - 1)
+        return np.where(sorted_keys[at] == query, self.vals[order[at]], 0.0)
+
+    def prob_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``π(cols[j] | s_{rows[j]})`` for any pairs of rows and actions: (m,)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        base = self.base_weight[rows] * self.base[cols]
+        return np.clip(base + self.sparse_at(rows, cols), 0.0, 1.0)
+
+    def at_rows(self, rows: np.ndarray) -> TargetDistribution:
+        """The distribution at ``rows`` only, in that order (repeats allowed)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(self.rows, kind="stable")  # sparse entries grouped by row
+        counts = np.bincount(self.rows, minlength=self.n)
+        first = np.r_[0, np.cumsum(counts)[:-1]]
+        k = counts[rows]
+        total = int(k.sum())
+        within = np.arange(total) - np.repeat(np.cumsum(k) - k, k)
+        pick = order[np.repeat(first[rows], k) + within]
+        new_rows = np.repeat(np.arange(len(rows)), k)
+        return TargetDistribution(
+            self.base_weight[rows], self.base, new_rows, self.cols[pick], self.vals[pick]
+        )
 
     def mean_of(self, table: np.ndarray) -> np.ndarray:
         """``Σ_a π(a | s_i) table[a]`` for every row: (n, k) for a (n_tracks, k) table."""

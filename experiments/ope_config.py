@@ -7,7 +7,8 @@ experiment configs (``experiments.config``); unknown keys are errors. Schema::
     dataset: runs/logs/world   # a logged-dataset directory (musicrec log) ... or
     log:                       # ... logging settings: one dataset per seed is logged
       policy: world            #   required; world | uniform | oracle:EPS | popularity:EPS
-                               #   | planner:EPS
+                               #   | planner:EPS | softmax:AGENT:TAU[,k=v...]
+                               #   | egreedy:AGENT:EPS[,k=v...] (experiments.soft_policies)
       sessions: 10000          #   required; int in [1, 1,000,000]
       world: null              #   optional; world directory (null: the built-in world)
       reward: listen           #   optional; listen | time | event
@@ -36,9 +37,10 @@ from typing import Any
 
 from experiments.ope import ESTIMATORS
 from experiments.ope_targets import TRUTH_SEED
+from experiments.soft_policies import SoftPolicySpec, parse_logging_policy
 from experiments.value_checks import parse_seeds
 from musicrec_gym.errors import ConfigError, unknown_name_message
-from musicrec_gym.logging_policies import PolicySpec, parse_policy_spec
+from musicrec_gym.logging_policies import PolicySpec
 from musicrec_gym.sim.constants import MAX_STEPS_LIMIT
 from musicrec_gym.validation import Validator, describe
 from musicrec_gym.yamlconfig import KeyPath, Located, read_config_file
@@ -58,7 +60,7 @@ REWARDS = ("listen", "time", "event")
 class LogSettings:
     """How each replicate's dataset is logged (``experiments.logged.log_sessions``)."""
 
-    policy: PolicySpec
+    policy: PolicySpec | SoftPolicySpec
     sessions: int
     world: str | None = None
     reward: str = "listen"
@@ -75,7 +77,7 @@ class OPEConfig:
     """A validated ``musicrec ope`` config (see the module docstring)."""
 
     name: str
-    targets: tuple[PolicySpec, ...]
+    targets: tuple[PolicySpec | SoftPolicySpec, ...]
     seeds: tuple[int, ...]
     dataset: str | None = None
     log: LogSettings | None = None
@@ -149,13 +151,13 @@ def load_ope_config(path: str | Path) -> OPEConfig:
     return parse_ope_config(read_config_file(path), source=str(path))
 
 
-def _spec(v: Validator, value: Any, path: KeyPath) -> PolicySpec:
+def _spec(v: Validator, value: Any, path: KeyPath) -> PolicySpec | SoftPolicySpec:
     if not isinstance(value, str):
         raise v.doc.error(
             path, f"must be a policy spec such as 'world' or 'oracle:0.1', got {describe(value)}"
         )
     try:
-        return parse_policy_spec(value)
+        return parse_logging_policy(value)
     except ConfigError as err:
         raise v.doc.error(path, str(err)) from err
 
@@ -187,14 +189,14 @@ def _log_settings(v: Validator, value: Any) -> LogSettings:
     )
 
 
-def _targets(v: Validator, value: Any) -> tuple[PolicySpec, ...]:
+def _targets(v: Validator, value: Any) -> tuple[PolicySpec | SoftPolicySpec, ...]:
     if not isinstance(value, list) or not value:
         raise v.doc.error(
             ("targets",), f"must be a non-empty list of policy specs, got {describe(value)}"
         )
     if len(value) > MAX_TARGETS:
         raise v.doc.error(("targets",), f"at most {MAX_TARGETS} targets, got {len(value)}")
-    specs: list[PolicySpec] = []
+    specs: list[PolicySpec | SoftPolicySpec] = []
     for i, item in enumerate(value):
         spec = _spec(v, item, ("targets", i))
         if spec in specs:

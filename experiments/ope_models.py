@@ -3,9 +3,15 @@
 Both are linear in the outer product of a state's and an action's features, plus a
 per-listener taste vector and a per-track offset:
 
-``Q̂(s, a) = φ(s)ᵀ W ψ(a) + θ_uᵀ ψ(a) + b_a``, with ``φ(s) = [1, obs, t/T, (t/T)²]`` (the
-observation and the step ``t`` of ``T``, the longest session: the value still to come
-depends on the steps left) and ``ψ(a) = [1, action_context[a]]`` (standardised).
+``Q̂(s, a) = φ(s)ᵀ W ψ(a) + φ(s)ᵀ G o(s, a) + θ_uᵀ ψ(a) + b_a``, with
+``φ(s) = [1, obs, t/T, (t/T)²]`` (the observation and the step ``t`` of ``T``, the longest
+session: the value still to come depends on the steps left), ``ψ(a) = [1,
+action_context[a]]`` (standardised) and, when the logging policy's distribution at the
+logged states is given, ``o(s, a)``: whether ``a`` is one of the logger's own picks at
+``s`` and how much (:func:`logger_features`; the built-in world's logger picks from the
+listener's pool, which makes the tracks it picks far better than the catalog's average,
+something ``ψ`` cannot tell). Both ``ψ`` and ``o`` enter linearly, so means under a
+target stay exact.
 
 ``u`` being the step's listener (the logged ``user``: a service knows who listens).
 ``W`` is a ridge regression on the logged steps (``RIDGE``); ``θ_u`` a ridge regression
@@ -13,7 +19,7 @@ of what it leaves on ``ψ`` per listener (``USER_RIDGE``), and ``b`` what both l
 track, shrunk to 0 (``b_a = Σ residuals of a / (plays of a + BIAS_SHRINK)``); ``PASSES``
 rounds of backfitting. Being linear in ``ψ``, the model's mean under any target
 distribution is exact and cheap:
-``Σ_a π(a|s) Q̂(s, a) = φ(s)ᵀ W E_π[ψ] + θ_uᵀ E_π[ψ] + E_π[b]``.
+``Σ_a π(a|s) Q̂(s, a) = φ(s)ᵀ W E_π[ψ] + φ(s)ᵀ G E_π[o] + θ_uᵀ E_π[ψ] + E_π[b]``.
 
 - Reward model ``r̂`` (``dm``, ``dr``): that regression on the immediate reward.
 - Q-model (``sdr``, ``wdr``): the same form with a richer state, ``φ_Q(s) = [φ(s), h(s)]``,
@@ -124,6 +130,34 @@ def history_features(
     )
 
 
+def logger_features(
+    logger: TargetDistribution, action: np.ndarray, target: TargetDistribution
+) -> tuple[np.ndarray, np.ndarray]:
+    """``o(s, a)`` at each logged action, and its exact mean under the target: (n, 2) each.
+
+    ``o(s, a) = [1[the logger picks a on purpose at s], m(s, a) / m̄]``, where the
+    logger's distribution is ``α_s base + sparse`` (``TargetDistribution``) and
+    ``m(s, a) > 0`` is its sparse (own-pick) mass on ``a``; ``m̄`` is the mean of that
+    mass. For the built-in world's logger, the own picks are the listener's pool and the
+    continuations of the last play: what the service that logged chose for this listener
+    and moment, beyond popularity. The mean under the target is
+    ``Σ_{a: m(s,a) > 0} π_e(a|s) o(s, a)``, summed over the logger's sparse entries only.
+    """
+    n = logger.n
+    mine = logger.vals > 0
+    rows, cols, mass = logger.rows[mine], logger.cols[mine], logger.vals[mine]
+    scale = float(mass.mean()) if len(mass) else 1.0
+    own = TargetDistribution(np.zeros(n), logger.base, rows, cols, mass / scale)
+    u_logged = np.zeros((n, 2))
+    u_logged[:, 1] = own.sparse_at(np.arange(n), action)
+    u_logged[:, 0] = u_logged[:, 1] > 0
+    u_bar = np.zeros((n, 2))
+    p_target = target.prob_at(rows, cols)
+    np.add.at(u_bar[:, 0], rows, p_target)
+    np.add.at(u_bar[:, 1], rows, p_target * mass / scale)
+    return u_logged, u_bar
+
+
 def action_features(action_context: np.ndarray) -> np.ndarray:
     """``ψ(a) = [1, standardised action_context[a]]``: (n_tracks, k + 1)."""
     ctx = np.asarray(action_context, dtype=np.float64)
@@ -206,6 +240,7 @@ def fit_models(
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     fqe_iterations: int | None = None,
+    logger: TargetDistribution | None = None,
 ) -> ModelValues:
     """Cross-fitted reward and Q-model values at every logged step.
 
@@ -222,6 +257,8 @@ def fit_models(
         folds: Episode folds (1: no cross-fitting, every model fitted on every step).
         seed: Seed of the fold assignment.
         fqe_iterations: Fitted-Q iterations (default: ``T``).
+        logger: The logging policy's distribution at every logged step (``None``: the
+            models do without :func:`logger_features`).
 
     Raises:
         ConfigError: Arrays of different lengths, a target of another length, or a
@@ -238,6 +275,8 @@ def fit_models(
             raise ConfigError(f"`{name}` has {len(a)} rows, `episode` {n}: one row per step")
     if target.n != n:
         raise ConfigError(f"the target distribution has {target.n} rows for {n} logged steps")
+    if logger is not None and logger.n != n:
+        raise ConfigError(f"the logger's distribution has {logger.n} rows for {n} logged steps")
     if n and user.min() < 0:
         raise ConfigError("`user` must hold listener rows >= 0")
     starts, lengths = episode_bounds(episode)
@@ -253,6 +292,12 @@ def fit_models(
     psi_bar = target.mean_of(psi_table)
     x, x_bar = _outer(phi, psi), _outer(phi, psi_bar)
     xq, xq_bar = _outer(phi_q, psi), _outer(phi_q, psi_bar)
+    if logger is not None:
+        u, u_bar = logger_features(logger, action, target)
+        x = np.concatenate([x, _outer(phi, u)], axis=1)
+        x_bar = np.concatenate([x_bar, _outer(phi, u_bar)], axis=1)
+        xq = np.concatenate([xq, _outer(phi_q, u)], axis=1)
+        xq_bar = np.concatenate([xq_bar, _outer(phi_q, u_bar)], axis=1)
     last = np.zeros(n, dtype=bool)
     last[starts + lengths - 1] = True
     nxt = np.minimum(np.arange(n) + 1, n - 1)
@@ -267,7 +312,7 @@ def fit_models(
         pos = np.full(n, -1)
         pos[idx] = np.arange(len(idx))
         next_pos = pos[nxt[idx]]  # each training row's next step, in the training rows
-        train_dist, test_dist = _subset(target, idx), _subset(target, test)
+        train_dist, test_dist = target.at_rows(idx), target.at_rows(test)
         model = _LinearQ(x[idx], psi[idx], user[idx], action[idx], n_tracks)
         model.fit(reward[idx])
         out["r_logged"][test] = model.logged(x[test], psi[test], user[test], action[test])
@@ -281,13 +326,3 @@ def fit_models(
         out["q_logged"][test] = q.logged(xq[test], psi[test], user[test], action[test])
         out["v_target"][test] = q.target(xq_bar[test], psi_bar[test], user[test], test_dist)
     return ModelValues(**out)
-
-
-def _subset(dist: TargetDistribution, idx: np.ndarray) -> TargetDistribution:
-    """The distribution at rows ``idx`` only (renumbered 0..len(idx)-1)."""
-    pos = np.full(dist.n, -1)
-    pos[idx] = np.arange(len(idx))
-    keep = pos[dist.rows] >= 0
-    return TargetDistribution(
-        dist.base_weight[idx], dist.base, pos[dist.rows[keep]], dist.cols[keep], dist.vals[keep]
-    )

@@ -111,6 +111,7 @@ def estimate_replicate(
             horizon=horizon,
             folds=folds,
             seed=seed,
+            logger=sub.logger,
         ).as_dict()
     truth = float(sub.truth_step.mean())
     return [
@@ -349,7 +350,7 @@ def plot_png(seeds: pd.DataFrame, config: OPEConfig) -> bytes:
             if j == 0:
                 ax.set_ylabel("mean reward per step" if level == "decision" else "session return")
     fig.suptitle(
-        f"{config.name}: each seed's estimate and 95% interval; black: the truth "
+        f"{config.name}: each seed's estimate and 95% interval\nblack: the truth "
         "(grey: the session truth's 95% interval)",
         fontsize=10,
     )

@@ -31,13 +31,17 @@ import numpy as np
 
 from experiments.logged import log_sessions, make_logging_policy
 from experiments.ope import TargetDistribution
+from experiments.soft_policies import SoftPolicySpec, parse_logging_policy
+from musicrec_gym.envs.factory import env_setting
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import ConfigError, DataFormatError
 from musicrec_gym.logged_data import LoggedDataset
-from musicrec_gym.logging_policies import PolicySpec, parse_policy_spec
+from musicrec_gym.logging_policies import PolicySpec
 
 #: Probability mass below which a decomposition's sparse remainder is dropped.
 SPARSE_TOL = 1e-12
+#: The most sparse values a target's replay stores (24 bytes each).
+MAX_SPARSE = 10_000_000
 #: Slots of the replay environment.
 REPLAY_ENVS = 256
 #: Dataset seed whose reset seeds the truth rollouts use (``seed * 10**7 + e``).
@@ -52,34 +56,21 @@ class TargetReplay:
         spec: The target policy.
         dist: Its action distribution at every logged step.
         truth_step: (n,) TRUTH: its expected reward at every logged step.
+        logger: The logging policy's full distribution at every logged step (what the
+            service that logged knows of its own policy; ``None`` when not replayed).
+            The models of DM and DR read it (``experiments.ope_models``).
     """
 
-    spec: PolicySpec
+    spec: PolicySpec | SoftPolicySpec
     dist: TargetDistribution
     truth_step: np.ndarray
+    logger: TargetDistribution | None = None
 
     def subset(self, rows: np.ndarray) -> TargetReplay:
         """The replay at ``rows`` only (in that order; repeats allowed)."""
         rows = np.asarray(rows, dtype=np.int64)
-        d = self.dist
-        # sparse entries by row, so that repeated rows repeat their entries
-        order = np.argsort(d.rows, kind="stable")
-        counts = np.bincount(d.rows, minlength=d.n)
-        first = np.r_[0, np.cumsum(counts)[:-1]]
-        k = counts[rows]
-        pick = order[np.repeat(first[rows], k) + _ranges(k)]
-        new_rows = np.repeat(np.arange(len(rows)), k)
-        dist = TargetDistribution(d.base_weight[rows], d.base, new_rows, d.cols[pick], d.vals[pick])
-        return TargetReplay(self.spec, dist, self.truth_step[rows])
-
-
-def _ranges(k: np.ndarray) -> np.ndarray:
-    """``concat(arange(k_0), arange(k_1), ...)``."""
-    total = int(k.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    starts = np.repeat(np.cumsum(k) - k, k)
-    return np.arange(total) - starts
+        logger = None if self.logger is None else self.logger.at_rows(rows)
+        return TargetReplay(self.spec, self.dist.at_rows(rows), self.truth_step[rows], logger)
 
 
 @dataclass(frozen=True)
@@ -95,25 +86,40 @@ class SessionTruth:
 class _Decomposer:
     """Dense distributions as ``α_i base + sparse``, exactly (up to ``SPARSE_TOL``).
 
-    ``base`` is fixed by the first batch: its column minimum, normalised (uniform for
+    ``base`` is fixed by the first batch: its column median, normalised (uniform for
     ε-greedy policies, the popularity share for the world's logger), uniform when that
-    is 0 everywhere (a deterministic policy).
+    is 0 everywhere (a deterministic policy). ``α_i`` is row ``i``'s median ratio to it,
+    so the sparse remainder holds only where a row departs from the shared shape: the
+    greedy track's extra mass, and the negative mass that takes back ``α_i base`` on the
+    tracks the row blocks (an agent's earlier recommendations). A softmax target departs
+    everywhere: its rows are stored whole, up to ``MAX_SPARSE`` values.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "target") -> None:
+        self.label = label
         self.base: np.ndarray | None = None
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.stored = 0
 
     def add(self, probs: np.ndarray, rows: np.ndarray) -> None:
         if self.base is None:
-            floor = probs.min(axis=0)
+            mid = np.median(probs, axis=0)
             n = probs.shape[1]
-            self.base = floor / floor.sum() if floor.sum() > 0 else np.full(n, 1.0 / n)
+            self.base = mid / mid.sum() if mid.sum() > 0 else np.full(n, 1.0 / n)
         base = self.base
         pos = base > 0
-        alpha = np.clip((probs[:, pos] / base[pos]).min(axis=1), 0.0, 1.0)
+        alpha = np.median(probs[:, pos] / base[pos], axis=1) if pos.any() else np.zeros(len(probs))
         rest = probs - alpha[:, None] * base[None, :]
-        r, c = np.nonzero(rest > SPARSE_TOL)
+        r, c = np.nonzero(np.abs(rest) > SPARSE_TOL)
+        self.stored += len(r)
+        if self.stored > MAX_SPARSE:
+            raise ConfigError(
+                f"target {self.label!r} is too dense to replay along {self.stored:,}+ values: "
+                f"its distributions share no common shape (a softmax over an agent's "
+                f"scores), so every logged step stores all its tracks, and more than "
+                f"{MAX_SPARSE:,} values do not fit. Use fewer logged sessions or an egreedy "
+                "target"
+            )
         self.parts.append((rows, alpha, rows[r], np.stack([c, rest[r, c]])))
 
     def build(self, n: int) -> TargetDistribution:
@@ -135,7 +141,7 @@ class _Decomposer:
 
 def replay_targets(
     dataset: LoggedDataset,
-    targets: list[str | PolicySpec],
+    targets: list[str | PolicySpec | SoftPolicySpec],
     world: Any = None,
     num_envs: int = REPLAY_ENVS,
     seed: int = 0,
@@ -160,8 +166,13 @@ def replay_targets(
         ConfigError: A bad target spec, or a target that plays tracks the logging
             policy never plays.
     """
-    specs = [parse_policy_spec(t) if isinstance(t, str) else t for t in targets]
+    specs = [parse_logging_policy(t) for t in targets]
     kwargs = dict(dataset.meta.get("env_kwargs") or {})
+    if env_setting(kwargs) != "catalog":
+        raise ConfigError(
+            f"off-policy evaluation replays the catalog setting only; the dataset's env_kwargs "
+            f"ask for the {env_setting(kwargs)!r} setting: {kwargs}"
+        )
     starts = dataset.episode_starts()
     n_eps, n = dataset.n_episodes, dataset.n_rows
     lengths = np.diff(starts)
@@ -171,9 +182,10 @@ def replay_targets(
     logger_spec = dataset.meta.get("policy")
     logger = None
     if check_support and isinstance(logger_spec, str):
-        logger = make_logging_policy(parse_policy_spec(logger_spec), seed)
+        logger = make_logging_policy(parse_logging_policy(logger_spec), seed)
         policies.append(logger)
-    decomposers = [_Decomposer() for _ in specs]
+    decomposers = [_Decomposer(str(s)) for s in specs]
+    logger_dec = _Decomposer(f"logger {logger_spec}") if logger is not None else None
     truths = [np.zeros(n) for _ in specs]
     seeds = dataset.reset_seed
     slot_ep = np.arange(b, dtype=np.int64)
@@ -196,6 +208,8 @@ def replay_targets(
         logged_probs = logger.probabilities(obs, info)[slots] if logger is not None else None
         if logged_probs is not None:
             _check_logger(dataset, logged_probs, rows[slots])
+            assert logger_dec is not None
+            logger_dec.add(logged_probs, rows[slots])
         for policy, dec, truth, spec in zip(policies, decomposers, truths, specs, strict=False):
             probs = policy.probabilities(obs, info)
             if not on.all():  # idle slots play what the target would, unrecorded
@@ -235,8 +249,9 @@ def replay_targets(
         for key in info:
             info[key] = info[key].copy()
             info[key][done] = reset_info[key][done]
+    logger_dist = logger_dec.build(n) if logger_dec is not None else None
     return [
-        TargetReplay(spec, dec.build(n), truth)
+        TargetReplay(spec, dec.build(n), truth, logger_dist)
         for spec, dec, truth in zip(specs, decomposers, truths, strict=True)
     ]
 
@@ -256,7 +271,7 @@ def _check_logger(dataset: LoggedDataset, probs: np.ndarray, rows: np.ndarray) -
 
 def _check_support(
     dataset: LoggedDataset,
-    spec: PolicySpec,
+    spec: PolicySpec | SoftPolicySpec,
     probs: np.ndarray,
     logged_probs: np.ndarray,
     rows: np.ndarray,
@@ -303,7 +318,7 @@ def _diverged(dataset: LoggedDataset, row: int, what: str) -> DataFormatError:
 
 
 def session_truth(
-    spec: str | PolicySpec,
+    spec: str | PolicySpec | SoftPolicySpec,
     env_kwargs: dict[str, Any],
     sessions: int,
     world: Any = None,

@@ -337,7 +337,8 @@ def markdown_table(
         + ". Fraction of optimal: evaluation return / sum of the best immediate expected "
         "reward along the same trajectories (the greedy oracle's per-step reference). "
         "Training regret: sum over all training steps "
-        "of (best expected reward − expected reward of the chosen track); – for fixed "
+        "of (best expected reward − expected reward of the chosen track, or of the shown "
+        "slate); – for fixed "
         "policies, which do not train.",
         "",
         footnote(versus, per_point=len({b for b in baselines if isinstance(b, str)}) > 1),

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from musicrec_gym import ENV_ID, ENV_ID_KWARGS, LONG_TERM_ENV_ID
+from musicrec_gym import ENV_ID, ENV_ID_KWARGS, LONG_TERM_ENV_ID, SLATE_ENV_ID
 
 #: Environment ids a config may name (each must have a native vector environment).
 ENV_IDS = tuple(ENV_ID_KWARGS)
@@ -30,7 +30,7 @@ DEFAULT_K = 10
 REFERENCE_TYPES = ("random", "oracle")
 #: The upper reference of the normalised score, per environment id: the greedy oracle where
 #: greedy is near optimal (docs/optimum.md), the planner where it is not.
-UPPER_REFERENCE = {ENV_ID: "oracle", LONG_TERM_ENV_ID: "planner"}
+UPPER_REFERENCE = {ENV_ID: "oracle", LONG_TERM_ENV_ID: "planner", SLATE_ENV_ID: "oracle"}
 
 
 def reference_types(env_id: str) -> tuple[str, str]:

@@ -261,8 +261,9 @@ def first_crossing(
 
 # ------------------------------------------------------------- the report's columns
 
-#: The agent types whose best (by IQM) is the baseline of the probability of improvement.
-LINEAR_BANDITS = ("linucb", "lin_ts", "epsilon_greedy")
+#: The agent types whose best (by IQM) is the baseline of the probability of improvement:
+#: the linear bandits, and in the slate setting the top K of LinUCB's scores.
+LINEAR_BANDITS = ("linucb", "lin_ts", "epsilon_greedy", "slate_topk")
 #: The normalised score the training curve must reach for the "seconds to" column.
 THRESHOLD = 0.9
 #: Training episodes in the centred moving average that must reach ``THRESHOLD``.

@@ -24,7 +24,14 @@ ENV_ID = "MusicRec-v0"
 LONG_TERM_ENV_ID = "MusicRecLongTerm-v0"
 """``MusicRec-v0`` with delayed effects: satisfaction drives the leave hazard
 (``long_term=True``; see ``musicrec_gym.sim.params.SatisfactionParams``)."""
-ENV_ID_KWARGS: dict[str, dict] = {ENV_ID: {}, LONG_TERM_ENV_ID: {"long_term": True}}
+SLATE_ENV_ID = "MusicRecSlate-v0"
+"""Slates: the agent shows 5 tracks, the listener picks at most one (``slate=5``; see
+``musicrec_gym.envs.slate``)."""
+ENV_ID_KWARGS: dict[str, dict] = {
+    ENV_ID: {},
+    LONG_TERM_ENV_ID: {"long_term": True},
+    SLATE_ENV_ID: {"slate": 5},
+}
 """Each registered id and the keyword arguments it stands for."""
 MAX_EPISODE_STEPS = MAX_STEPS_LIMIT + 1
 """The registered ``max_episode_steps`` (10,001): past the longest session any

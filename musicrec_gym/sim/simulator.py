@@ -39,6 +39,8 @@ from musicrec_gym.sim.satisfaction import satisfaction_update, track_kinds
 
 # Memory allowed for the listeners' pool-similarity tables (ListenerCandidates).
 _POOL_SIM_BYTES = 64 * 2**20
+# ListenerCandidates: bytes per chunk of scores; LARGE_CATALOG_M cached from LARGE_CATALOG.
+SCORE_CHUNK_BYTES, LARGE_CATALOG, LARGE_CATALOG_M = 256 * 2**20, 50_000, 256
 
 
 @dataclass
@@ -102,13 +104,19 @@ class ListenerCandidates:
 
     Args:
         response: The response model.
-        m: Number of cached candidates per listener.
-        chunk: Listeners scored per matrix product (bounds memory on big catalogs).
+        m: Cached tracks per listener; at least 256 from 50,000 tracks on (with 64 the
+            whole-catalog fallback fired in 2 (1M tracks) to 6 (100k) of 10,000
+            slot-steps of candidate mode; with 256 in none of 100,000 measured).
+        chunk: Listeners scored per matrix product, at most; fewer so that a chunk's
+            scores take at most 256 MB (32 listeners at 1,000,000 tracks).
     """
 
     def __init__(self, response: ResponseModel, m: int = 64, chunk: int = 256) -> None:
         n_users = response.taste.shape[0]
+        if response.n_tracks >= LARGE_CATALOG:
+            m = max(m, LARGE_CATALOG_M)
         m = min(m, response.n_tracks - 1)
+        chunk = max(1, min(chunk, SCORE_CHUNK_BYTES // (8 * response.n_tracks)))
         self.index = np.empty((n_users, m), dtype=np.int64)
         self.static = np.empty((n_users, m), dtype=np.float64)
         self.threshold = np.empty(n_users, dtype=np.float64)

@@ -7,7 +7,8 @@ from musicrec_gym.errors import ConfigError
 
 KEYS = {
     "random", "popularity", "oracle", "planner", "epsilon_greedy", "linucb", "lin_ts", "ppo", "dqn",
-    "bc", "cql", "logging",
+    "bc", "cql", "logging", "recurrent_ppo",
+    "slate_popularity", "slate_topk", "slateq", "candidate_ppo",
 }  # fmt: skip
 
 

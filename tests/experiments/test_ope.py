@@ -21,7 +21,7 @@ from experiments.ope import (
     wpdis,
 )
 from experiments.ope_config import parse_ope_config
-from experiments.ope_models import SKIP_WINDOW, fit_models, history_features
+from experiments.ope_models import SKIP_WINDOW, fit_models, history_features, logger_features
 from musicrec_gym.errors import ConfigError, DataFormatError
 
 # Two episodes: episode 0 has two steps, episode 1 one.
@@ -173,6 +173,65 @@ def test_target_distribution_exact_probabilities():
     assert np.allclose(uniform.prob(np.array([3])), [0.25])
 
 
+def test_target_distribution_pairs_and_rows_by_hand():
+    """``prob_at``, ``sparse_at`` and ``at_rows`` on a case with a negative (blocked) entry."""
+    # row 0: 0.5 · uniform(4) + 0.5 on track 2; row 1: 1.0 · uniform(4), track 3 blocked
+    # (−0.25, taken back) and its mass on track 0 (+0.25)
+    base = np.full(4, 0.25)
+    dist = TargetDistribution(
+        np.array([0.5, 1.0]), base, np.array([0, 1, 1]), np.array([2, 3, 0]),
+        np.array([0.5, -0.25, 0.25]),
+    )  # fmt: skip
+    rows, cols = np.array([0, 0, 1, 1, 1]), np.array([2, 1, 3, 0, 1])
+    assert np.allclose(dist.prob_at(rows, cols), [0.625, 0.125, 0.0, 0.5, 0.25])
+    assert np.allclose(dist.sparse_at(rows, cols), [0.5, 0, -0.25, 0.25, 0])
+    assert np.allclose(dist.mean_of(np.ones((4, 1)))[:, 0], 1.0)
+    again = dist.at_rows(np.array([1, 1, 0]))  # repeats and reorders rows
+    assert np.allclose(again.prob_at(np.array([0, 1, 2]), np.array([0, 0, 2])), [0.5, 0.5, 0.625])
+    assert np.allclose(again.prob(np.array([3, 1, 1])), [0.0, 0.25, 0.125])
+
+
+def test_logger_features_by_hand():
+    """u(s, a) = [the logger's own pick, its own-pick mass / mean mass], exact under π_e."""
+    # the logger: 0.5 · uniform(4) + own picks: row 0 {1: 0.2, 2: 0.3}, row 1 {0: 0.5}
+    logger = TargetDistribution(
+        np.array([0.5, 0.5]), np.full(4, 0.25), np.array([0, 0, 1]), np.array([1, 2, 0]),
+        np.array([0.2, 0.3, 0.5]),
+    )  # fmt: skip
+    target = TargetDistribution.epsilon_greedy(np.array([2, 3]), 0.4, 4)  # 0.1 each + 0.6
+    u, u_bar = logger_features(logger, np.array([2, 3]), target)
+    m = (0.2 + 0.3 + 0.5) / 3  # mean own-pick mass
+    assert np.allclose(u, [[1, 0.3 / m], [0, 0]])
+    # row 0: π_e(1) = 0.1, π_e(2) = 0.7; row 1: π_e(0) = 0.1
+    assert np.allclose(u_bar, [[0.8, (0.1 * 0.2 + 0.7 * 0.3) / m], [0.1, 0.1 * 0.5 / m]])
+
+
+def test_models_with_the_logger_feature_learn_its_picks():
+    """A reward that only the logger's own picks explain: with ``logger`` DM is exact."""
+    rng = np.random.default_rng(1)
+    n_eps, t, k = 300, 2, 8
+    n = n_eps * t
+    episode = np.repeat(np.arange(n_eps), t)
+    step = np.tile(np.arange(t), n_eps)
+    obs = rng.normal(size=(n, 2))
+    ctx = rng.normal(size=(k, 2))
+    picks = rng.integers(0, k, n)  # the logger's own pick in each state: reward 1, else 0.2
+    logger = TargetDistribution(np.full(n, 0.5), np.full(k, 1 / k), np.arange(n), picks,
+                                np.full(n, 0.5))  # fmt: skip
+    action = np.where(rng.random(n) < 0.5, picks, rng.integers(0, k, n))
+    reward = np.where(action == picks, 1.0, 0.2)
+    target = TargetDistribution.epsilon_greedy(rng.integers(0, k, n), 0.5, k)
+    truth = 0.2 + 0.8 * target.prob_at(np.arange(n), picks)
+    with_logger = fit_models(episode, step, obs, action, reward, ctx, target, logger=logger)
+    without = fit_models(episode, step, obs, action, reward, ctx, target)
+    assert np.allclose(with_logger.r_target, truth, atol=0.02)
+    assert np.abs(without.r_target - truth).mean() > 0.1
+    with pytest.raises(ConfigError, match="logger's distribution has 3 rows"):
+        fit_models(
+            episode, step, obs, action, reward, ctx, target, logger=logger.at_rows([0, 1, 2])
+        )
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
@@ -260,6 +319,22 @@ def test_replay_gives_exact_target_probabilities(tiny_dataset):
     assert set(np.round(oracle.dist.prob(data.action), 6)) <= {0.2 / 1000, 0.2 / 1000 + 0.8}
     # the oracle's truth: 0.2 * mean + 0.8 * best, above the logger's
     assert oracle.truth_step.mean() > world.truth_step.mean()
+    # the logger's full distribution comes along, and gives the logged pscores
+    assert world.logger is oracle.logger and world.logger is not None
+    assert np.allclose(world.logger.prob(data.action), data.pscore)
+    rows = np.array([5, 5, 0])
+    sub = oracle.subset(rows)
+    assert np.allclose(sub.logger.prob(data.action[rows]), data.pscore[rows])
+
+
+def test_replay_refuses_another_setting(tiny_dataset):
+    import dataclasses
+
+    from experiments.ope_targets import replay_targets
+
+    meta = {**tiny_dataset.meta, "env_kwargs": {**tiny_dataset.meta["env_kwargs"], "slate": 5}}
+    with pytest.raises(ConfigError, match="catalog setting only"):
+        replay_targets(dataclasses.replace(tiny_dataset, meta=meta), ["uniform"])
 
 
 def test_replay_refuses_a_dataset_that_does_not_replay(tiny_dataset):
