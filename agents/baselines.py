@@ -26,6 +26,16 @@ from musicrec_gym.errors import ConfigError
 from musicrec_gym.optimum_plan import Planner
 
 
+def popularity_score(plays: np.ndarray) -> np.ndarray:
+    """A strictly decreasing score over the catalog: plays, ties broken by catalog order."""
+    plays = np.asarray(plays, dtype=np.float64)
+    n = len(plays)
+    order = np.lexsort((np.arange(n), -plays))
+    score = np.empty(n, dtype=np.float64)
+    score[order] = np.arange(n, 0, -1, dtype=np.float64)
+    return score
+
+
 @register_agent("random")
 @dataclass
 class RandomAgent(Agent):
@@ -62,12 +72,7 @@ class PopularityAgent(AvoidsRepeats, Agent):
     def bind(self, context: AgentContext) -> None:
         """Rank the catalog by play count."""
         super().bind(context)
-        plays = np.asarray(context.track_plays, dtype=np.float64)
-        n = context.n_tracks
-        # A strictly decreasing score: plays, ties broken by catalog order.
-        order = np.lexsort((np.arange(n), -plays))
-        self._score = np.empty(n, dtype=np.float64)
-        self._score[order] = np.arange(n, 0, -1, dtype=np.float64)
+        self._score = popularity_score(context.track_plays)
 
     def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
         """The most-played track not yet recommended in each slot's session."""

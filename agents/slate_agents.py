@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, AgentContext, register_agent
+from agents.baselines import popularity_score
 from agents.history import AvoidsRepeats
 from agents.linear import LinUCBAgent, single_threaded_blas
 from agents.validation import check_float
@@ -81,11 +82,7 @@ class SlatePopularityAgent(AvoidsRepeats, Agent):
         """Rank the catalog by play count."""
         super().bind(context)
         self.k = slate_size_of(self.name, context)
-        plays = np.asarray(context.track_plays, dtype=np.float64)
-        n = context.n_tracks
-        order = np.lexsort((np.arange(n), -plays))
-        self._score = np.empty(n, dtype=np.float64)
-        self._score[order] = np.arange(n, 0, -1, dtype=np.float64)
+        self._score = popularity_score(context.track_plays)
 
     def act(self, obs: np.ndarray, info: dict[str, Any], explore: bool = True) -> np.ndarray:
         """The K most-played tracks not yet played in each slot's session."""

@@ -137,6 +137,19 @@ def entropy_seeds(n: int) -> np.ndarray:
     return np.random.SeedSequence().generate_state(n, dtype=np.uint32).astype(np.int64)
 
 
+def seed_first_slot(sim: Simulator, seed: int | None, seeded: bool) -> None:
+    """Seed a single environment's one slot at a reset.
+
+    From ``seed``; without one, from fresh entropy at the first reset only (``seeded``
+    False), after which a seedless reset continues the slot's stream, as Gymnasium's
+    ``np_random`` does.
+    """
+    if seed is not None:
+        sim.seed(SLOT0, stream_seeds([seed]))
+    elif not seeded:
+        sim.seed(SLOT0, entropy_seeds(1))
+
+
 def check_seed(seed: Any, name: str = "seed") -> int | None:
     """A ``reset`` seed as Gymnasium takes it: ``None`` or an int >= 0 (of any size).
 

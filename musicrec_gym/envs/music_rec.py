@@ -159,13 +159,11 @@ import numpy as np
 
 from musicrec_gym.checks import is_int
 from musicrec_gym.envs.core import (
-    SLOT0,
     SessionCore,
     check_kwargs,
     check_seed,
-    entropy_seeds,
     first_slot,
-    stream_seeds,
+    seed_first_slot,
 )
 from musicrec_gym.errors import ArgumentError, ConfigError, EpisodeEndedError, did_you_mean
 from musicrec_gym.world import World
@@ -249,13 +247,8 @@ class MusicRecEnv(gym.Env):
         seed = check_seed(seed)
         user = resolve_user(self.core, options)
         super().reset(seed=seed)
-        sim = self.core.sim
-        if seed is not None:
-            sim.seed(SLOT0, stream_seeds([seed]))
-            self._seeded = True
-        elif not self._seeded:
-            sim.seed(SLOT0, entropy_seeds(1))
-            self._seeded = True
+        seed_first_slot(self.core.sim, seed, self._seeded)
+        self._seeded = True
         obs, info = self.core.reset_one(user)
         self._done = False
         return obs, info

@@ -106,8 +106,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
-from musicrec_gym.checks import is_int
-from musicrec_gym.envs.core import SLOT0, check_seed, entropy_seeds, first_slot, stream_seeds
+from musicrec_gym.envs.core import check_seed, first_slot, seed_first_slot
 from musicrec_gym.envs.music_rec import resolve_user
 from musicrec_gym.envs.slate_core import (
     CHOICE_SCALE,
@@ -115,7 +114,7 @@ from musicrec_gym.envs.slate_core import (
     NO_PICK_UTILITY,
     SlateCore,
 )
-from musicrec_gym.envs.vector import MusicRecVectorEnv, autoreset_mode_of, time_limited
+from musicrec_gym.envs.vector import MusicRecVectorEnv, autoreset_mode_of, vector_kwargs
 from musicrec_gym.errors import ArgumentError, ConfigError, EpisodeEndedError, did_you_mean
 from musicrec_gym.world import World
 
@@ -176,11 +175,7 @@ class SlateEnv(gym.Env):
         seed = check_seed(seed)
         user = resolve_user(self.core, options)
         super().reset(seed=seed)
-        sim = self.core.sim
-        if seed is not None:
-            sim.seed(SLOT0, stream_seeds([seed]))
-        elif not self._seeded:
-            sim.seed(SLOT0, entropy_seeds(1))
+        seed_first_slot(self.core.sim, seed, self._seeded)
         self._seeded = True
         obs, info = self.core.reset_one(user)
         self._last_obs = obs[None].copy()
@@ -248,21 +243,7 @@ class SlateVectorEnv(MusicRecVectorEnv):
                 "the default) and DISABLED ('disabled'), not NEXT_STEP"
             )
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
-        if not is_int(num_envs) or num_envs < 1:
-            raise ConfigError(f"`num_envs` must be an int >= 1, got {num_envs!r}")
-        if render_mode is not None:
-            raise ArgumentError(
-                f"the vector environment does not render; use render_mode=None, got {render_mode!r}"
-            )
-        if max_episode_steps is not None and max_episode_steps != -1:
-            if not is_int(max_episode_steps) or max_episode_steps < 1:
-                raise ConfigError(
-                    "`max_episode_steps` must be an int >= 1, or None or -1 for no limit "
-                    f"besides max_steps, got {max_episode_steps!r}"
-                )
-            kwargs["max_steps"] = time_limited(
-                kwargs.get("max_steps"), int(max_episode_steps), world
-            )
+        kwargs = vector_kwargs(num_envs, render_mode, max_episode_steps, world, kwargs)
         self.core = SlateCore(
             int(num_envs), slate=slate, choice_scale=choice_scale,
             no_pick_utility=no_pick_utility, world=world, **kwargs,

@@ -84,6 +84,33 @@ def autoreset_mode_of(mode: Any) -> AutoresetMode:
     )
 
 
+def vector_kwargs(
+    num_envs: Any, render_mode: Any, max_episode_steps: Any, world: Any, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Check a vector env's own arguments; ``kwargs`` with ``max_episode_steps`` applied.
+
+    Raises:
+        ConfigError: ``num_envs`` not an int >= 1, or ``max_episode_steps`` not an int
+            >= 1 (or None or -1).
+        ArgumentError: A ``render_mode`` (the vector environments do not render).
+    """
+    if not is_int(num_envs) or num_envs < 1:
+        raise ConfigError(f"`num_envs` must be an int >= 1, got {num_envs!r}")
+    if render_mode is not None:
+        raise ArgumentError(
+            f"the vector environment does not render; use render_mode=None, got {render_mode!r}"
+        )
+    kwargs = dict(kwargs)
+    if max_episode_steps is not None and max_episode_steps != -1:
+        if not is_int(max_episode_steps) or max_episode_steps < 1:
+            raise ConfigError(
+                "`max_episode_steps` must be an int >= 1, or None or -1 for no limit "
+                f"besides max_steps, got {max_episode_steps!r}"
+            )
+        kwargs["max_steps"] = time_limited(kwargs.get("max_steps"), int(max_episode_steps), world)
+    return kwargs
+
+
 def time_limited(max_steps: Any, limit: int, world: Any) -> Any:
     """``max_steps`` under a time limit of ``limit`` steps: the smaller of the two.
 
@@ -137,21 +164,7 @@ class MusicRecVectorEnv(VectorEnv):
         check_kwargs(kwargs)
         self.autoreset_mode = autoreset_mode_of(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
-        if not is_int(num_envs) or num_envs < 1:
-            raise ConfigError(f"`num_envs` must be an int >= 1, got {num_envs!r}")
-        if render_mode is not None:
-            raise ArgumentError(
-                f"the vector environment does not render; use render_mode=None, got {render_mode!r}"
-            )
-        if max_episode_steps is not None and max_episode_steps != -1:
-            if not is_int(max_episode_steps) or max_episode_steps < 1:
-                raise ConfigError(
-                    "`max_episode_steps` must be an int >= 1, or None or -1 for no limit "
-                    f"besides max_steps, got {max_episode_steps!r}"
-                )
-            kwargs["max_steps"] = time_limited(
-                kwargs.get("max_steps"), int(max_episode_steps), world
-            )
+        kwargs = vector_kwargs(num_envs, render_mode, max_episode_steps, world, kwargs)
         self.core = SessionCore(int(num_envs), world=world, **kwargs)
         self.world = self.core.world
         self.num_envs = int(num_envs)
