@@ -138,11 +138,9 @@ def entropy_seeds(n: int) -> np.ndarray:
 
 
 def seed_first_slot(sim: Simulator, seed: int | None, seeded: bool) -> None:
-    """Seed a single environment's one slot at a reset.
+    """Seed a single env's slot at a reset: ``seed``, or entropy at the first reset.
 
-    From ``seed``; without one, from fresh entropy at the first reset only (``seeded``
-    False), after which a seedless reset continues the slot's stream, as Gymnasium's
-    ``np_random`` does.
+    Later seedless resets (``seeded`` True) continue the slot's stream.
     """
     if seed is not None:
         sim.seed(SLOT0, stream_seeds([seed]))
