@@ -44,11 +44,8 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from musicrec_gym.envs.factory import SETTINGS
 from musicrec_gym.errors import ConfigError, DataFormatError, unknown_name_message
-
-SETTINGS = ("catalog", "candidates", "slate")
-"""The environment settings an agent may act in (``musicrec_gym.envs.factory``): any
-catalog track, one of K retrieved candidates, or a slate of K tracks."""
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,7 @@ class CandidateSB3VecEnv(MusicRecSB3VecEnv):
         env = env if env is not None else CandidateVectorEnv(num_envs=num_envs, **kwargs)
         super().__init__(env=env, seed=seed)
 
-    def step_wait(self):
-        """Step every slot; ended sessions restart, their last ``Dict`` observation in infos."""
-        obs, reward, terminated, truncated, info = self.env.step(self._actions)
-        self.last_info = info
-        dones = terminated | truncated
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        if dones.any():
-            final = info["final_obs"]
-            for i in np.flatnonzero(dones):
-                infos[i]["terminal_observation"] = {key: value[i] for key, value in final.items()}
-                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-        return obs, reward.astype(np.float32), dones, infos
+    @staticmethod
+    def slot_obs(batch: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+        """Slot ``i`` of a ``Dict`` batch: an ended session's last observation for SB3."""
+        return {key: value[i] for key, value in batch.items()}

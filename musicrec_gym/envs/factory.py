@@ -17,6 +17,7 @@ caller gets the same class for the same arguments.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from gymnasium import Env
@@ -25,7 +26,8 @@ from gymnasium.vector import VectorEnv
 from musicrec_gym.errors import ArgumentError
 
 SETTINGS = ("catalog", "candidates", "slate")
-"""The settings, in the order of :func:`env_setting`'s checks (last first)."""
+"""The settings an environment (and an agent) may be in: any catalog track, one of K
+retrieved candidates, or a slate of K tracks."""
 
 
 def env_setting(kwargs: dict[str, Any]) -> str:
@@ -54,34 +56,27 @@ def setting_kwargs(kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return setting, rest
 
 
+CLASSES = {
+    "catalog": ("musicrec_gym.envs.music_rec", "MusicRecEnv", "musicrec_gym.envs.vector",
+                "MusicRecVectorEnv"),
+    "candidates": ("musicrec_gym.envs.candidates", "CandidateEnv",
+                   "musicrec_gym.envs.candidates", "CandidateVectorEnv"),
+    "slate": ("musicrec_gym.envs.slate", "SlateEnv", "musicrec_gym.envs.slate", "SlateVectorEnv"),
+}  # fmt: skip
+"""Each setting's single and vector environment classes (module, name), imported when
+first asked for, so that a setting's code loads only when it is used."""
+
+
 def env_class(setting: str) -> type[Env]:
-    """The single-environment class of ``setting`` (imported when first asked for)."""
-    if setting == "slate":
-        from musicrec_gym.envs.slate import SlateEnv
-
-        return SlateEnv
-    if setting == "candidates":
-        from musicrec_gym.envs.candidates import CandidateEnv
-
-        return CandidateEnv
-    from musicrec_gym.envs.music_rec import MusicRecEnv
-
-    return MusicRecEnv
+    """The single-environment class of ``setting``."""
+    module, name, _, _ = CLASSES[setting]
+    return getattr(importlib.import_module(module), name)
 
 
 def vector_env_class(setting: str) -> type[VectorEnv]:
     """The native vector-environment class of ``setting``."""
-    if setting == "slate":
-        from musicrec_gym.envs.slate import SlateVectorEnv
-
-        return SlateVectorEnv
-    if setting == "candidates":
-        from musicrec_gym.envs.candidates import CandidateVectorEnv
-
-        return CandidateVectorEnv
-    from musicrec_gym.envs.vector import MusicRecVectorEnv
-
-    return MusicRecVectorEnv
+    _, _, module, name = CLASSES[setting]
+    return getattr(importlib.import_module(module), name)
 
 
 def make_env(**kwargs: Any) -> Env:

@@ -77,9 +77,14 @@ class MusicRecSB3VecEnv(VecEnv):
         if dones.any():
             final = info["final_obs"]
             for i in np.flatnonzero(dones):
-                infos[i]["terminal_observation"] = final[i]
+                infos[i]["terminal_observation"] = self.slot_obs(final, i)
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
         return obs, reward.astype(np.float32), dones, infos
+
+    @staticmethod
+    def slot_obs(batch: Any, i: int) -> Any:
+        """Slot ``i`` of a batch of observations (an array; a ``Dict`` one in subclasses)."""
+        return batch[i]
 
     def close(self) -> None:
         """Nothing to release."""
