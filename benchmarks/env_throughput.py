@@ -191,12 +191,29 @@ def candidate_rows(seconds: float, record: Callable[[str, float], None]) -> list
     return lines
 
 
-def ppo_fps(make_env: Callable[[], object], steps: int) -> float:
-    """SB3 PPO's training fps (env steps per wall second of ``learn``)."""
+def ppo_fps(make_env: Callable[[], object], steps: int, embedding: bool = False) -> float:
+    """SB3 PPO's training fps (env steps per wall second of ``learn``).
+
+    ``embedding``: the project's PPO policy (``agents.embedding_heads``: tracks scored
+    through their embeddings, actions drawn by the Gumbel-max trick) instead of
+    ``MlpPolicy``; the PPO settings and the network's hidden layers are the same.
+    """
     from stable_baselines3 import PPO
 
     env = make_env()
-    model = PPO("MlpPolicy", env, n_steps=128, batch_size=512, n_epochs=4, seed=0, device="cpu")
+    policy, kwargs = "MlpPolicy", {}
+    if embedding:
+        from agents.embedding_heads import EmbeddingActorCriticPolicy, catalog_features
+
+        world = load_world()
+        features = catalog_features(world.embeddings, world.catalog["plays"].to_numpy())
+        policy = EmbeddingActorCriticPolicy
+        kwargs = {"policy_kwargs": {"feature_dim": features.shape[1]}}
+    model = PPO(
+        policy, env, n_steps=128, batch_size=512, n_epochs=4, seed=0, device="cpu", **kwargs
+    )
+    if embedding:
+        model.policy.set_track_features(features)
     model.learn(total_timesteps=2 * 128 * env.num_envs)  # warm-up: 2 rollouts
     start = time.perf_counter()
     model.learn(total_timesteps=steps, reset_num_timesteps=False)
@@ -331,6 +348,8 @@ def main() -> None:
     ppo_music = ppo_fps(lambda: MusicRecSB3VecEnv(num_envs=64, seed=0), args.ppo_steps)
     print(f"  PPO on CartPole-v1 (DummyVecEnv of 64)  {ppo_cartpole:>10,.0f} fps")
     print(f"  PPO on the native batch env (64)        {ppo_music:>10,.0f} fps")
+    ppo_own = ppo_fps(lambda: MusicRecSB3VecEnv(num_envs=64, seed=0), args.ppo_steps, True)
+    print(f"  the same, the project's PPO policy      {ppo_own:>10,.0f} fps")
     ppo_null = ppo_fps(
         lambda: NullVecEnv.make(64, MusicRecSB3VecEnv(num_envs=1, seed=0)), args.ppo_steps
     )
@@ -348,6 +367,8 @@ def main() -> None:
         f"{ppo_music / ppo_cartpole:.2f} |",
         f"| null env with MusicRec-v0's spaces (the policy's own ceiling) | {ppo_null:,.0f} | "
         f"{ppo_null / ppo_cartpole:.2f} |",
+        f"| MusicRec-v0, native batch env of 64, the project's PPO policy (embedding head, "
+        f"Gumbel-max sampling) | {ppo_own:,.0f} | {ppo_own / ppo_cartpole:.2f} |",
     ]
     lines += fitted_lines
     lines += candidate_rows(seconds, record)

@@ -100,10 +100,11 @@ from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import ArgumentError, ConfigError, InvalidActionError
 from musicrec_gym.sim.retrieval import (
     N_FEATURES_EXTRA,
-    cache_lookup,
+    alias_table,
+    cache_table,
     continuation_order,
-    popular_list,
-    popularity_guide,
+    popularity_ranks,
+    record_table,
     retrieve,
     set_size,
     source_counts,
@@ -166,14 +167,19 @@ class Retrieval:
         params = sim.params
         self.counts = source_counts(k, params.logging_pop_share, params.logging_continuation_share)
         history = sim.hist.shape[1]
-        self.pop_top = popular_list(world.popularity, k + history)
+        self.n_top = min(k + history, sim.n_tracks)  # the popular list's length
+        pools = sim.candidates.index[:, : sim.pool]
         self.order = continuation_order(sim.response.factors, sim.candidates.index, sim.pool)
-        self.guide = popularity_guide(sim.pop_cdf)
-        self.cache_ids, self.cache_q = cache_lookup(sim.candidates.index)
+        self.pool_fact = np.ascontiguousarray(sim.response.factors[pools], dtype=np.float64)
+        self.rank_track, self.rank_of, share = popularity_ranks(world.popularity)
+        self.alias = alias_table(share)
+        self.cache_tab = cache_table(sim.candidates.index)
         self.set_size = set_size(k, history)
         emb = np.asarray(world.embeddings, dtype=np.float32)
         plays = world.catalog["plays"].to_numpy(dtype=np.float64)
-        self.rec = track_records(emb, plays, world.artist_index)
+        rec = track_records(emb, plays, world.artist_index)
+        self.table = record_table(rec, self.rank_track, pools)
+        del rec
         d = self.d = emb.shape[1]
         self.n_features = d + N_FEATURES_EXTRA
         low = np.zeros(self.n_features, np.float32)
@@ -199,9 +205,10 @@ class Retrieval:
         sim = self.sim
         retrieve(
             sim.cf, sim.ci, sim.int_state, sim.float_state, sim.streams.state,
-            np.ascontiguousarray(slots, dtype=np.int64), *self.counts, self.pop_top,
-            self.order, self.guide, self.cache_ids, self.cache_q, self.rec, self.d, tracks, kinds,
-            feats, best, best_reward, self.set_size,
+            np.ascontiguousarray(slots, dtype=np.int64), *self.counts, self.n_top, self.order,
+            self.pool_fact, self.alias, self.rank_track, self.rank_of,
+            self.cache_tab, self.table, self.d, tracks, kinds, feats, best,
+            best_reward, self.set_size,
         )  # fmt: skip
         return tracks, feats, best, best_reward
 

@@ -51,19 +51,18 @@ def logging_choice(cf, ci, ir, mix, idx, sims, user, q_prev):
     reference's warm-up does; otherwise, or without a table, it is computed.
     """
     n_tracks, pool, k, dim = ci[C_T], ci[C_POOL], ci[C_CONTK], ci[C_K]
-    pop_cdf = ci[O_POPCDF]
-    lo, hi = 0, n_tracks  # searchsorted(side="right"): the first entry > idx
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cf[pop_cdf + mid] <= idx:
-            lo = mid + 1
-        else:
-            hi = mid
-    by_pop = min(lo, n_tracks - 1)
+    if mix < cf[P_POP]:  # a popular track: searched only then (at 1M tracks, 20 reads)
+        pop_cdf = ci[O_POPCDF]
+        lo, hi = 0, n_tracks  # searchsorted(side="right"): the first entry > idx
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if cf[pop_cdf + mid] <= idx:
+                lo = mid + 1
+            else:
+                hi = mid
+        return min(lo, n_tracks - 1), -1
     pool_pos = min(np.int64(idx * pool), pool - 1)
     cand = ci[I_CAND]
-    if mix < cf[P_POP]:
-        return by_pop, -1
     last = ir[ci[I_WT] + WINDOW - 1]
     if mix >= cf[P_POP] + cf[P_NEXT] or last < 0:
         return ir[cand + pool_pos], pool_pos

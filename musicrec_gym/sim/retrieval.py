@@ -13,9 +13,11 @@ tracks not played this session, drawn from the logging policy's three sources
 2. ``n_pers = K - n_pop - n_cont`` **personal** tracks: uniformly at random, without
    replacement, from the rest of the listener's pool (then, if it runs out, the
    listener's further cached best tracks in order).
-3. ``n_pop = round(K * pop_share)`` **popular** tracks: drawn by play share from the
-   popularity CDF, as the logging policy's popular pick (at most ``4 * n_pop`` draws),
-   then, to fill, the catalog's most popular tracks in order (``popular_list``).
+3. ``n_pop = round(K * pop_share)`` **popular** tracks: drawn by play share, as the
+   logging policy's popular pick (from an alias table, :func:`alias_table`, where the
+   logging policy inverts the CDF: the same distribution, other draws; at most
+   ``4 * n_pop`` draws), then, to fill, the catalog's most popular tracks in order
+   (``rank_track`` of :func:`popularity_ranks`).
 
 A track already played this session, or already taken by an earlier source, is
 skipped, so the K candidates are always distinct and unplayed (the popular list holds
@@ -33,13 +35,21 @@ O(K + history) set operations (an open-addressing set of the played and proposed
 tracks), a walk down one row of the listener's precomputed continuation order
 (:func:`continuation_order`: each pool track's pool neighbours, most similar first;
 ``pool`` dot products and a sort only when the last play is outside the pool), ``pool``
-uniforms for the personal sample, O(1) expected steps per popularity draw (a guide
-table over the CDF, :func:`popularity_guide`), and the candidates' features from one
-row per track (:func:`track_records`). A candidate from the listener's cache is ranked
+uniforms for the personal sample, one alias-table row per popularity draw and one
+hash-table probe to find whether the drawn track is cached for the listener
+(:func:`cache_table`), and the candidates' features from one row each
+(:func:`record_table`). A candidate from the listener's cache is ranked
 by the static logit the slot's state already holds; a track outside the cache cannot
 score above the cache's threshold, so it is scored from the track factors only if that
 bound comes near the best, and so are the best few (exactly, as a play is scored).
 The pool and the popular list are precomputed; nothing is O(catalog).
+
+**Memory layout.** At 1,000,000 tracks the catalog's tables are far larger than the
+processor's caches, so what a step reads is laid out to come in few cache lines: each
+listener's pool has its records (:func:`record_table`) and track factors
+(``pool_fact``) together, popular tracks are read in rank order (the head of every
+table together), and a round of popularity draws is made before any of them is used,
+so the memory reads of the round overlap rather than queue.
 The best candidate's expected reward (the candidate optimum) is computed with the
 simulator's own compiled formulas, in its order of operations, so it equals the
 ``expected_reward`` a step reports for that track bit for bit. The simulator's
@@ -57,7 +67,6 @@ from musicrec_gym.sim.layout import (
     C_K,
     C_M,
     C_POOL,
-    C_T,
     F_CST,
     F_THR,
     I_CAND,
@@ -67,7 +76,6 @@ from musicrec_gym.sim.layout import (
     I_WA,
     I_WT,
     O_FACT,
-    O_POPCDF,
     O_TASTE,
     O_TTERM,
     O_UTERM,
@@ -90,6 +98,10 @@ N_FEATURES_EXTRA = 7
 """Candidate features after the embedding: see ``musicrec_gym.envs.candidates``."""
 REC_EXTRA = 3
 """Columns of :func:`track_records` after the embedding: log-popularity, norm, artist."""
+CHUNK = 16
+"""Slots per parallel task of :func:`retrieve` (their scratch arrays are made once)."""
+CACHE_SHIFT = 20
+"""A :func:`cache_table` entry holds the track above this many bits and its place below."""
 NEAR = 1e-9
 """Logits this close to the best ranked one are scored exactly (see ``_fill_slot``)."""
 
@@ -126,11 +138,20 @@ def source_counts(k: int, pop_share: float, continuation_share: float) -> tuple[
     return n_cont, k - n_pop - n_cont, n_pop
 
 
-def popular_list(popularity: np.ndarray, length: int) -> np.ndarray:
-    """The ``length`` most popular tracks, most popular first (ties: lower row first)."""
-    length = min(length, len(popularity))
-    top = np.argpartition(-popularity, length - 1)[:length]
-    return top[np.lexsort((top, -popularity[top]))].astype(np.int64)
+def popularity_ranks(popularity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tracks by popularity rank: ``(rank_track, rank_of, rank_share)``.
+
+    ``rank_track[r]`` is the ``r``-th most popular track (ties: lower row first), so its
+    first ``L`` entries are the popular list; ``rank_of`` inverts it; ``rank_share`` is
+    each rank's play share (summing to 1). Tables in rank order keep the popular head,
+    where most popularity draws land, together in the cache.
+    """
+    popularity = np.asarray(popularity, np.float64)
+    rank_track = np.lexsort((np.arange(len(popularity)), -popularity)).astype(np.int64)
+    rank_of = np.empty_like(rank_track)
+    rank_of[rank_track] = np.arange(len(rank_track))
+    share = popularity[rank_track]
+    return rank_track, rank_of, share / share.sum()
 
 
 @njit(**JIT_OPTIONS)
@@ -158,7 +179,7 @@ def retrieval_uniform(base, j):
 def _set_add(table, track) -> bool:
     """Add ``track`` to an open-addressing set (-1: empty); False if it was there already."""
     mask = table.shape[0] - 1
-    h = np.int64((np.uint64(track) * GOLDEN) >> np.uint64(40)) & mask
+    h = _hash_place(track, table.shape[0])
     while table[h] >= 0:
         if table[h] == track:
             return False
@@ -194,81 +215,190 @@ def continuation_order(factors: np.ndarray, index: np.ndarray, pool: int) -> np.
     return order
 
 
-def cache_lookup(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each listener's cached tracks (``ListenerCandidates.index``) sorted, and their places."""
-    places = np.argsort(index, axis=1, kind="stable")
-    return np.take_along_axis(index, places, axis=1), places.astype(np.int64)
+def cache_table(index: np.ndarray) -> np.ndarray:
+    """Each listener's cached tracks (``ListenerCandidates.index``) as a hash table.
 
+    Row ``u`` is an open-addressing table (linear probing, at most half full) of entries
+    ``track << CACHE_SHIFT | place`` (-1: empty), so whether a track is in the
+    listener's cache, and where, costs about one cache line (:func:`_cache_pos`).
 
-def popularity_guide(pop_cdf: np.ndarray) -> np.ndarray:
-    """``guide[b]``: the first track whose cumulative share exceeds ``b / n`` (n = len).
-
-    A popularity draw ``u`` starts its search at ``guide[floor(u n) - 1]`` and walks
-    forward: the same track as bisecting the whole CDF, in O(1) expected steps.
+    Raises:
+        ValueError: ``2**CACHE_SHIFT`` or more cached tracks per listener.
     """
-    n = len(pop_cdf)
-    return np.searchsorted(pop_cdf, np.arange(n) / n, side="right").astype(np.int64)
+    index = np.ascontiguousarray(index, dtype=np.int64)
+    if index.shape[1] >= 2**CACHE_SHIFT:
+        raise ValueError(f"cache_table holds places below 2**{CACHE_SHIFT}: {index.shape[1]} given")
+    size = 16
+    while size < 2 * index.shape[1]:
+        size *= 2
+    table = np.full((index.shape[0], size), -1, np.int64)
+    _fill_cache_table(index, table)
+    return table
 
 
 @njit(**JIT_OPTIONS)
-def _cache_pos(cache_ids, cache_q, user, track) -> int:
-    """``track``'s place among ``user``'s cached best tracks, or -1 (a binary search)."""
-    lo, hi = 0, cache_ids.shape[1]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cache_ids[user, mid] < track:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < cache_ids.shape[1] and cache_ids[user, lo] == track:
-        return cache_q[user, lo]
-    return -1
+def _hash_place(track, size) -> int:
+    """A track's home place in a power-of-2 table of ``size`` (as :func:`_set_add`'s)."""
+    return np.int64((np.uint64(track) * GOLDEN) >> np.uint64(40)) & (size - 1)
 
 
 @njit(**JIT_OPTIONS)
-def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, pop_top, order, guide,
-                   cache_ids, cache_q, tracks, kinds, qpos, taken, sims, perm):  # fmt: skip
+def _fill_cache_table(index, table) -> None:
+    """Insert every listener's cached tracks into its row of ``table`` (see :func:`cache_table`)."""
+    size = table.shape[1]
+    for u in range(index.shape[0]):
+        for q in range(index.shape[1]):
+            t = index[u, q]
+            h = _hash_place(t, size)
+            while table[u, h] >= 0:
+                h = (h + 1) & (size - 1)
+            table[u, h] = (t << CACHE_SHIFT) | q
+
+
+@njit(**JIT_OPTIONS)
+def _push(i, scaled, small, large, counts) -> None:
+    """Index ``i`` onto the small stack (``scaled[i] < 1``) or the large one (Vose)."""
+    if scaled[i] < 1.0:
+        small[counts[0]] = i
+        counts[0] += 1
+    else:
+        large[counts[1]] = i
+        counts[1] += 1
+
+
+@njit(**JIT_OPTIONS)
+def alias_table(share: np.ndarray) -> np.ndarray:
+    """Walker's alias table (Vose's construction) of the distribution ``share`` (sums to 1).
+
+    Row ``j`` is ``(threshold, alias)``: a uniform ``u`` picks ``j = floor(u n)`` and then
+    ``j`` if ``u n - j < threshold``, else ``alias`` (a float64 holding an int, exact
+    below 2**53). One 16-byte row per draw: a single memory access at catalog scale,
+    where inverting the CDF costs a dependent chain of them. Each index is drawn with
+    probability ``share`` up to float64 rounding.
+    """
+    n = share.shape[0]
+    scaled = share * n
+    table = np.empty((n, 2), np.float64)
+    small = np.empty(n, np.int64)
+    large = np.empty(n, np.int64)
+    counts = np.zeros(2, np.int64)  # entries on the small and the large stack
+    for i in range(n):
+        _push(i, scaled, small, large, counts)
+    while counts[0] > 0 and counts[1] > 0:
+        counts -= 1
+        lo, hi = small[counts[0]], large[counts[1]]
+        table[lo, 0], table[lo, 1] = scaled[lo], hi
+        scaled[hi] = (scaled[hi] + scaled[lo]) - 1.0
+        _push(hi, scaled, small, large, counts)
+    n_small, n_large = counts[0], counts[1]
+    for j in range(n_large):  # what is left has probability 1 up to rounding
+        table[large[j], 0], table[large[j], 1] = 1.0, large[j]
+    for j in range(n_small):
+        table[small[j], 0], table[small[j], 1] = 1.0, small[j]
+    return table
+
+
+def record_table(rec: np.ndarray, rank_track: np.ndarray, pools: np.ndarray) -> np.ndarray:
+    """:func:`track_records` laid out for the retrieval's reads, one row per cache line.
+
+    Rows ``0..n-1``: every track in popularity-rank order (popular candidates are read
+    here, the popular head together). Then, per listener ``u``, its pool's tracks
+    (``pools``, ``(n_users, pool)``) at rows ``n + u * pool + q``, so the continuations
+    and personal candidates of a listener are read from a few kB rather than from
+    across the catalog.
+    """
+    n, width = rec.shape
+    table = aligned_empty((n + pools.size, width), np.float32)
+    table[:n] = rec[rank_track]
+    table[n:] = rec[pools.ravel()]
+    return table
+
+
+@njit(**JIT_OPTIONS)
+def _cache_pos(cache_tab, user, track) -> int:
+    """``track``'s place among ``user``'s cached best tracks, or -1 (:func:`cache_table`)."""
+    size = cache_tab.shape[1]
+    h = _hash_place(track, size)
+    while True:
+        entry = cache_tab[user, h]
+        if entry < 0:
+            return -1
+        if entry >> CACHE_SHIFT == track:
+            return entry & ((1 << CACHE_SHIFT) - 1)
+        h = (h + 1) & (size - 1)
+
+
+@njit(**JIT_OPTIONS)
+def _stable_order(keys, perm, n):
+    """``perm[:n]``: ``0..n-1`` sorted by ``keys`` ascending, ties in index order (stable)."""
+    for i in range(n):
+        perm[i] = i
+    for i in range(1, n):
+        p, v, j = perm[i], keys[perm[i]], i - 1
+        while j >= 0 and keys[perm[j]] > v:
+            perm[j + 1] = perm[j]
+            j -= 1
+        perm[j + 1] = p
+
+
+@njit(**JIT_OPTIONS)
+def _alias_draw(alias, u) -> int:
+    """The index a uniform ``u`` picks from :func:`alias_table` ``alias``."""
+    n = alias.shape[0]
+    x = u * n
+    j = min(np.int64(x), n - 1)
+    return j if x - j < alias[j, 0] else np.int64(alias[j, 1])
+
+
+@njit(**JIT_OPTIONS)
+def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, n_top, order, pool_fact,
+                   alias, rank_track, rank_of, cache_tab, tab, tracks, kinds, qpos, rows,
+                   taken, sims, perm, draws) -> int:  # fmt: skip
     """The K candidates of one slot (state row ``ir``) into ``tracks`` and ``kinds``.
 
     ``qpos`` gets each candidate's place in the listener's cached best tracks (-1 for a
-    track outside them), where the slot's state holds its static logit.
+    track outside them), where the slot's state holds its static logit; ``rows`` its
+    row of :func:`record_table`. Returns the last play's row there (-1: none).
     """
     k = tracks.shape[0]
-    pool, m, dim, n_tracks = ci[C_POOL], ci[C_M], ci[C_K], ci[C_T]
+    pool, m, dim = ci[C_POOL], ci[C_M], ci[C_K]
+    n_tracks = rank_track.shape[0]
     hist, hlen, cand = ci[I_HIST], ir[ci[I_HLEN]], ci[I_CAND]
     user = ir[ci[I_USER]]
+    own = n_tracks + user * pool  # the listener's pool rows in the record table
     base = retrieval_base(key, counter)
     taken[:] = -1
     for j in range(hlen):
         _set_add(taken, ir[hist + j])
     n = 0
-    # 1. continuations: the pool tracks most similar to the last play
     last = ir[ci[I_WT] + WINDOW - 1]
-    if last >= 0 and n_cont > 0:
-        at = -1
+    at = -1
+    if last >= 0:
         for q in range(pool):
             if ir[cand + q] == last:
                 at = q
                 break
+    last_row = -1 if last < 0 else (own + at if at >= 0 else rank_of[last])
+    # 1. continuations: the pool tracks most similar to the last play
+    if last >= 0 and n_cont > 0:
         if at >= 0:  # a pool track: its row of the precomputed order
             for j in range(pool):
                 perm[j] = order[user, at, j]
         else:  # another track: its similarities, sorted (stable, most similar first)
-            fact = ci[O_FACT]
+            fact = ci[O_FACT] + last * dim
             for q in range(pool):
-                t = ir[cand + q]
                 acc = 0.0
                 for j in range(dim):
-                    acc += cf[fact + t * dim + j] * cf[fact + last * dim + j]
+                    acc += pool_fact[user, q, j] * cf[fact + j]
                 sims[q] = -acc
-            perm[:pool] = np.argsort(sims[:pool], kind="mergesort")
+            _stable_order(sims, perm, pool)
         got = 0
         for j in range(pool):
             if got >= n_cont:
                 break
             t = ir[cand + perm[j]]
             if _set_add(taken, t):
-                tracks[n], kinds[n], qpos[n] = t, 0, perm[j]
+                tracks[n], kinds[n], qpos[n], rows[n] = t, 0, perm[j], own + perm[j]
                 n += 1
                 got += 1
     # 2. personal: a uniform sample of the rest of the pool, then the further cached tracks
@@ -282,34 +412,45 @@ def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, pop_top, ord
         perm[q], perm[pick] = perm[pick], perm[q]
         t = ir[cand + perm[q]]
         if _set_add(taken, t):
-            tracks[n], kinds[n], qpos[n] = t, 1, perm[q]
+            tracks[n], kinds[n], qpos[n], rows[n] = t, 1, perm[q], own + perm[q]
             n += 1
     for q in range(pool, m):
         if n >= target:
             break
         t = ir[cand + q]
         if _set_add(taken, t):
-            tracks[n], kinds[n], qpos[n] = t, 1, q
+            tracks[n], kinds[n], qpos[n], rows[n] = t, 1, q, rank_of[t]
             n += 1
-    # 3. popular: drawn by play share, then the most popular tracks in order
-    pop_cdf = ci[O_POPCDF]
-    for j in range(POP_TRIES * n_pop):
+    # 3. popular: drawn by play share, then the most popular tracks in order. The draws
+    # of a round are made first, apart from the set (no branch waits on their memory),
+    # so that the core fetches their rows at once rather than one after another.
+    sink = 0.0
+    for first in range(0, POP_TRIES * n_pop, n_pop):
         if n >= k:
             break
-        u = retrieval_uniform(base, pool + j)
-        i = guide[max(np.int64(u * n_tracks) - 1, 0)]
-        while i < n_tracks - 1 and cf[pop_cdf + i] <= u:  # searchsorted(side="right")
-            i += 1
-        if _set_add(taken, i):
-            tracks[n], kinds[n], qpos[n] = i, 2, _cache_pos(cache_ids, cache_q, user, i)
-            n += 1
-    for j in range(pop_top.shape[0]):
+        for j in range(n_pop):
+            i = _alias_draw(alias, retrieval_uniform(base, pool + first + j))
+            t = rank_track[i]
+            draws[j], draws[n_pop + j] = i, t
+            sink += tab[i, 0] + cache_tab[user, _hash_place(t, cache_tab.shape[1])]
+        for j in range(n_pop):
+            if n >= k:
+                break
+            i, t = draws[j], draws[n_pop + j]
+            if _set_add(taken, t):
+                tracks[n], kinds[n], rows[n] = t, 2, i
+                qpos[n] = _cache_pos(cache_tab, user, t)
+                n += 1
+    for i in range(n_top):
         if n >= k:
             break
-        t = pop_top[j]
+        t = rank_track[i]
         if _set_add(taken, t):
-            tracks[n], kinds[n], qpos[n] = t, 2, _cache_pos(cache_ids, cache_q, user, t)
+            tracks[n], kinds[n], rows[n] = t, 2, i
+            qpos[n] = _cache_pos(cache_tab, user, t)
             n += 1
+    draws[2 * n_pop] = np.int64(sink != sink)  # keeps the row reads (a NaN check, never set)
+    return last_row
 
 
 @njit(**JIT_OPTIONS)
@@ -322,7 +463,8 @@ def _exact_logit(cf, ci, uterm, taste, t, same) -> float:
 
 
 @njit(**JIT_OPTIONS)
-def _fill_slot(cf, ci, ir, fr, tracks, kinds, qpos, rec, d, feats, approx) -> tuple[int, float]:
+def _fill_slot(cf, ci, ir, fr, tracks, kinds, qpos, rows, last_row, tab, d, feats, approx,
+               window) -> tuple[int, float]:  # fmt: skip
     """The candidates' features (see ``envs.candidates``); the best one and its expected reward.
 
     A candidate from the listener's cache is ranked by its cached static logit (the
@@ -334,23 +476,25 @@ def _fill_slot(cf, ci, ir, fr, tracks, kinds, qpos, rec, d, feats, approx) -> tu
     them (the first on ties) is the best candidate: the same one and the same
     expected reward as an exact score of every candidate, since the two scores
     differ by far less than ``NEAR``. Its expected reward needs one ``exp``.
+    Each candidate's public data is one row of ``tab`` (:func:`record_table`).
     """
     k = tracks.shape[0]
     dim = ci[C_K]
     user = ir[ci[I_USER]]
-    wa, wt = ci[I_WA], ci[I_WT]
-    last = ir[wt + WINDOW - 1]
-    last_artist = ir[wa + WINDOW - 1]
+    wa = ci[I_WA]
+    for j in range(WINDOW):
+        window[j] = ir[wa + j]
+    last_artist = window[WINDOW - 1]
     uterm, taste = cf[ci[O_UTERM] + user], ci[O_TASTE] + user * dim
     cst, w_artist, threshold = ci[F_CST], cf[P_ARTIST], fr[ci[F_THR]]
-    last_norm = np.float64(rec[last, d + 1]) if last >= 0 else 0.0
+    last_norm = np.float64(tab[last_row, d + 1]) if last_row >= 0 else 0.0
     top = -np.inf
     for c in range(k):
-        t = tracks[c]
-        artist = np.int64(rec[t, d + 2])
+        row = rows[c]
+        artist = np.int64(tab[row, d + 2])
         same = 0
         for j in range(WINDOW):
-            if ir[wa + j] == artist:
+            if window[j] == artist:
                 same += 1
         q = qpos[c]
         if q >= 0:
@@ -359,15 +503,15 @@ def _fill_slot(cf, ci, ir, fr, tracks, kinds, qpos, rec, d, feats, approx) -> tu
         else:  # a bound for now; scored below if it could matter
             approx[c] = threshold - w_artist * same
         dot = 0.0
-        if last >= 0:
+        if last_row >= 0:
             for j in range(d):
-                dot += np.float64(rec[t, j]) * rec[last, j]
+                dot += np.float64(tab[row, j]) * tab[last_row, j]
         for j in range(d):
-            feats[c, j] = rec[t, j]
-        feats[c, d] = rec[t, d]
-        feats[c, d + 1] = 1.0 if (last >= 0 and artist == last_artist) else 0.0
+            feats[c, j] = tab[row, j]
+        feats[c, d] = tab[row, d]
+        feats[c, d + 1] = 1.0 if (last_row >= 0 and artist == last_artist) else 0.0
         feats[c, d + 2] = same / WINDOW
-        norm = np.float64(rec[t, d + 1]) * last_norm
+        norm = np.float64(tab[row, d + 1]) * last_norm
         feats[c, d + 3] = min(1.0, max(-1.0, dot / norm)) if norm > 0 else 0.0
         kind = kinds[c]
         feats[c, d + 4] = 1.0 if kind == 0 else 0.0
@@ -384,11 +528,7 @@ def _fill_slot(cf, ci, ir, fr, tracks, kinds, qpos, rec, d, feats, approx) -> tu
     best, best_logit = -1, -np.inf
     for c in range(k):
         if approx[c] >= top - NEAR:
-            artist = np.int64(rec[tracks[c], d + 2])
-            same = 0
-            for j in range(WINDOW):
-                if ir[wa + j] == artist:
-                    same += 1
+            same = np.int64(feats[c, d + 2] * WINDOW + 0.5)
             logit = _exact_logit(cf, ci, uterm, taste, tracks[c], same)
             if best < 0 or logit > best_logit:
                 best, best_logit = c, logit
@@ -396,9 +536,9 @@ def _fill_slot(cf, ci, ir, fr, tracks, kinds, qpos, rec, d, feats, approx) -> tu
 
 
 @njit(parallel=True, **JIT_OPTIONS)
-def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, pop_top, order, guide,
-             cache_ids, cache_q, rec, d, tracks, kinds, feats, best, best_reward,
-             set_size):  # fmt: skip
+def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, n_top, order, pool_fact, alias,
+             rank_track, rank_of, cache_tab, tab, d, tracks, kinds, feats, best,
+             best_reward, set_size):  # fmt: skip
     """Candidates of ``slots`` (rows of ``tracks`` ... in ``slots``' order), over the cores.
 
     Args:
@@ -411,13 +551,15 @@ def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, pop_top, order, 
         n_cont: Continuations per set (:func:`source_counts`).
         n_pers: Personal tracks per set.
         n_pop: Popular tracks per set.
-        pop_top: The popular list (:func:`popular_list`), ``K + history width`` long.
+        n_top: Length of the popular list that fills a shortfall (``K + history width``).
         order: :func:`continuation_order`.
-        guide: :func:`popularity_guide`.
-        cache_ids: (n_users, m) each listener's cached tracks, sorted by track row.
-        cache_q: (n_users, m) their places in the cache (:func:`cache_lookup`).
-        rec: :func:`track_records`, each track's public data in one row.
-        d: The embedding's dimension (its columns in ``rec``).
+        pool_fact: (n_users, pool, dim) the track factors of each listener's pool.
+        alias: :func:`alias_table` of the play shares in rank order (:func:`popularity_ranks`).
+        rank_track: Tracks by popularity rank; ``rank_of`` its inverse.
+        rank_of: Each track's popularity rank.
+        cache_tab: :func:`cache_table`, each listener's cached tracks and their places.
+        tab: :func:`record_table`, each candidate's public data in one row.
+        d: The embedding's dimension (its columns in ``tab``).
         tracks: (R, K) int64 out: the candidates' catalog rows.
         kinds: (R, K) int64 out: their source (``KIND_*``).
         feats: (R, K, d + 7) float32 out: their features.
@@ -426,19 +568,24 @@ def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, pop_top, order, 
             computes a played track's (the same floats).
         set_size: :func:`set_size` of K and the history width.
     """
-    n_rows = slots.shape[0]
+    n_rows, k = slots.shape[0], tracks.shape[1]
     pool = ci[C_POOL]
-    for r in prange(n_rows):
-        s = slots[r]
-        ir = si[s]
+    for chunk in prange((n_rows + CHUNK - 1) // CHUNK):
         taken = np.empty(set_size, np.int64)
         sims = np.empty(pool, np.float64)
         perm = np.empty(pool, np.int64)
-        qpos = np.empty(tracks.shape[1], np.int64)
-        approx = np.empty(tracks.shape[1], np.float64)
-        _retrieve_slot(cf, ci, ir, rng[s, 0], rng[s, 1], n_cont, n_pers, n_pop, pop_top,
-                       order, guide, cache_ids, cache_q, tracks[r], kinds[r], qpos, taken, sims,
-                       perm)  # fmt: skip
-        j, value = _fill_slot(cf, ci, ir, sf[s], tracks[r], kinds[r], qpos, rec, d, feats[r],
-                              approx)  # fmt: skip
-        best[r], best_reward[r] = j, value
+        qpos = np.empty(k, np.int64)
+        rows = np.empty(k, np.int64)
+        approx = np.empty(k, np.float64)
+        window = np.empty(WINDOW, np.int64)
+        draws = np.empty(2 * n_pop + 1, np.int64)
+        for r in range(chunk * CHUNK, min(n_rows, (chunk + 1) * CHUNK)):
+            s = slots[r]
+            ir = si[s]
+            last_row = _retrieve_slot(cf, ci, ir, rng[s, 0], rng[s, 1], n_cont, n_pers, n_pop,
+                                      n_top, order, pool_fact, alias, rank_track, rank_of,
+                                      cache_tab, tab, tracks[r], kinds[r], qpos, rows,
+                                      taken, sims, perm, draws)  # fmt: skip
+            j, value = _fill_slot(cf, ci, ir, sf[s], tracks[r], kinds[r], qpos, rows, last_row,
+                                  tab, d, feats[r], approx, window)  # fmt: skip
+            best[r], best_reward[r] = j, value

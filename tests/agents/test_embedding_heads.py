@@ -6,7 +6,7 @@ import torch as th
 from torch import nn
 
 from agents import AgentContext, make_agent
-from agents.embedding_heads import EmbeddingHead, catalog_features
+from agents.embedding_heads import EmbeddingHead, GumbelCategorical, catalog_features
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import ConfigError, DataFormatError
 
@@ -187,3 +187,26 @@ def test_a_model_of_the_other_head_is_refused(key, context, tmp_path):
 def test_an_unknown_head_is_a_config_error_naming_the_param(key, head):
     with pytest.raises(ConfigError, match=r"`head` must be one of 'linear', 'embedding', got"):
         make_agent(key, {"head": head})
+
+
+def test_gumbel_sampling_draws_from_the_softmax():
+    """The PPO head's sampler: frequencies match softmax(logits); -inf logits never drawn."""
+    th.manual_seed(0)
+    logits = th.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]]).repeat(40_000, 1)
+    dist = GumbelCategorical(5).proba_distribution(logits)
+    draws = dist.sample()
+    assert draws.shape == (40_000,)
+    freq = th.bincount(draws, minlength=5).double() / len(draws)
+    probs = th.softmax(logits[0].double(), dim=0)
+    assert th.allclose(freq, probs, atol=0.01) and freq[4] == 0
+    # log-probabilities and entropy stay SB3's
+    assert th.allclose(dist.log_prob(th.tensor([0])), th.log_softmax(logits[0], 0)[0])
+    assert dist.mode()[0] == 0
+
+
+def test_the_ppo_embedding_policy_samples_with_gumbel(context):
+    agent = make_agent("ppo", EMBEDDING["ppo"])
+    agent.bind(context)
+    obs = np.random.default_rng(0).uniform(-1, 1, (6, context.obs_dim)).astype(np.float32)
+    agent.act(obs, {}, explore=True)
+    assert isinstance(agent.model.policy.action_dist, GumbelCategorical)
