@@ -425,7 +425,7 @@ def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, n_top, order
     # of a round are made first, apart from the set (no branch waits on their memory),
     # so that the core fetches their rows at once rather than one after another.
     sink = 0.0
-    for first in range(0, POP_TRIES * n_pop, n_pop):
+    for first in range(0, POP_TRIES * n_pop, max(n_pop, 1)):
         if n >= k:
             break
         for j in range(n_pop):
@@ -449,7 +449,7 @@ def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, n_top, order
             tracks[n], kinds[n], rows[n] = t, 2, i
             qpos[n] = _cache_pos(cache_tab, user, t)
             n += 1
-    draws[2 * n_pop] = np.int64(sink != sink)  # keeps the row reads (a NaN check, never set)
+    draws[2 * n_pop] = np.int64(sink != sink)  # stored, so the compiler keeps the early reads
     return last_row
 
 

@@ -260,3 +260,20 @@ def test_musicrec_arguments_work_in_candidate_mode(kwargs):
     assert info["regret"] == 0.0
     if kwargs.get("string_ids"):
         assert info["track_id"] == env.world.catalog["track_id"].iloc[info["track"]]
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_small_sets_where_a_source_gets_no_candidate(k):
+    """K = 1 has no popular and no continuation candidate, K = 2 no personal one."""
+    env = CandidateVectorEnv(num_envs=8, candidates=k)
+    sim = env.core.sim
+    counts = source_counts(k, sim.params.logging_pop_share, sim.params.logging_continuation_share)
+    assert sum(counts) == k and 0 in counts
+    obs, info = env.reset(seed=3)
+    for _ in range(25):
+        tracks = info["candidate_tracks"]
+        for s in range(env.num_envs):
+            played = set(sim.hist[s, : sim.hist_len[s]].tolist())
+            assert len(set(tracks[s].tolist())) == k and not played & set(tracks[s].tolist())
+        assert ((info["optimal_action"] >= 0) & (info["optimal_action"] < k)).all()
+        obs, _, _, _, info = env.step(np.zeros(env.num_envs, np.int64))
