@@ -169,8 +169,8 @@ class Retrieval:
         history = sim.hist.shape[1]
         self.n_top = min(k + history, sim.n_tracks)  # the popular list's length
         pools = sim.candidates.index[:, : sim.pool]
-        self.order = continuation_order(sim.response.factors, sim.candidates.index, sim.pool)
         self.pool_fact = np.ascontiguousarray(sim.response.factors[pools], dtype=np.float64)
+        self.order = continuation_order(self.pool_fact)
         self.rank_track, self.rank_of, share = popularity_ranks(world.popularity)
         self.alias = alias_table(share)
         self.cache_tab = cache_table(sim.candidates.index)

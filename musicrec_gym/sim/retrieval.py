@@ -188,27 +188,33 @@ def _set_add(table, track) -> bool:
     return True
 
 
-def set_size(k: int, history: int) -> int:
-    """Entries of the per-slot set of played and proposed tracks: a power of 2, >= 4x them."""
+def _table_size(minimum: int) -> int:
+    """Entries of an open-addressing table: the least power of 2 >= ``minimum`` (16 or more)."""
     size = 16
-    while size < 4 * (k + history):
+    while size < minimum:
         size *= 2
     return size
 
 
-def continuation_order(factors: np.ndarray, index: np.ndarray, pool: int) -> np.ndarray:
+def set_size(k: int, history: int) -> int:
+    """Entries of the per-slot set of played and proposed tracks: a power of 2, >= 4x them."""
+    return _table_size(4 * (k + history))
+
+
+def continuation_order(pool_fact: np.ndarray) -> np.ndarray:
     """``order[u, q]``: listener ``u``'s pool positions, most similar to its pool track ``q`` first.
 
-    Similarity is the dot product of the world's track factors (the logging policy's);
-    ties keep pool order (a stable sort); ``q`` itself comes last. ``(n_users, pool,
-    pool)`` int16, made once per environment, so that a continuation after a pool track
-    is a walk down one row rather than ``pool`` dot products and a sort.
+    ``pool_fact``: (n_users, pool, k) the track factors of each listener's pool (the
+    logging policy's similarity is their dot product). Ties keep pool order (a stable
+    sort); ``q`` itself comes last. ``(n_users, pool, pool)`` int16, made once per
+    environment, so that a continuation after a pool track is a walk down one row rather
+    than ``pool`` dot products and a sort.
     """
-    n_users = index.shape[0]
+    n_users, pool = pool_fact.shape[:2]
     order = np.empty((n_users, pool, pool), np.int16)
     diag = np.arange(pool)
     for start in range(0, n_users, 64):
-        vec = factors[index[start : start + 64, :pool]]  # (c, pool, k)
+        vec = pool_fact[start : start + 64]  # (c, pool, k)
         sims = np.einsum("cpk,cqk->cpq", vec, vec)
         sims[:, diag, diag] = -np.inf
         order[start : start + 64] = np.argsort(-sims, axis=2, kind="stable")
@@ -228,10 +234,7 @@ def cache_table(index: np.ndarray) -> np.ndarray:
     index = np.ascontiguousarray(index, dtype=np.int64)
     if index.shape[1] >= 2**CACHE_SHIFT:
         raise ValueError(f"cache_table holds places below 2**{CACHE_SHIFT}: {index.shape[1]} given")
-    size = 16
-    while size < 2 * index.shape[1]:
-        size *= 2
-    table = np.full((index.shape[0], size), -1, np.int64)
+    table = np.full((index.shape[0], _table_size(2 * index.shape[1])), -1, np.int64)
     _fill_cache_table(index, table)
     return table
 
