@@ -98,14 +98,14 @@ from musicrec_gym.checks import is_int
 from musicrec_gym.envs.music_rec import MusicRecEnv
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import ArgumentError, ConfigError, InvalidActionError
-from musicrec_gym.sim.retrieval import (
-    N_FEATURES_EXTRA,
+from musicrec_gym.sim.retrieval import N_FEATURES_EXTRA, retrieve
+from musicrec_gym.sim.retrieval_tables import (
     alias_table,
     cache_table,
     continuation_order,
+    draw_table,
     popularity_ranks,
     record_table,
-    retrieve,
     set_size,
     source_counts,
     track_records,
@@ -172,7 +172,7 @@ class Retrieval:
         self.pool_fact = np.ascontiguousarray(sim.response.factors[pools], dtype=np.float64)
         self.order = continuation_order(self.pool_fact)
         self.rank_track, self.rank_of, share = popularity_ranks(world.popularity)
-        self.alias = alias_table(share)
+        self.draws = draw_table(alias_table(share), self.rank_track)
         self.cache_tab = cache_table(sim.candidates.index)
         self.set_size = set_size(k, history)
         emb = np.asarray(world.embeddings, dtype=np.float32)
@@ -206,7 +206,7 @@ class Retrieval:
         retrieve(
             sim.cf, sim.ci, sim.int_state, sim.float_state, sim.streams.state,
             np.ascontiguousarray(slots, dtype=np.int64), *self.counts, self.n_top, self.order,
-            self.pool_fact, self.alias, self.rank_track, self.rank_of,
+            self.pool_fact, self.draws, self.rank_track, self.rank_of,
             self.cache_tab, self.table, self.d, tracks, kinds, feats, best,
             best_reward, self.set_size,
         )  # fmt: skip
@@ -412,6 +412,14 @@ class CandidateVectorEnv(VectorEnv):
         self.k = check_candidates(k, self.world, self.core.sim.hist.shape[1])
         self.retrieval = Retrieval(self.core.sim, self.world, self.k)
         self.state = CandidateState(self.retrieval, self.num_envs)
+        # final_obs's candidates (zeros) and final_info's candidate_tracks (-1): no set is
+        # shown after a session's end. Made once and read-only (3 MB of features at K = 50
+        # for 1,024 slots, which a new array per step would write again); final_info's
+        # values count only where its mask ``_final_info`` is set.
+        shape = (self.num_envs, self.k)
+        self._no_candidates = np.zeros((*shape, self.retrieval.n_features), np.float32)
+        self._no_tracks = np.full(shape, -1, np.int64)
+        self._no_candidates.flags.writeable = self._no_tracks.flags.writeable = False
         self.single_observation_space = spaces.Dict(
             {"session": self.core.observation_space, "candidates": self.retrieval.space}
         )
@@ -450,13 +458,12 @@ class CandidateVectorEnv(VectorEnv):
         obs = {"session": session, "candidates": feats}
         if same_step and done.any():
             final = info["final_info"]
-            blank = np.where(done[:, None], -1, cand_tracks)
             out["final_info"] = self._with_masks(
-                candidate_info(final, outcomes, np.where(done, -1, best), blank), final
+                candidate_info(final, outcomes, np.where(done, -1, best), self._no_tracks), final
             )
             out["final_obs"] = {  # no decision follows a session's end: no candidates
                 "session": info["final_obs"],
-                "candidates": np.zeros(feats.shape, np.float32),
+                "candidates": self._no_candidates,
             }
         return obs, reward, terminated, truncated, out
 

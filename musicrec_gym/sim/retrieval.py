@@ -1,5 +1,8 @@
 """The world's retrieval stage: K candidate tracks per slot, compiled, without catalog scans.
 
+The tables it reads are made once per environment by
+:mod:`musicrec_gym.sim.retrieval_tables` (``alias_table``, ``cache_table``, ``record_table``, ...).
+
 Candidate mode (``gym.make("MusicRec-v0", candidates=K)``,
 :mod:`musicrec_gym.envs.candidates`) asks, at every decision point, for ``K`` distinct
 tracks not played this session, drawn from the logging policy's three sources
@@ -35,21 +38,27 @@ O(K + history) set operations (an open-addressing set of the played and proposed
 tracks), a walk down one row of the listener's precomputed continuation order
 (:func:`continuation_order`: each pool track's pool neighbours, most similar first;
 ``pool`` dot products and a sort only when the last play is outside the pool), ``pool``
-uniforms for the personal sample, one alias-table row per popularity draw and one
-hash-table probe to find whether the drawn track is cached for the listener
-(:func:`cache_table`), and the candidates' features from one row each
-(:func:`record_table`). A candidate from the listener's cache is ranked
-by the static logit the slot's state already holds; a track outside the cache cannot
-score above the cache's threshold, so it is scored from the track factors only if that
-bound comes near the best, and so are the best few (exactly, as a play is scored).
+uniforms for the personal sample, one alias-table row per popularity draw (which holds
+the drawn rank's track too: ``draw_table``) and one hash-table probe to find whether the
+drawn track is cached for the listener (:func:`cache_table`), and the candidates'
+features from one row each (:func:`record_table`). A candidate from the listener's
+cache is ranked by the static logit the slot's state already holds; a track outside the
+cache cannot score above the cache's threshold, so it is scored from the track factors
+only if that bound comes near the best, and so are the best few (exactly, as a play is
+scored).
 The pool and the popular list are precomputed; nothing is O(catalog).
 
 **Memory layout.** At 1,000,000 tracks the catalog's tables are far larger than the
 processor's caches, so what a step reads is laid out to come in few cache lines: each
 listener's pool has its records (:func:`record_table`) and track factors
 (``pool_fact``) together, popular tracks are read in rank order (the head of every
-table together), and a round of popularity draws is made before any of them is used,
-so the memory reads of the round overlap rather than queue.
+table together). Popularity draws land all over the catalog (in the benchmark's world of
+1,000,000 tracks the 4,096 most popular hold 7% of the plays), so each costs memory
+misses; a round of draws is made in passes, one table at a time (:func:`_draw_round`),
+and a set's rows are read in one pass before its features are computed
+(``_fill_slot``), so that the misses overlap rather than queue. While a slot is worked
+on, the next slot's first reads are asked for by software prefetch
+(:func:`_prefetch_slot`).
 The best candidate's expected reward (the candidate optimum) is computed with the
 simulator's own compiled formulas, in its order of operations, so it equals the
 ``expected_reward`` a step reports for that track bit for bit. The simulator's
@@ -61,9 +70,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from musicrec_gym.encoder_kernel import aligned_empty
 from musicrec_gym.sim.constants import GOLDEN, JIT_OPTIONS, MIX1, MIX2, SHIFT11, TO_UNIT, WINDOW
 from musicrec_gym.sim.layout import (
+    C_HW,
     C_K,
     C_M,
     C_POOL,
@@ -84,7 +93,9 @@ from musicrec_gym.sim.layout import (
     P_B,
     P_REPEAT,
 )
+from musicrec_gym.sim.prefetch import prefetch
 from musicrec_gym.sim.response import fatigue_one, sigmoid_one, static_logit, taste_dot
+from musicrec_gym.sim.retrieval_tables import alias_split, cache_pos, draw_pick, hash_place
 from musicrec_gym.sim.reward import expected_one
 
 RETRIEVAL_SALT = np.uint64(0xC4A9D1DA7E5E7EC7)
@@ -96,62 +107,10 @@ POP_TRIES = 4
 """Popularity draws per popular candidate before the popular list fills the rest."""
 N_FEATURES_EXTRA = 7
 """Candidate features after the embedding: see ``musicrec_gym.envs.candidates``."""
-REC_EXTRA = 3
-"""Columns of :func:`track_records` after the embedding: log-popularity, norm, artist."""
 CHUNK = 16
 """Slots per parallel task of :func:`retrieve` (their scratch arrays are made once)."""
-CACHE_SHIFT = 20
-"""A :func:`cache_table` entry holds the track above this many bits and its place below."""
 NEAR = 1e-9
 """Logits this close to the best ranked one are scored exactly (see ``_fill_slot``)."""
-
-
-def track_records(emb: np.ndarray, plays: np.ndarray, artist: np.ndarray) -> np.ndarray:
-    """Each track's public data in one float32 row: embedding, log-popularity, norm, artist.
-
-    One row (64 bytes for d = 8, padded to a multiple of 16 floats) is one cache line:
-    at catalog scale a candidate's features cost one memory access, not four.
-    Log-popularity is ``log(1 + plays) / log(1 + most plays)``; the artist is exact in
-    float32 (fewer than 2**24 artists).
-
-    Raises:
-        ValueError: 2**24 artists or more.
-    """
-    n, d = emb.shape
-    if artist.max(initial=0) >= 2**24:
-        raise ValueError("track_records holds artist codes as float32: fewer than 2**24 needed")
-    width = -(-(d + REC_EXTRA) // 16) * 16
-    rec = aligned_empty((n, width), np.float32)  # a row per cache line, not across two
-    rec[:] = 0.0
-    rec[:, :d] = emb
-    logplays = np.log1p(np.asarray(plays, np.float64))
-    rec[:, d] = logplays / max(float(logplays.max(initial=0.0)), 1e-12)
-    rec[:, d + 1] = np.sqrt((emb.astype(np.float64) ** 2).sum(axis=1))
-    rec[:, d + 2] = artist
-    return rec
-
-
-def source_counts(k: int, pop_share: float, continuation_share: float) -> tuple[int, int, int]:
-    """How many continuations, personal and popular candidates a set of ``k`` holds."""
-    n_pop = min(k, round(k * pop_share))
-    n_cont = min(k - n_pop, round(k * continuation_share))
-    return n_cont, k - n_pop - n_cont, n_pop
-
-
-def popularity_ranks(popularity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tracks by popularity rank: ``(rank_track, rank_of, rank_share)``.
-
-    ``rank_track[r]`` is the ``r``-th most popular track (ties: lower row first), so its
-    first ``L`` entries are the popular list; ``rank_of`` inverts it; ``rank_share`` is
-    each rank's play share (summing to 1). Tables in rank order keep the popular head,
-    where most popularity draws land, together in the cache.
-    """
-    popularity = np.asarray(popularity, np.float64)
-    rank_track = np.lexsort((np.arange(len(popularity)), -popularity)).astype(np.int64)
-    rank_of = np.empty_like(rank_track)
-    rank_of[rank_track] = np.arange(len(rank_track))
-    share = popularity[rank_track]
-    return rank_track, rank_of, share / share.sum()
 
 
 @njit(**JIT_OPTIONS)
@@ -179,156 +138,13 @@ def retrieval_uniform(base, j):
 def _set_add(table, track) -> bool:
     """Add ``track`` to an open-addressing set (-1: empty); False if it was there already."""
     mask = table.shape[0] - 1
-    h = _hash_place(track, table.shape[0])
+    h = hash_place(track, table.shape[0])
     while table[h] >= 0:
         if table[h] == track:
             return False
         h = (h + 1) & mask
     table[h] = track
     return True
-
-
-def _table_size(minimum: int) -> int:
-    """Entries of an open-addressing table: the least power of 2 >= ``minimum`` (16 or more)."""
-    size = 16
-    while size < minimum:
-        size *= 2
-    return size
-
-
-def set_size(k: int, history: int) -> int:
-    """Entries of the per-slot set of played and proposed tracks: a power of 2, >= 4x them."""
-    return _table_size(4 * (k + history))
-
-
-def continuation_order(pool_fact: np.ndarray) -> np.ndarray:
-    """``order[u, q]``: listener ``u``'s pool positions, most similar to its pool track ``q`` first.
-
-    ``pool_fact``: (n_users, pool, k) the track factors of each listener's pool (the
-    logging policy's similarity is their dot product). Ties keep pool order (a stable
-    sort); ``q`` itself comes last. ``(n_users, pool, pool)`` int16, made once per
-    environment, so that a continuation after a pool track is a walk down one row rather
-    than ``pool`` dot products and a sort.
-    """
-    n_users, pool = pool_fact.shape[:2]
-    order = np.empty((n_users, pool, pool), np.int16)
-    diag = np.arange(pool)
-    for start in range(0, n_users, 64):
-        vec = pool_fact[start : start + 64]  # (c, pool, k)
-        sims = np.einsum("cpk,cqk->cpq", vec, vec)
-        sims[:, diag, diag] = -np.inf
-        order[start : start + 64] = np.argsort(-sims, axis=2, kind="stable")
-    return order
-
-
-def cache_table(index: np.ndarray) -> np.ndarray:
-    """Each listener's cached tracks (``ListenerCandidates.index``) as a hash table.
-
-    Row ``u`` is an open-addressing table (linear probing, at most half full) of entries
-    ``track << CACHE_SHIFT | place`` (-1: empty), so whether a track is in the
-    listener's cache, and where, costs about one cache line (:func:`_cache_pos`).
-
-    Raises:
-        ValueError: ``2**CACHE_SHIFT`` or more cached tracks per listener.
-    """
-    index = np.ascontiguousarray(index, dtype=np.int64)
-    if index.shape[1] >= 2**CACHE_SHIFT:
-        raise ValueError(f"cache_table holds places below 2**{CACHE_SHIFT}: {index.shape[1]} given")
-    table = np.full((index.shape[0], _table_size(2 * index.shape[1])), -1, np.int64)
-    _fill_cache_table(index, table)
-    return table
-
-
-@njit(**JIT_OPTIONS)
-def _hash_place(track, size) -> int:
-    """A track's home place in a power-of-2 table of ``size`` (as :func:`_set_add`'s)."""
-    return np.int64((np.uint64(track) * GOLDEN) >> np.uint64(40)) & (size - 1)
-
-
-@njit(**JIT_OPTIONS)
-def _fill_cache_table(index, table) -> None:
-    """Insert every listener's cached tracks into its row of ``table`` (see :func:`cache_table`)."""
-    size = table.shape[1]
-    for u in range(index.shape[0]):
-        for q in range(index.shape[1]):
-            t = index[u, q]
-            h = _hash_place(t, size)
-            while table[u, h] >= 0:
-                h = (h + 1) & (size - 1)
-            table[u, h] = (t << CACHE_SHIFT) | q
-
-
-@njit(**JIT_OPTIONS)
-def _push(i, scaled, small, large, counts) -> None:
-    """Index ``i`` onto the small stack (``scaled[i] < 1``) or the large one (Vose)."""
-    if scaled[i] < 1.0:
-        small[counts[0]] = i
-        counts[0] += 1
-    else:
-        large[counts[1]] = i
-        counts[1] += 1
-
-
-@njit(**JIT_OPTIONS)
-def alias_table(share: np.ndarray) -> np.ndarray:
-    """Walker's alias table (Vose's construction) of the distribution ``share`` (sums to 1).
-
-    Row ``j`` is ``(threshold, alias)``: a uniform ``u`` picks ``j = floor(u n)`` and then
-    ``j`` if ``u n - j < threshold``, else ``alias`` (a float64 holding an int, exact
-    below 2**53). One 16-byte row per draw: a single memory access at catalog scale,
-    where inverting the CDF costs a dependent chain of them. Each index is drawn with
-    probability ``share`` up to float64 rounding.
-    """
-    n = share.shape[0]
-    scaled = share * n
-    table = np.empty((n, 2), np.float64)
-    small = np.empty(n, np.int64)
-    large = np.empty(n, np.int64)
-    counts = np.zeros(2, np.int64)  # entries on the small and the large stack
-    for i in range(n):
-        _push(i, scaled, small, large, counts)
-    while counts[0] > 0 and counts[1] > 0:
-        counts -= 1
-        lo, hi = small[counts[0]], large[counts[1]]
-        table[lo, 0], table[lo, 1] = scaled[lo], hi
-        scaled[hi] = (scaled[hi] + scaled[lo]) - 1.0
-        _push(hi, scaled, small, large, counts)
-    n_small, n_large = counts[0], counts[1]
-    for j in range(n_large):  # what is left has probability 1 up to rounding
-        table[large[j], 0], table[large[j], 1] = 1.0, large[j]
-    for j in range(n_small):
-        table[small[j], 0], table[small[j], 1] = 1.0, small[j]
-    return table
-
-
-def record_table(rec: np.ndarray, rank_track: np.ndarray, pools: np.ndarray) -> np.ndarray:
-    """:func:`track_records` laid out for the retrieval's reads, one row per cache line.
-
-    Rows ``0..n-1``: every track in popularity-rank order (popular candidates are read
-    here, the popular head together). Then, per listener ``u``, its pool's tracks
-    (``pools``, ``(n_users, pool)``) at rows ``n + u * pool + q``, so the continuations
-    and personal candidates of a listener are read from a few kB rather than from
-    across the catalog.
-    """
-    n, width = rec.shape
-    table = aligned_empty((n + pools.size, width), np.float32)
-    table[:n] = rec[rank_track]
-    table[n:] = rec[pools.ravel()]
-    return table
-
-
-@njit(**JIT_OPTIONS)
-def _cache_pos(cache_tab, user, track) -> int:
-    """``track``'s place among ``user``'s cached best tracks, or -1 (:func:`cache_table`)."""
-    size = cache_tab.shape[1]
-    h = _hash_place(track, size)
-    while True:
-        entry = cache_tab[user, h]
-        if entry < 0:
-            return -1
-        if entry >> CACHE_SHIFT == track:
-            return entry & ((1 << CACHE_SHIFT) - 1)
-        h = (h + 1) & (size - 1)
 
 
 @njit(**JIT_OPTIONS)
@@ -345,18 +161,35 @@ def _stable_order(keys, perm, n):
 
 
 @njit(**JIT_OPTIONS)
-def _alias_draw(alias, u) -> int:
-    """The index a uniform ``u`` picks from :func:`alias_table` ``alias``."""
-    n = alias.shape[0]
-    x = u * n
-    j = min(np.int64(x), n - 1)
-    return j if x - j < alias[j, 0] else np.int64(alias[j, 1])
+def _draw_round(draw_tab, tab, cache_row, base, start, n_pop, draws, fracs) -> float:
+    """A round of ``n_pop`` popularity draws (uniforms ``start``, ...) into ``draws``.
+
+    ``draws[j]`` gets draw ``j``'s popularity rank and ``draws[n_pop + j]`` its track.
+    At catalog scale each draw lands on a row of the draw table, the record table and
+    the listener's cache table that no other slot has read: memory misses. The round
+    is made in passes, the arithmetic first and then one pass per table, so that
+    within a pass the reads do not depend on each other and the core fetches them all
+    at once instead of one chain after another (1.1x on the whole candidate-mode step
+    at 1,000,000 tracks). Returns a sum of what was read, for the caller to keep (so
+    that the compiler keeps the reads).
+    """
+    n = draw_tab.shape[0]
+    for j in range(n_pop):  # arithmetic only
+        draws[j], fracs[j] = alias_split(n, retrieval_uniform(base, start + j))
+    for j in range(n_pop):  # the draw table's rows: rank and track (``alias_draw``'s rank)
+        draws[j], draws[n_pop + j] = draw_pick(draw_tab, draws[j], fracs[j])
+    sink = 0.0
+    for j in range(n_pop):  # their records
+        sink += tab[draws[j], 0]
+    for j in range(n_pop):  # where each would sit in the listener's cache table
+        sink += cache_row[hash_place(draws[n_pop + j], cache_row.shape[0])]
+    return sink
 
 
 @njit(**JIT_OPTIONS)
 def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, n_top, order, pool_fact,
-                   alias, rank_track, rank_of, cache_tab, tab, tracks, kinds, qpos, rows,
-                   taken, sims, perm, draws) -> int:  # fmt: skip
+                   draw_tab, rank_track, rank_of, cache_tab, tab, tracks, kinds, qpos, rows,
+                   taken, sims, perm, draws, fracs) -> int:  # fmt: skip
     """The K candidates of one slot (state row ``ir``) into ``tracks`` and ``kinds``.
 
     ``qpos`` gets each candidate's place in the listener's cached best tracks (-1 for a
@@ -424,25 +257,21 @@ def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, n_top, order
         if _set_add(taken, t):
             tracks[n], kinds[n], qpos[n], rows[n] = t, 1, q, rank_of[t]
             n += 1
-    # 3. popular: drawn by play share, then the most popular tracks in order. The draws
-    # of a round are made first, apart from the set (no branch waits on their memory),
-    # so that the core fetches their rows at once rather than one after another.
+    # 3. popular: drawn by play share, then the most popular tracks in order (the draws
+    # of a round are made first, apart from the set: see ``_draw_round``).
     sink = 0.0
     for first in range(0, POP_TRIES * n_pop, max(n_pop, 1)):
         if n >= k:
             break
-        for j in range(n_pop):
-            i = _alias_draw(alias, retrieval_uniform(base, pool + first + j))
-            t = rank_track[i]
-            draws[j], draws[n_pop + j] = i, t
-            sink += tab[i, 0] + cache_tab[user, _hash_place(t, cache_tab.shape[1])]
+        sink += _draw_round(draw_tab, tab, cache_tab[user], base, pool + first, n_pop, draws,
+                            fracs)  # fmt: skip
         for j in range(n_pop):
             if n >= k:
                 break
             i, t = draws[j], draws[n_pop + j]
             if _set_add(taken, t):
                 tracks[n], kinds[n], rows[n] = t, 2, i
-                qpos[n] = _cache_pos(cache_tab, user, t)
+                qpos[n] = cache_pos(cache_tab, user, t)
                 n += 1
     for i in range(n_top):
         if n >= k:
@@ -450,7 +279,7 @@ def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, n_top, order
         t = rank_track[i]
         if _set_add(taken, t):
             tracks[n], kinds[n], rows[n] = t, 2, i
-            qpos[n] = _cache_pos(cache_tab, user, t)
+            qpos[n] = cache_pos(cache_tab, user, t)
             n += 1
     draws[2 * n_pop] = np.int64(sink != sink)  # stored, so the compiler keeps the early reads
     return last_row
@@ -492,6 +321,10 @@ def _fill_slot(cf, ci, ir, fr, tracks, kinds, qpos, rows, last_row, tab, d, feat
     cst, w_artist, threshold = ci[F_CST], cf[P_ARTIST], fr[ci[F_THR]]
     last_norm = np.float64(tab[last_row, d + 1]) if last_row >= 0 else 0.0
     top = -np.inf
+    touch = 0.0
+    for c in range(k):  # the candidates' rows, read at once: the loop below then hits the cache
+        touch += tab[rows[c], 0]
+    approx[k] = touch  # kept (a place nothing overwrites), so the compiler keeps the reads
     for c in range(k):
         row = rows[c]
         artist = np.int64(tab[row, d + 2])
@@ -538,8 +371,36 @@ def _fill_slot(cf, ci, ir, fr, tracks, kinds, qpos, rows, last_row, tab, d, feat
     return best, expected_one(cf[P_A], cf[P_B], sigmoid_one(best_logit))
 
 
+@njit(**JIT_OPTIONS)
+def _prefetch_slot(ci, ir, fr, key, counter, n_pop, draw_flat, tab_flat, width, n_tracks) -> None:
+    """Ask for what a slot's retrieval reads first (state rows ``ir``, ``fr``), unwaited.
+
+    Its history, window and pool in the state rows, the pool's cached logits, the
+    pool's rows of the record table (``tab_flat``: :func:`record_table`, flat, rows of
+    ``width``) and the draw-table rows of its first round of popularity draws
+    (``draw_flat``: ``draw_table``, flat; the uniforms are recomputed, which is
+    arithmetic only). Called for the next slot while this one is worked on.
+    """
+    pool = ci[C_POOL]
+    hist, cand, cst = ci[I_HIST], ci[I_CAND], ci[F_CST]
+    for j in range(0, ci[C_HW] + 8, 8):  # 8 int64 or float64 per cache line
+        prefetch(ir, hist + j)
+    for q in range(0, pool + 8, 8):
+        prefetch(ir, cand + q)
+        prefetch(fr, cst + q)
+    prefetch(ir, ci[I_WT])
+    prefetch(ir, ci[I_WA])
+    own = (n_tracks + ir[ci[I_USER]] * pool) * width
+    for q in range(pool):
+        prefetch(tab_flat, own + q * width)
+    base = retrieval_base(key, counter)
+    for j in range(n_pop):
+        row, _ = alias_split(n_tracks, retrieval_uniform(base, pool + j))
+        prefetch(draw_flat, row * 4)
+
+
 @njit(parallel=True, **JIT_OPTIONS)
-def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, n_top, order, pool_fact, alias,
+def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, n_top, order, pool_fact, draw_tab,
              rank_track, rank_of, cache_tab, tab, d, tracks, kinds, feats, best,
              best_reward, set_size):  # fmt: skip
     """Candidates of ``slots`` (rows of ``tracks`` ... in ``slots``' order), over the cores.
@@ -557,7 +418,8 @@ def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, n_top, order, po
         n_top: Length of the popular list that fills a shortfall (``K + history width``).
         order: :func:`continuation_order`.
         pool_fact: (n_users, pool, dim) the track factors of each listener's pool.
-        alias: :func:`alias_table` of the play shares in rank order (:func:`popularity_ranks`).
+        draw_tab: ``draw_table`` of the :func:`alias_table` of the play shares in rank order
+            (``popularity_ranks``), with the tracks of the ranks.
         rank_track: Tracks by popularity rank; ``rank_of`` its inverse.
         rank_of: Each track's popularity rank.
         cache_tab: :func:`cache_table`, each listener's cached tracks and their places.
@@ -573,22 +435,29 @@ def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, n_top, order, po
     """
     n_rows, k = slots.shape[0], tracks.shape[1]
     pool = ci[C_POOL]
+    width, n_tracks = tab.shape[1], rank_track.shape[0]
+    tab_flat, draw_flat = tab.reshape(-1), draw_tab.reshape(-1)
     for chunk in prange((n_rows + CHUNK - 1) // CHUNK):
         taken = np.empty(set_size, np.int64)
         sims = np.empty(pool, np.float64)
         perm = np.empty(pool, np.int64)
         qpos = np.empty(k, np.int64)
         rows = np.empty(k, np.int64)
-        approx = np.empty(k, np.float64)
+        approx = np.empty(k + 1, np.float64)
         window = np.empty(WINDOW, np.int64)
         draws = np.empty(2 * n_pop + 1, np.int64)
+        fracs = np.empty(max(n_pop, 1), np.float64)
         for r in range(chunk * CHUNK, min(n_rows, (chunk + 1) * CHUNK)):
+            if r + 1 < n_rows:  # the next slot's data comes in while this one is worked on
+                nxt = slots[r + 1]
+                _prefetch_slot(ci, si[nxt], sf[nxt], rng[nxt, 0], rng[nxt, 1], n_pop, draw_flat,
+                               tab_flat, width, n_tracks)  # fmt: skip
             s = slots[r]
             ir = si[s]
             last_row = _retrieve_slot(cf, ci, ir, rng[s, 0], rng[s, 1], n_cont, n_pers, n_pop,
-                                      n_top, order, pool_fact, alias, rank_track, rank_of,
+                                      n_top, order, pool_fact, draw_tab, rank_track, rank_of,
                                       cache_tab, tab, tracks[r], kinds[r], qpos, rows,
-                                      taken, sims, perm, draws)  # fmt: skip
+                                      taken, sims, perm, draws, fracs)  # fmt: skip
             j, value = _fill_slot(cf, ci, ir, sf[s], tracks[r], kinds[r], qpos, rows, last_row,
                                   tab, d, feats[r], approx, window)  # fmt: skip
             best[r], best_reward[r] = j, value

@@ -10,7 +10,7 @@ import musicrec_gym  # noqa: F401
 from musicrec_gym.envs.candidates import CANDIDATE_KEYS, CandidateEnv, CandidateVectorEnv
 from musicrec_gym.envs.music_rec import MusicRecEnv
 from musicrec_gym.errors import ArgumentError, ConfigError, EpisodeEndedError, InvalidActionError
-from musicrec_gym.sim.retrieval import source_counts
+from musicrec_gym.sim.retrieval_tables import source_counts
 
 K = 50
 
@@ -68,6 +68,7 @@ def test_single_env_equals_vector_slots():
                 assert not o["candidates"].any() and not info["final_obs"]["candidates"][i].any()
                 assert env.observation_space.contains(o)
                 assert inf["optimal_action"] == info["final_info"]["optimal_action"][i] == -1
+                assert (info["final_info"]["candidate_tracks"][i] == -1).all()
                 o, inf = env.reset()  # continues the slot's stream, as autoreset does
             assert np.allclose(o["session"], obs["session"][i], atol=1e-6, rtol=0)
             assert np.array_equal(o["candidates"], obs["candidates"][i])

@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musicrec_gym.sim.retrieval import (
-    _alias_draw,
-    _cache_pos,
+from musicrec_gym.sim.retrieval_tables import (
+    alias_draw,
+    alias_pick,
     alias_table,
+    cache_pos,
     cache_table,
+    draw_pick,
+    draw_table,
     popularity_ranks,
     record_table,
     track_records,
@@ -43,7 +46,7 @@ def test_alias_draws_follow_the_shares():
     share = np.array([0.5, 0.25, 0.125, 0.125, 0.0])
     table = alias_table(share)
     u = (np.arange(80_000) + 0.5) / 80_000  # a fine grid of uniforms: exact frequencies
-    counts = np.bincount([_alias_draw(table, x) for x in u], minlength=5)
+    counts = np.bincount([alias_draw(table, x) for x in u], minlength=5)
     assert np.allclose(counts / len(u), share, atol=1e-4)
 
 
@@ -62,9 +65,9 @@ def test_cache_table_finds_every_cached_track_and_nothing_else():
     assert table.shape == (20, 512)
     for u in range(20):
         for q in (0, 1, 100, 255):
-            assert _cache_pos(table, u, index[u, q]) == q
+            assert cache_pos(table, u, index[u, q]) == q
         absent = np.setdiff1d(np.arange(10_000), index[u])[:50]
-        assert all(_cache_pos(table, u, t) == -1 for t in absent)
+        assert all(cache_pos(table, u, t) == -1 for t in absent)
 
 
 def test_record_table_rows():
@@ -77,3 +80,16 @@ def test_record_table_rows():
     assert table.ctypes.data % 64 == 0 and table.shape == (30 + 12, rec.shape[1])
     assert np.array_equal(table[:30], rec[rank_track])
     assert np.array_equal(table[30 + 2 * 4 + 3], rec[pools[2, 3]])
+
+
+def test_draw_table_picks_the_alias_tables_rank_and_its_track():
+    """A draw-table row gives the alias table's rank and that rank's track, for any fraction."""
+    rng = np.random.default_rng(3)
+    share = rng.dirichlet(np.full(40, 0.3))
+    alias = alias_table(share)
+    rank_track = rng.permutation(40).astype(np.int64)
+    table = draw_table(alias, rank_track)
+    for j in range(40):
+        for frac in (0.0, 0.25, alias[j, 0] - 1e-12, alias[j, 0], 0.999999):
+            rank = alias_pick(alias, j, frac)
+            assert draw_pick(table, j, frac) == (rank, rank_track[rank])
