@@ -41,7 +41,8 @@ from agents.history import WARMUP_KEY, AvoidsRepeats, EpisodeHistory
 from agents.linear import EpsilonGreedyAgent, LinearBanditAgent, LinTSAgent, LinUCBAgent
 from agents.offline import BCAgent, CQLAgent, LoggingPolicyAgent
 from agents.recurrent import EmbeddingRecurrentPolicy, RecurrentPPOAgent
-from agents.sb3_agents import DQNAgent, EpisodeReportCallback, PPOAgent, SB3Agent
+from agents.sb3_agents import DQNAgent, PPOAgent, SB3Agent
+from agents.sb3_plumbing import EpisodeReportCallback
 from agents.slate_agents import SlateBanditAgent, SlatePopularityAgent, SlateQAgent, SlateTopKAgent
 
 __all__ = [

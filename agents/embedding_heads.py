@@ -20,6 +20,14 @@ The score is PPO's action logit (``EmbeddingActorCriticPolicy``) or DQN's Q-valu
 feature width (``feature_dim``) as a keyword, so SB3 saves plain JSON settings; the
 features themselves are a registered buffer, saved and loaded with the weights, and
 filled after construction by ``set_track_features`` (``catalog_features`` builds them).
+
+**Trained with the mask** (``mask_dim``, the agents' ``train_mask``): the observation
+ends in ``mask_dim`` columns, 1 for each track the policy may recommend now (the
+session's unplayed tracks, ``SessionFeaturesVector``'s ``action_mask``). The network
+reads only the columns before them (``LeadingColumns``), and the scores of the other
+tracks are ``-inf`` (PPO: they are never drawn and get no probability in the update) or
+``BLOCKED_Q`` (DQN: never the greedy action nor the target's max). The agents mask at
+``act`` anyway; this makes training see the same choice set.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3 import DQN
 from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
@@ -148,6 +157,44 @@ def discrete_feature_dim(action_space: spaces.Space, feature_dim: int) -> int:
     return int(feature_dim)
 
 
+BLOCKED_Q = -1e4
+"""A masked track's Q-value (``mask_dim``): far below any return of a session."""
+
+
+class LeadingColumns(BaseFeaturesExtractor):
+    """The first ``keep`` columns of the observation: the input without its trailing mask."""
+
+    def __init__(self, observation_space: spaces.Box, keep: int) -> None:
+        super().__init__(observation_space, keep)
+        self.keep = int(keep)
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        """(B, obs_dim) -> (B, keep)."""
+        return observations[:, : self.keep]
+
+
+def allowed_tracks(observations: th.Tensor, mask_dim: int) -> th.Tensor:
+    """(B, mask_dim) bool: the trailing mask columns of the observations (1: allowed)."""
+    return observations[:, -mask_dim:] > 0.5
+
+
+def mask_kwargs(kwargs: dict[str, Any], observation_space: spaces.Space, mask_dim: int) -> None:
+    """Point the policy's features extractor past the trailing mask (``mask_dim`` > 0).
+
+    Raises:
+        ValueError: ``mask_dim`` negative, or not less than the observation's width.
+    """
+    if mask_dim < 0:
+        raise ValueError(f"`mask_dim` must be >= 0, got {mask_dim}")
+    if mask_dim == 0:
+        return
+    width = int(np.prod(observation_space.shape))
+    if mask_dim >= width:
+        raise ValueError(f"`mask_dim` {mask_dim} leaves no observation in a width of {width}")
+    kwargs["features_extractor_class"] = LeadingColumns
+    kwargs["features_extractor_kwargs"] = {"keep": width - mask_dim}
+
+
 class EmbeddingActorCriticPolicy(ActorCriticPolicy):
     """SB3's ``ActorCriticPolicy`` whose action logits come from an ``EmbeddingHead``.
 
@@ -191,6 +238,56 @@ class EmbeddingActorCriticPolicy(ActorCriticPolicy):
         return {**super()._get_constructor_parameters(), "feature_dim": self.feature_dim}
 
 
+class MaskedEmbeddingActorCriticPolicy(EmbeddingActorCriticPolicy):
+    """``EmbeddingActorCriticPolicy`` trained with the mask: blocked tracks at ``-inf``.
+
+    Args:
+        observation_space: As for ``EmbeddingActorCriticPolicy``; it ends in the mask.
+        *args: The other ``EmbeddingActorCriticPolicy`` arguments, in order.
+        mask_dim: The number of tracks: the observation's last ``mask_dim`` columns are
+            1 for each allowed track (see the module docstring).
+        **kwargs: ``feature_dim`` and the other ``ActorCriticPolicy`` arguments.
+    """
+
+    def __init__(
+        self, observation_space: spaces.Space, *args: Any, mask_dim: int, **kwargs: Any
+    ) -> None:
+        self.mask_dim = int(mask_dim)
+        mask_kwargs(kwargs, observation_space, self.mask_dim)
+        super().__init__(observation_space, *args, **kwargs)
+
+    def _masked_dist(self, obs: th.Tensor, latent_pi: th.Tensor) -> GumbelCategorical:
+        """The action distribution, blocked tracks at ``-inf``."""
+        logits = self.action_net(latent_pi)
+        logits = th.where(allowed_tracks(obs, self.mask_dim), logits, -th.inf)
+        return self.action_dist.proba_distribution(logits)
+
+    def forward(
+        self, obs: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """SB3's rollout step (actions, values, log-probabilities), blocked tracks never drawn."""
+        latent_pi, latent_vf = self.mlp_extractor(self.extract_features(obs))
+        dist = self._masked_dist(obs, latent_pi)
+        actions = dist.get_actions(deterministic=deterministic)
+        return actions, self.value_net(latent_vf), dist.log_prob(actions)
+
+    def evaluate_actions(
+        self, obs: th.Tensor, actions: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        """SB3's update terms (values, log-probabilities, entropy)."""
+        latent_pi, latent_vf = self.mlp_extractor(self.extract_features(obs))
+        dist = self._masked_dist(obs, latent_pi)
+        return self.value_net(latent_vf), dist.log_prob(actions), dist.entropy()
+
+    def get_distribution(self, obs: th.Tensor) -> GumbelCategorical:
+        """The action distribution of ``obs``."""
+        latent_pi = self.mlp_extractor.forward_actor(self.extract_features(obs))
+        return self._masked_dist(obs, latent_pi)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "mask_dim": self.mask_dim}
+
+
 class EmbeddingQNetwork(QNetwork):
     """SB3's ``QNetwork`` whose last layer is an ``EmbeddingHead``.
 
@@ -209,6 +306,7 @@ class EmbeddingQNetwork(QNetwork):
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
         normalize_images: bool = True,
+        mask_dim: int = 0,
     ) -> None:
         super().__init__(
             observation_space,
@@ -219,7 +317,7 @@ class EmbeddingQNetwork(QNetwork):
             activation_fn=activation_fn,
             normalize_images=normalize_images,
         )
-        self.feature_dim = int(feature_dim)
+        self.feature_dim, self.mask_dim = int(feature_dim), int(mask_dim)
         hidden = create_mlp(self.features_dim, -1, self.net_arch, self.activation_fn)
         latent_dim = self.net_arch[-1] if self.net_arch else self.features_dim
         head = EmbeddingHead(latent_dim, int(self.action_space.n), self.feature_dim)
@@ -230,8 +328,19 @@ class EmbeddingQNetwork(QNetwork):
         """The embedding head (the Q-network's last layer)."""
         return self.q_net[-1]
 
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        """(B, n_tracks) Q-values; blocked tracks at ``BLOCKED_Q`` (``mask_dim`` > 0)."""
+        q_values = super().forward(obs)
+        if not self.mask_dim:
+            return q_values
+        return th.where(allowed_tracks(obs, self.mask_dim), q_values, BLOCKED_Q)
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "feature_dim": self.feature_dim}
+        return {
+            **super()._get_constructor_parameters(),
+            "feature_dim": self.feature_dim,
+            "mask_dim": self.mask_dim,
+        }
 
 
 class EmbeddingDQNPolicy(DQNPolicy):
@@ -242,6 +351,8 @@ class EmbeddingDQNPolicy(DQNPolicy):
         action_space: ``Discrete(n_tracks)``.
         lr_schedule: As for ``DQNPolicy``.
         feature_dim: Number of fixed features per track (``catalog_features``: d + 2).
+        mask_dim: 0, or the number of tracks: the observation ends in the allowed-track
+            mask, and blocked tracks get ``BLOCKED_Q`` (see the module docstring).
         **kwargs: The other ``DQNPolicy`` arguments (``net_arch``, ...).
     """
 
@@ -254,15 +365,20 @@ class EmbeddingDQNPolicy(DQNPolicy):
         action_space: spaces.Discrete,
         lr_schedule: Schedule,
         feature_dim: int,
+        mask_dim: int = 0,
         **kwargs: Any,
     ) -> None:
         self.feature_dim = discrete_feature_dim(action_space, feature_dim)
+        self.mask_dim = int(mask_dim)
+        mask_kwargs(kwargs, observation_space, self.mask_dim)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def make_q_net(self) -> EmbeddingQNetwork:
         """A Q-network with its own features extractor and the embedding head."""
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return EmbeddingQNetwork(**net_args, feature_dim=self.feature_dim).to(self.device)
+        return EmbeddingQNetwork(
+            **net_args, feature_dim=self.feature_dim, mask_dim=self.mask_dim
+        ).to(self.device)
 
     def set_track_features(self, features: np.ndarray) -> None:
         """Fill the fixed (n_tracks, feature_dim) features of both Q-networks."""
@@ -270,4 +386,33 @@ class EmbeddingDQNPolicy(DQNPolicy):
         self.q_net_target.head.set_features(features)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "feature_dim": self.feature_dim}
+        return {
+            **super()._get_constructor_parameters(),
+            "feature_dim": self.feature_dim,
+            "mask_dim": self.mask_dim,
+        }
+
+
+class MaskedExplorationDQN(DQN):
+    """SB3's DQN whose random exploratory actions are drawn among the allowed tracks.
+
+    For a policy trained with the mask (``EmbeddingDQNPolicy(mask_dim=n_tracks)``):
+    SB3's ε-greedy draws from the whole action space, so a random draw could be a
+    track the session has played, which the mask rules out. Its warm-up before
+    ``learning_starts`` stays SB3's (uniform over all tracks).
+    """
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """As ``DQN.predict``; an exploratory action is uniform over the allowed tracks."""
+        mask_dim = getattr(self.policy, "mask_dim", 0)
+        if deterministic or not mask_dim or np.random.rand() >= self.exploration_rate:
+            return self.policy.predict(observation, state, episode_start, deterministic)
+        allowed = np.asarray(observation)[:, -mask_dim:] > 0.5
+        draws = np.random.random_sample(allowed.shape)
+        return np.where(allowed, draws, -1.0).argmax(axis=1), state

@@ -23,6 +23,7 @@ from agents.base import batch_size, register_agent
 from agents.embedding_heads import EmbeddingActorCriticPolicy
 from agents.sb3_agents import PPOAgent
 from agents.validation import check_int
+from musicrec_gym.errors import ConfigError
 
 
 class EmbeddingRecurrentPolicy(EmbeddingActorCriticPolicy, RecurrentActorCriticPolicy):
@@ -57,6 +58,11 @@ class RecurrentPPOAgent(PPOAgent):
 
     def __post_init__(self) -> None:
         check_int("lstm_hidden_size", self.lstm_hidden_size, low=1, limit=4096)
+        if self.train_mask is not False:
+            raise ConfigError(
+                "recurrent_ppo: `train_mask` is not available (its recurrent policy has no "
+                "masked head); leave it out or false"
+            )
         super().__post_init__()
         self._states: tuple[th.Tensor, th.Tensor] | None = None
         self._starts = np.ones(0, dtype=bool)

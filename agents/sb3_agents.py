@@ -29,21 +29,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from agents.base import Agent, AgentContext, EpisodeCallback, EpisodeTracker, register_agent
 from agents.embedding_heads import (
     EmbeddingActorCriticPolicy,
     EmbeddingDQNPolicy,
+    MaskedEmbeddingActorCriticPolicy,
+    MaskedExplorationDQN,
     catalog_features,
 )
 from agents.history import AvoidsRepeats, masked_argmax, random_allowed
+from agents.sb3_plumbing import EpisodeReportCallback, SpacesOnlyEnv
 from agents.session_obs import SessionObservation
 from agents.validation import (
     MAX_STEP_COUNT,
@@ -69,45 +70,6 @@ _LOAD_ERRORS = (
 )  # fmt: skip
 
 
-class EpisodeReportCallback(BaseCallback):
-    """Feeds an ``EpisodeTracker`` from SB3's rollout loop.
-
-    SB3 passes per-slot ``infos`` dicts; the batched step info (``optimal_reward``,
-    ``listened``) is read from the wrapped vector env's ``last_info``.
-
-    Args:
-        venv: The SB3 view being trained on.
-        tracker: Receives every step and reports finished episodes.
-    """
-
-    def __init__(self, venv: MusicRecSB3VecEnv, tracker: EpisodeTracker) -> None:
-        super().__init__(verbose=0)
-        self.venv = venv
-        self.tracker = tracker
-
-    def _on_step(self) -> bool:
-        rewards = np.asarray(self.locals["rewards"], dtype=np.float64)
-        dones = np.asarray(self.locals["dones"], dtype=bool)
-        self.tracker.record(rewards, self.venv.last_info, dones)
-        return True
-
-
-class _SpacesOnlyEnv(gym.Env):
-    """An environment with the right spaces and no dynamics, to build an untrained model."""
-
-    def __init__(self, obs_dim: int, n_tracks: int) -> None:
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(obs_dim,), dtype=np.float32)
-        self.action_space = gym.spaces.Discrete(n_tracks)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        return np.zeros(self.observation_space.shape, dtype=np.float32), {}
-
-    def step(self, action: int):
-        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
-        return obs, 0.0, True, False, {}
-
-
 @dataclass
 class SB3Agent(AvoidsRepeats, Agent):
     """Shared plumbing of the SB3 agents; subclasses name the algorithm and its kwargs.
@@ -118,16 +80,26 @@ class SB3Agent(AvoidsRepeats, Agent):
     """
 
     algorithm: ClassVar[type[BaseAlgorithm]]
+    #: The algorithm with ``train_mask`` (its exploration among the allowed tracks).
+    masked_algorithm: ClassVar[type[BaseAlgorithm] | None] = None
     #: The policy of ``head="linear"`` (SB3's name for it).
     linear_policy: ClassVar[str] = "MlpPolicy"
-    #: The policy class of ``head="embedding"``.
+    #: The policy class of ``head="embedding"``, and with ``train_mask``.
     embedding_policy: ClassVar[type]
+    masked_policy: ClassVar[type | None] = None
     name = "sb3"
 
     def __post_init__(self) -> None:
         check_bool("avoid_repeats", self.avoid_repeats)
         check_bool("session_features", self.session_features)
         check_choice("head", self.head, HEADS)
+        check_bool("train_mask", self.train_mask)
+        if self.train_mask and (self.head != "embedding" or not self.session_features):
+            raise ConfigError(
+                "`train_mask: true` needs `head: embedding` and `session_features: true` (the "
+                "mask comes with the session features' wrapper), got "
+                f"head {self.head!r}, session_features {self.session_features}"
+            )
         self._session: SessionObservation | None = None
         self.model: BaseAlgorithm | None = None
         self._log_dir: str | None = None
@@ -139,13 +111,26 @@ class SB3Agent(AvoidsRepeats, Agent):
         self._session = SessionObservation(context) if self.session_features else None
 
     def _obs_dim(self) -> int:
-        """Size of the policy's input: the observation, and the session features if asked."""
-        return self.context.obs_dim if self._session is None else self._session.dim
+        """Size of the policy's input: the observation, the session features, the mask."""
+        dim = self.context.obs_dim if self._session is None else self._session.dim
+        return dim + (self.context.n_tracks if self.train_mask else 0)
 
     def _observation(self, obs: Any, info: dict[str, Any]) -> np.ndarray:
-        """The policy's input for ``obs`` (the session features appended if asked)."""
+        """The policy's input for ``obs`` (session features, then the mask, if asked)."""
         obs = np.asarray(obs, dtype=np.float32)
-        return obs if self._session is None else self._session.append(self.history, obs, info)
+        if self._session is None:
+            return obs
+        obs = self._session.append(self.history, obs, info)
+        if not self.train_mask:
+            return obs
+        allowed = ~self.history.blocked(len(obs), info)
+        return np.concatenate([obs, allowed.astype(np.float32)], axis=1)
+
+    def _algorithm(self) -> type[BaseAlgorithm]:
+        """The SB3 algorithm class (``masked_algorithm`` with ``train_mask``)."""
+        return (
+            self.masked_algorithm if self.train_mask and self.masked_algorithm else self.algorithm
+        )
 
     # ----------------------------------------------------------------- SB3 plumbing
     def algorithm_kwargs(self) -> dict[str, Any]:
@@ -161,11 +146,13 @@ class SB3Agent(AvoidsRepeats, Agent):
         policy: str | type = self.linear_policy
         if self.head == "embedding":
             features = catalog_features(self.context.track_features, self.context.track_plays)
-            policy = self.embedding_policy
+            policy = self.masked_policy if self.train_mask else self.embedding_policy
             # Only the width goes into policy_kwargs (plain JSON in the saved zip); the
             # features are a buffer of the policy, saved and loaded with its weights.
             kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "feature_dim": features.shape[1]}
-        model = self.algorithm(
+            if self.train_mask:
+                kwargs["policy_kwargs"]["mask_dim"] = self.context.n_tracks
+        model = self._algorithm()(
             policy, env, seed=self.context.seed, tensorboard_log=self._log_dir, verbose=0, **kwargs
         )
         if self.head == "embedding":
@@ -174,7 +161,7 @@ class SB3Agent(AvoidsRepeats, Agent):
 
     def _ensure_model(self) -> BaseAlgorithm:
         if self.model is None:
-            stub = DummyVecEnv([lambda: _SpacesOnlyEnv(self._obs_dim(), self.context.n_tracks)])
+            stub = DummyVecEnv([lambda: SpacesOnlyEnv(self._obs_dim(), self.context.n_tracks)])
             with warnings.catch_warnings():  # PPO warns that 1 slot x n_steps < batch_size
                 warnings.simplefilter("ignore", UserWarning)
                 self.model = self._new_model(stub)
@@ -200,7 +187,7 @@ class SB3Agent(AvoidsRepeats, Agent):
             buffer = io.BytesIO()
             self.model.save(buffer)
             buffer.seek(0)
-            self.model = self.algorithm.load(buffer, env=monitored, device=self.device)
+            self.model = self._algorithm().load(buffer, env=monitored, device=self.device)
             self.model.tensorboard_log = self._log_dir
         tracker = EpisodeTracker(venv.num_envs, callback)
         self.model.learn(
@@ -217,7 +204,7 @@ class SB3Agent(AvoidsRepeats, Agent):
             env.seed(self.context.seed)
             return env
         if isinstance(env, MusicRecVectorEnv):
-            inner = env if self._session is None else self._session.wrap(env)
+            inner = env if self._session is None else self._session.wrap(env, self.train_mask)
             return MusicRecSB3VecEnv(env=inner, seed=self.context.seed)
         raise ConfigError(
             f"{self.name}: learn() needs a MusicRecVectorEnv, got {type(env).__name__}"
@@ -297,7 +284,7 @@ class SB3Agent(AvoidsRepeats, Agent):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # SB3's "could not deserialize"
-                return self.algorithm.load(
+                return self._algorithm().load(
                     source, device=self.device, custom_objects=custom_objects
                 )
         except _LOAD_ERRORS as err:
@@ -362,7 +349,7 @@ class SB3Agent(AvoidsRepeats, Agent):
     def _reference_model(self) -> BaseAlgorithm:
         """A fresh untrained model of this agent (its classes, spaces and schedules)."""
         obs_dim, n_tracks = self._obs_dim(), self.context.n_tracks
-        stub = DummyVecEnv([lambda: _SpacesOnlyEnv(obs_dim, n_tracks)])
+        stub = DummyVecEnv([lambda: SpacesOnlyEnv(obs_dim, n_tracks)])
         with warnings.catch_warnings():  # PPO warns that 1 slot x n_steps < batch_size
             warnings.simplefilter("ignore", UserWarning)
             return self._new_model(stub)
@@ -422,6 +409,10 @@ class PPOAgent(SB3Agent):
         session_features: Append the bandits' session features (the mean embeddings of
             the session's listened and skipped plays) to the observation
             (``agents.session_obs``).
+        train_mask: Train with the repeat mask: the policy's input ends in the
+            allowed-track mask and it never picks a played track, in training as at
+            ``act`` (needs ``head: embedding`` and ``session_features``; see
+            ``agents.embedding_heads``).
     """
 
     # Tuned on the default world with 64 slots, 200k steps, greedy normalised score
@@ -441,9 +432,11 @@ class PPOAgent(SB3Agent):
     avoid_repeats: bool = True  # tuned: 0.507 (off, i.e. plain model.predict: 0.124)
     head: str = "linear"
     session_features: bool = False
+    train_mask: bool = False
 
     algorithm = PPO
     embedding_policy = EmbeddingActorCriticPolicy
+    masked_policy = MaskedEmbeddingActorCriticPolicy
     name = "ppo"
 
     def __post_init__(self) -> None:
@@ -516,6 +509,7 @@ class DQNAgent(SB3Agent):
             ``"embedding"`` (Q-value of track i = latent · W [e_i, pop_i, 1] + b_i, see
             ``agents.embedding_heads``).
         session_features: As for PPO.
+        train_mask: As for PPO (random exploratory actions among the allowed tracks too).
     """
 
     # Tuned on the default world with 64 slots, 200k steps, greedy normalised score
@@ -536,9 +530,12 @@ class DQNAgent(SB3Agent):
     avoid_repeats: bool = True
     head: str = "linear"
     session_features: bool = False
+    train_mask: bool = False
 
     algorithm = DQN
+    masked_algorithm = MaskedExplorationDQN
     embedding_policy = EmbeddingDQNPolicy
+    masked_policy = EmbeddingDQNPolicy  # with ``mask_dim``
     name = "dqn"
 
     def __post_init__(self) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import VectorWrapper
+from gymnasium.vector.utils import batch_space
 
 from agents.base import AgentContext
 from agents.history import EpisodeHistory, follow_session
@@ -46,6 +48,52 @@ class SessionObservation:
         return np.concatenate([np.asarray(obs, dtype=np.float32), feats], axis=1)
 
     @staticmethod
-    def wrap(env: Any) -> SessionFeaturesVector:
-        """The training environment: ``env`` with the same columns appended."""
-        return SessionFeaturesVector(env)
+    def wrap(env: Any, mask: bool = False) -> VectorWrapper:
+        """The training environment: ``env`` with the same columns appended.
+
+        With ``mask``, then the allowed-track mask too (:class:`MaskObservation`).
+        """
+        features = SessionFeaturesVector(env)
+        return MaskObservation(features) if mask else features
+
+
+class MaskObservation(VectorWrapper):
+    """``SessionFeaturesVector``'s ``info["action_mask"]`` appended to the observation.
+
+    One float32 column per track, 1 where the track may be recommended (not played this
+    session), for policies trained with the mask (``train_mask``). With same-step
+    autoreset, ``info["final_obs"]`` gets the ended session's last mask.
+
+    Args:
+        env: A ``SessionFeaturesVector``.
+    """
+
+    def __init__(self, env: SessionFeaturesVector) -> None:
+        super().__init__(env)
+        n = int(env.single_action_space.n)
+        box = env.single_observation_space
+        self.single_observation_space = spaces.Box(
+            np.concatenate([box.low, np.zeros(n, np.float32)]),
+            np.concatenate([box.high, np.ones(n, np.float32)]),
+            dtype=np.float32,
+        )
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.autoreset_mode = env.autoreset_mode
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset ``env``; its observations with the mask."""
+        obs, info = self.env.reset(**kwargs)
+        return self._with_mask(obs, info["action_mask"]), info
+
+    def step(self, actions: Any) -> tuple[np.ndarray, Any, Any, Any, dict[str, Any]]:
+        """Step ``env``; its observations (and ``final_obs``) with the mask."""
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        if "final_obs" in info:
+            info = {**info, "final_obs": self._with_mask(
+                info["final_obs"], info["final_info"]["action_mask"]
+            )}  # fmt: skip
+        return self._with_mask(obs, info["action_mask"]), reward, terminated, truncated, info
+
+    @staticmethod
+    def _with_mask(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.concatenate([obs, mask], axis=1, dtype=np.float32)

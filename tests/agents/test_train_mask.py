@@ -1,0 +1,103 @@
+"""PPO and DQN trained with the repeat mask (``params: {train_mask: true}``)."""
+
+import numpy as np
+import pytest
+import torch as th
+
+from agents import AgentContext, make_agent
+from agents.embedding_heads import BLOCKED_Q, MaskedExplorationDQN
+from agents.session_obs import MaskObservation, SessionObservation
+from musicrec_gym.envs.vector import MusicRecVectorEnv
+from musicrec_gym.errors import ConfigError
+
+FAST = {
+    "ppo": {"n_steps": 16, "batch_size": 64, "n_epochs": 1, "net_arch": [32]},
+    "dqn": {"learning_starts": 64, "batch_size": 32, "buffer_size": 1000, "net_arch": [32]},
+}
+MASKED = {
+    key: {**params, "head": "embedding", "session_features": True, "train_mask": True}
+    for key, params in FAST.items()
+}
+
+
+def test_the_mask_wrapper_appends_the_session_features_action_mask():
+    env = SessionObservation.wrap(MusicRecVectorEnv(num_envs=4, autoreset_mode="same_step"), True)
+    assert isinstance(env, MaskObservation)
+    obs, info = env.reset(seed=0)
+    n = env.single_action_space.n
+    assert obs.shape == (4, env.single_observation_space.shape[0])
+    assert np.array_equal(obs[:, -n:], info["action_mask"].astype(np.float32))
+    assert (obs[:, -n:] == 0).any(axis=1).all()  # the warm-up's tracks are blocked
+    ended = 0
+    for _ in range(60):
+        actions = np.where(info["action_mask"], np.arange(n), -1).max(axis=1)
+        obs, _, terminated, truncated, info = env.step(actions)
+        assert env.observation_space.contains(obs)
+        assert np.array_equal(obs[:, -n:], info["action_mask"].astype(np.float32))
+        done = terminated | truncated
+        if done.any():
+            final = info["final_obs"][done]
+            assert np.array_equal(final[:, -n:], info["final_info"]["action_mask"][done])
+            ended += int(done.sum())
+    assert ended > 0
+
+
+@pytest.mark.parametrize("key", ["ppo", "dqn"])
+def test_trains_with_the_mask_and_round_trips(key, tmp_path):
+    env = MusicRecVectorEnv(num_envs=16)
+    context = AgentContext.from_env(env, seed=0)
+    agent = make_agent(key, MASKED[key])
+    agent.bind(context)
+    episodes = []
+    agent.learn(env, 400, callback=lambda *args: episodes.append(args))
+    assert len(episodes) >= 5
+    policy = agent.model.policy
+    assert policy.mask_dim == context.n_tracks
+    if key == "dqn":
+        assert isinstance(agent.model, MaskedExplorationDQN)
+
+    # the policy's input: observation, session features, then 1 per allowed track
+    obs, info = env.reset(seed=3)
+    inputs = agent._observation(obs, info)
+    assert inputs.shape == (16, agent._obs_dim())
+    allowed = inputs[:, -context.n_tracks :] > 0.5
+    assert not allowed.all(axis=1).any()  # each slot's warm-up is blocked
+    with th.no_grad():
+        tensor = th.as_tensor(inputs)
+        if key == "ppo":
+            probs = policy.get_distribution(tensor).distribution.probs.numpy()
+            assert (probs[~allowed] == 0).all() and np.allclose(probs.sum(axis=1), 1)
+        else:
+            q_values = policy.q_net(tensor).numpy()
+            assert (q_values[~allowed] == BLOCKED_Q).all() and (q_values[allowed] > BLOCKED_Q).all()
+            agent.model.exploration_rate = 1.0  # every action a random exploratory one
+            explored, _ = agent.model.predict(inputs, deterministic=False)
+            assert allowed[np.arange(16), explored].all()
+
+    agent.save(tmp_path / "model.zip")
+    greedy = agent.act(obs, info, explore=False)
+    twin = make_agent(key, MASKED[key])
+    twin.bind(context)
+    twin.load(tmp_path / "model.zip")
+    assert twin.model.policy.mask_dim == context.n_tracks
+    assert np.array_equal(twin.act(obs, info, explore=False), greedy)
+
+
+@pytest.mark.parametrize("key", ["ppo", "dqn"])
+@pytest.mark.parametrize(
+    "params", [{"train_mask": True}, {"train_mask": True, "head": "embedding"}]
+)
+def test_the_mask_needs_the_embedding_head_and_the_session_features(key, params):
+    with pytest.raises(ConfigError, match="`train_mask: true` needs `head: embedding`"):
+        make_agent(key, params)
+
+
+def test_recurrent_ppo_refuses_the_mask():
+    with pytest.raises(ConfigError, match="recurrent_ppo: `train_mask` is not available"):
+        make_agent("recurrent_ppo", {"train_mask": True})
+
+
+@pytest.mark.parametrize("key", ["ppo", "dqn"])
+def test_train_mask_must_be_a_bool(key):
+    with pytest.raises(ConfigError, match="train_mask"):
+        make_agent(key, {"train_mask": "yes"})
