@@ -173,7 +173,7 @@ class LeadingColumns(BaseFeaturesExtractor):
         return observations[:, : self.keep]
 
 
-def allowed_tracks(observations: th.Tensor, mask_dim: int) -> th.Tensor:
+def allowed_tracks(observations: th.Tensor | np.ndarray, mask_dim: int) -> th.Tensor | np.ndarray:
     """(B, mask_dim) bool: the trailing mask columns of the observations (1: allowed)."""
     return observations[:, -mask_dim:] > 0.5
 
@@ -413,6 +413,6 @@ class MaskedExplorationDQN(DQN):
         mask_dim = getattr(self.policy, "mask_dim", 0)
         if deterministic or not mask_dim or np.random.rand() >= self.exploration_rate:
             return self.policy.predict(observation, state, episode_start, deterministic)
-        allowed = np.asarray(observation)[:, -mask_dim:] > 0.5
+        allowed = allowed_tracks(np.asarray(observation), mask_dim)
         draws = np.random.random_sample(allowed.shape)
         return np.where(allowed, draws, -1.0).argmax(axis=1), state

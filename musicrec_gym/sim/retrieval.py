@@ -372,14 +372,14 @@ def _fill_slot(cf, ci, ir, fr, tracks, kinds, qpos, rows, last_row, tab, d, feat
 
 
 @njit(**JIT_OPTIONS)
-def _prefetch_slot(ci, ir, fr, key, counter, n_pop, draw_flat, tab_flat, width, n_tracks) -> None:
+def _prefetch_slot(ci, ir, fr, key, counter, n_pop, draw_tab, tab, n_tracks) -> None:
     """Ask for what a slot's retrieval reads first (state rows ``ir``, ``fr``), unwaited.
 
     Its history, window and pool in the state rows, the pool's cached logits, the
-    pool's rows of the record table (``tab_flat``: :func:`record_table`, flat, rows of
-    ``width``) and the draw-table rows of its first round of popularity draws
-    (``draw_flat``: ``draw_table``, flat; the uniforms are recomputed, which is
-    arithmetic only). Called for the next slot while this one is worked on.
+    pool's rows of the record table (``tab``: :func:`record_table`, whose first
+    ``n_tracks`` rows are the catalog's) and the draw-table rows of its first round of
+    popularity draws (``draw_tab``: ``draw_table``; the uniforms are recomputed, which
+    is arithmetic only). Called for the next slot while this one is worked on.
     """
     pool = ci[C_POOL]
     hist, cand, cst = ci[I_HIST], ci[I_CAND], ci[F_CST]
@@ -390,13 +390,13 @@ def _prefetch_slot(ci, ir, fr, key, counter, n_pop, draw_flat, tab_flat, width, 
         prefetch(fr, cst + q)
     prefetch(ir, ci[I_WT])
     prefetch(ir, ci[I_WA])
-    own = (n_tracks + ir[ci[I_USER]] * pool) * width
+    own = n_tracks + ir[ci[I_USER]] * pool
     for q in range(pool):
-        prefetch(tab_flat, own + q * width)
+        prefetch(tab[own + q], 0)
     base = retrieval_base(key, counter)
     for j in range(n_pop):
-        row, _ = alias_split(n_tracks, retrieval_uniform(base, pool + j))
-        prefetch(draw_flat, row * 4)
+        row, _ = alias_split(draw_tab.shape[0], retrieval_uniform(base, pool + j))
+        prefetch(draw_tab[row], 0)
 
 
 @njit(parallel=True, **JIT_OPTIONS)
@@ -435,8 +435,7 @@ def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, n_top, order, po
     """
     n_rows, k = slots.shape[0], tracks.shape[1]
     pool = ci[C_POOL]
-    width, n_tracks = tab.shape[1], rank_track.shape[0]
-    tab_flat, draw_flat = tab.reshape(-1), draw_tab.reshape(-1)
+    n_tracks = rank_track.shape[0]
     for chunk in prange((n_rows + CHUNK - 1) // CHUNK):
         taken = np.empty(set_size, np.int64)
         sims = np.empty(pool, np.float64)
@@ -450,8 +449,8 @@ def retrieve(cf, ci, si, sf, rng, slots, n_cont, n_pers, n_pop, n_top, order, po
         for r in range(chunk * CHUNK, min(n_rows, (chunk + 1) * CHUNK)):
             if r + 1 < n_rows:  # the next slot's data comes in while this one is worked on
                 nxt = slots[r + 1]
-                _prefetch_slot(ci, si[nxt], sf[nxt], rng[nxt, 0], rng[nxt, 1], n_pop, draw_flat,
-                               tab_flat, width, n_tracks)  # fmt: skip
+                _prefetch_slot(ci, si[nxt], sf[nxt], rng[nxt, 0], rng[nxt, 1], n_pop, draw_tab,
+                               tab, n_tracks)  # fmt: skip
             s = slots[r]
             ir = si[s]
             last_row = _retrieve_slot(cf, ci, ir, rng[s, 0], rng[s, 1], n_cont, n_pers, n_pop,
