@@ -122,8 +122,8 @@ class CandidatePPOAgent(PPOAgent):
 
     PPO's hyperparameters and tuned defaults (``agents.sb3_agents.PPOAgent``), but
     ``head``, which does not apply: the policy always scores candidates from their
-    features. ``avoid_repeats`` avoids the artists of the last recommendations (the
-    candidates are never played tracks).
+    features. The candidates are never played tracks, so the repeat block has nothing to
+    do here; ``avoid_recent_artists`` avoids the artists of the last five recommendations.
     """
 
     settings = ("candidates",)

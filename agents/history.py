@@ -30,6 +30,7 @@ from musicrec_gym.session_features import (
 )
 
 __all__ = [
+    "ARTIST_WINDOW",
     "WARMUP_KEY",
     "AvoidsRepeats",
     "EpisodeHistory",
@@ -37,6 +38,10 @@ __all__ = [
     "masked_argmax",
     "random_allowed",
 ]
+
+#: The listener's artist fatigue counts the last five plays: the window of
+#: ``avoid_recent_artists``.
+ARTIST_WINDOW = 5
 
 
 class EpisodeHistory:

@@ -53,6 +53,7 @@ from threadpoolctl import ThreadpoolController
 
 from agents.base import Agent, AgentContext, register_agent
 from agents.history import (
+    ARTIST_WINDOW,
     AvoidsRepeats,
     candidates_blocked,
     follow_session,
@@ -70,8 +71,6 @@ from musicrec_gym.sim.retrieval import N_FEATURES_EXTRA
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-# The listener's artist fatigue counts the last five plays.
-ARTIST_WINDOW = 5
 # The candidate features the bandits add in the candidate setting: all but the
 # embedding and the popularity, which the track features already hold.
 CANDIDATE_EXTRA = N_FEATURES_EXTRA - 1

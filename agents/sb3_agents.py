@@ -43,7 +43,7 @@ from agents.embedding_heads import (
     MaskedExplorationDQN,
     catalog_features,
 )
-from agents.history import AvoidsRepeats, masked_argmax, random_allowed
+from agents.history import ARTIST_WINDOW, AvoidsRepeats, masked_argmax, random_allowed
 from agents.sb3_plumbing import EpisodeReportCallback, SpacesOnlyEnv
 from agents.session_obs import SessionObservation
 from agents.validation import (
@@ -94,6 +94,10 @@ class SB3Agent(AvoidsRepeats, Agent):
         check_bool("session_features", self.session_features)
         check_choice("head", self.head, HEADS)
         check_bool("train_mask", self.train_mask)
+        check_bool("avoid_recent_artists", self.avoid_recent_artists)
+        if self.avoid_recent_artists and not self.avoid_repeats:
+            raise ConfigError("`avoid_recent_artists: true` needs `avoid_repeats: true`")
+        self.artist_window = ARTIST_WINDOW if self.avoid_recent_artists else 0
         if self.train_mask and (self.head != "embedding" or not self.session_features):
             raise ConfigError(
                 "`train_mask: true` needs `head: embedding` and `session_features: true` (the "
@@ -204,7 +208,11 @@ class SB3Agent(AvoidsRepeats, Agent):
             env.seed(self.context.seed)
             return env
         if isinstance(env, MusicRecVectorEnv):
-            inner = env if self._session is None else self._session.wrap(env, self.train_mask)
+            inner = (
+                env
+                if self._session is None
+                else self._session.wrap(env, self.train_mask, self.artist_window)
+            )
             return MusicRecSB3VecEnv(env=inner, seed=self.context.seed)
         raise ConfigError(
             f"{self.name}: learn() needs a MusicRecVectorEnv, got {type(env).__name__}"
@@ -413,6 +421,9 @@ class PPOAgent(SB3Agent):
             allowed-track mask and it never picks a played track, in training as at
             ``act`` (needs ``head: embedding`` and ``session_features``; see
             ``agents.embedding_heads``).
+        avoid_recent_artists: Also never pick an artist among the agent's last five
+            recommendations of the session, as the bandits (at ``act``, and with
+            ``train_mask`` in training too).
     """
 
     # Tuned on the default world with 64 slots, 200k steps, greedy normalised score
@@ -433,6 +444,7 @@ class PPOAgent(SB3Agent):
     head: str = "linear"
     session_features: bool = False
     train_mask: bool = False
+    avoid_recent_artists: bool = False
 
     algorithm = PPO
     embedding_policy = EmbeddingActorCriticPolicy
@@ -510,6 +522,7 @@ class DQNAgent(SB3Agent):
             ``agents.embedding_heads``).
         session_features: As for PPO.
         train_mask: As for PPO (random exploratory actions among the allowed tracks too).
+        avoid_recent_artists: As for PPO.
     """
 
     # Tuned on the default world with 64 slots, 200k steps, greedy normalised score
@@ -531,6 +544,7 @@ class DQNAgent(SB3Agent):
     head: str = "linear"
     session_features: bool = False
     train_mask: bool = False
+    avoid_recent_artists: bool = False
 
     algorithm = DQN
     masked_algorithm = MaskedExplorationDQN

@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector import VectorWrapper
+from gymnasium.vector import AutoresetMode, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
 from agents.base import AgentContext
 from agents.history import EpisodeHistory, follow_session
+from musicrec_gym.errors import ConfigError
 from musicrec_gym.session_features import SessionPlays, standardized
 from musicrec_gym.wrappers import SessionFeaturesVector, extended_box
 
@@ -32,6 +33,7 @@ class SessionObservation:
 
     def __init__(self, context: AgentContext) -> None:
         self.plays = SessionPlays(standardized(context.track_features))
+        self.track_artist = context.track_artist
         base = spaces.Box(-1.0, 1.0, shape=(context.obs_dim,), dtype=np.float32)
         box = extended_box(base, self.plays, "session_features")
         n = self.plays.n_features
@@ -47,29 +49,45 @@ class SessionObservation:
         feats = np.clip(self.plays.features().astype(np.float32), self.low, self.high)
         return np.concatenate([np.asarray(obs, dtype=np.float32), feats], axis=1)
 
-    @staticmethod
-    def wrap(env: Any, mask: bool = False) -> VectorWrapper:
+    def wrap(self, env: Any, mask: bool = False, artist_window: int = 0) -> VectorWrapper:
         """The training environment: ``env`` with the same columns appended.
 
-        With ``mask``, then the allowed-track mask too (:class:`MaskObservation`).
+        With ``mask``, then the allowed-track mask too (:class:`MaskObservation`), which
+        with ``artist_window`` also blocks the artists of the last recommendations.
         """
         features = SessionFeaturesVector(env)
-        return MaskObservation(features) if mask else features
+        if not mask:
+            return features
+        return MaskObservation(features, self.track_artist, artist_window)
 
 
 class MaskObservation(VectorWrapper):
-    """``SessionFeaturesVector``'s ``info["action_mask"]`` appended to the observation.
+    """The allowed-track mask appended to ``SessionFeaturesVector``'s observation.
 
-    One float32 column per track, 1 where the track may be recommended (not played this
-    session), for policies trained with the mask (``train_mask``). With same-step
-    autoreset, ``info["final_obs"]`` gets the ended session's last mask.
+    One float32 column per track, 1 where the track may be recommended, for policies
+    trained with the mask (``train_mask``). The mask is the one the agent acts with,
+    from the same code (``EpisodeHistory.blocked``): the tracks not played this session
+    (warm-up included, as ``info["action_mask"]``), and with ``artist_window`` not by
+    an artist of the last that many recommendations either. Same-step autoreset (SB3's):
+    ``info["final_obs"]`` gets the ended session's last mask.
 
     Args:
-        env: A ``SessionFeaturesVector``.
+        env: A ``SessionFeaturesVector`` with same-step autoreset.
+        track_artist: (n_tracks,) artist of each track (for ``artist_window``).
+        artist_window: Block the artists of this many last recommendations (0: none).
     """
 
-    def __init__(self, env: SessionFeaturesVector) -> None:
+    def __init__(
+        self,
+        env: SessionFeaturesVector,
+        track_artist: np.ndarray | None = None,
+        artist_window: int = 0,
+    ) -> None:
         super().__init__(env)
+        if env.autoreset_mode is not AutoresetMode.SAME_STEP:
+            raise ConfigError(
+                f"MaskObservation needs same-step autoreset, got {env.autoreset_mode}"
+            )
         n = int(env.single_action_space.n)
         box = env.single_observation_space
         self.single_observation_space = spaces.Box(
@@ -79,21 +97,29 @@ class MaskObservation(VectorWrapper):
         )
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.autoreset_mode = env.autoreset_mode
+        self.history = EpisodeHistory(n, track_artist, artist_window)
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset ``env``; its observations with the mask."""
+        """Reset ``env`` (all slots, or ``options["reset_mask"]``); observations with the mask."""
         obs, info = self.env.reset(**kwargs)
-        return self._with_mask(obs, info["action_mask"]), info
+        options = kwargs.get("options")
+        slots = options.get("reset_mask") if isinstance(options, dict) else None
+        self.history.end(np.ones(self.num_envs, bool) if slots is None else slots)
+        return self._with_mask(obs, self.history.blocked(self.num_envs, info)), info
 
     def step(self, actions: Any) -> tuple[np.ndarray, Any, Any, Any, dict[str, Any]]:
         """Step ``env``; its observations (and ``final_obs``) with the mask."""
+        self.history.mark(np.asarray(actions, dtype=np.int64).reshape(self.num_envs))
         obs, reward, terminated, truncated, info = self.env.step(actions)
-        if "final_obs" in info:
-            info = {**info, "final_obs": self._with_mask(
-                info["final_obs"], info["final_info"]["action_mask"]
-            )}  # fmt: skip
-        return self._with_mask(obs, info["action_mask"]), reward, terminated, truncated, info
+        done = np.asarray(terminated | truncated, dtype=bool)
+        if done.any():
+            if "final_obs" in info:
+                last = self._with_mask(info["final_obs"], self.history.blocked(self.num_envs))
+                info = {**info, "final_obs": last}
+            self.history.end(done)
+        obs = self._with_mask(obs, self.history.blocked(self.num_envs, info))
+        return obs, reward, terminated, truncated, info
 
     @staticmethod
-    def _with_mask(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return np.concatenate([obs, mask], axis=1, dtype=np.float32)
+    def _with_mask(obs: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+        return np.concatenate([obs, ~blocked], axis=1, dtype=np.float32)

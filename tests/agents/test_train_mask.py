@@ -20,8 +20,13 @@ MASKED = {
 }
 
 
+def _training_env(artist_window=0):
+    env = MusicRecVectorEnv(num_envs=4, autoreset_mode="same_step")
+    return SessionObservation(AgentContext.from_env(env)).wrap(env, True, artist_window), env
+
+
 def test_the_mask_wrapper_appends_the_session_features_action_mask():
-    env = SessionObservation.wrap(MusicRecVectorEnv(num_envs=4, autoreset_mode="same_step"), True)
+    env, _ = _training_env()
     assert isinstance(env, MaskObservation)
     obs, info = env.reset(seed=0)
     n = env.single_action_space.n
@@ -40,6 +45,63 @@ def test_the_mask_wrapper_appends_the_session_features_action_mask():
             assert np.array_equal(final[:, -n:], info["final_info"]["action_mask"][done])
             ended += int(done.sum())
     assert ended > 0
+
+
+def test_the_mask_wrapper_blocks_the_artists_of_the_last_five_recommendations():
+    env, base = _training_env(artist_window=5)
+    artist = AgentContext.from_env(base).track_artist
+    n = env.single_action_space.n
+    obs, info = env.reset(seed=1)
+    assert np.array_equal(obs[:, -n:], info["action_mask"].astype(np.float32))  # no picks yet
+    recent = [[] for _ in range(4)]
+    rng = np.random.default_rng(0)
+    ended = 0
+    for _ in range(80):
+        allowed = obs[:, -n:] > 0.5
+        actions = np.array([rng.choice(np.flatnonzero(row)) for row in allowed])
+        for slot, track in enumerate(actions):
+            recent[slot] = (recent[slot] + [track])[-5:]
+        obs, _, terminated, truncated, info = env.step(actions)
+        done = terminated | truncated
+        for slot in range(4):
+            # the ended session's last mask, or the running session's mask
+            row = info["final_obs"][slot] if done[slot] else obs[slot]
+            played = (
+                info["final_info"]["action_mask"][slot] if done[slot] else info["action_mask"][slot]
+            )
+            expect = played & ~np.isin(artist, artist[recent[slot]])
+            assert np.array_equal(row[-n:] > 0.5, expect)
+            if done[slot]:  # a new session: only its warm-up is blocked
+                assert np.array_equal(obs[slot, -n:] > 0.5, info["action_mask"][slot])
+                recent[slot] = []
+        ended += int(done.sum())
+    assert ended > 0
+
+
+@pytest.mark.parametrize("key", ["ppo", "dqn"])
+def test_avoiding_recent_artists_trains_and_acts_with_the_same_mask(key):
+    env = MusicRecVectorEnv(num_envs=16)
+    context = AgentContext.from_env(env, seed=0)
+    agent = make_agent(key, {**MASKED[key], "avoid_recent_artists": True})
+    agent.bind(context)
+    agent.learn(env, 200)
+    obs, info = env.reset(seed=5)
+    artist = context.track_artist
+    picks = []
+    for _ in range(6):
+        actions = agent.act(obs, info, explore=True)
+        for earlier in picks[-5:]:
+            assert (artist[actions] != artist[earlier]).all()
+        picks.append(actions)
+        obs, _, terminated, truncated, info = env.step(actions)
+        agent.episode_end(terminated | truncated)
+        picks = [] if (terminated | truncated).any() else picks
+
+
+@pytest.mark.parametrize("key", ["ppo", "dqn"])
+def test_avoiding_recent_artists_needs_the_repeat_block(key):
+    with pytest.raises(ConfigError, match="`avoid_recent_artists: true` needs `avoid_repeats"):
+        make_agent(key, {"avoid_recent_artists": True, "avoid_repeats": False})
 
 
 @pytest.mark.parametrize("key", ["ppo", "dqn"])
