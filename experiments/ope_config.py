@@ -24,6 +24,8 @@ experiment configs (``experiments.config``); unknown keys are errors. Schema::
                                #   truth, int in [100, 1,000,000]
     bootstrap: 1000            # optional; bootstrap resamples per interval, [100, 100000]
     folds: 2                   # optional; cross-fitting folds of the models, [1, 10]
+    q_model: linear            # optional; the Q-model of sdr/wdr: linear | two_tower
+                               #   (experiments.ope_models)
 
 Exactly one of ``dataset`` and ``log`` is given. A relative ``dataset`` or ``world`` path
 is relative to the working directory.
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.ope import ESTIMATORS
+from experiments.ope_models import DEFAULT_Q_MODEL, Q_MODELS
 from experiments.ope_targets import TRUTH_SEED
 from experiments.soft_policies import SoftPolicySpec, parse_logging_policy
 from experiments.value_checks import parse_seeds
@@ -85,6 +88,7 @@ class OPEConfig:
     truth_sessions: int = 2000
     bootstrap: int = 1000
     folds: int = 2
+    q_model: str = DEFAULT_Q_MODEL
     source: str = "<config>"
     text: str = field(default="", repr=False)
 
@@ -101,7 +105,7 @@ def parse_ope_config(text: str, source: str = "<config>") -> OPEConfig:
         doc.data,
         (),
         ("name", "targets", "seeds"),
-        ("dataset", "log", "estimators", "truth_sessions", "bootstrap", "folds"),
+        ("dataset", "log", "estimators", "truth_sessions", "bootstrap", "folds", "q_model"),
         "ope settings",
     )
     name = v.name(root["name"], ("name",))
@@ -130,6 +134,9 @@ def parse_ope_config(text: str, source: str = "<config>") -> OPEConfig:
     truth = v.int_(root.get("truth_sessions", 2000), ("truth_sessions",), 100, MAX_TRUTH_SESSIONS)
     reps = v.int_(root.get("bootstrap", 1000), ("bootstrap",), 100, 100_000)
     folds = v.int_(root.get("folds", 2), ("folds",), 1, 10)
+    q_model = root.get("q_model", DEFAULT_Q_MODEL)
+    if q_model not in Q_MODELS:
+        raise doc.error(("q_model",), unknown_name_message("q_model", str(q_model), Q_MODELS))
     return OPEConfig(
         name=name,
         targets=targets,
@@ -140,6 +147,7 @@ def parse_ope_config(text: str, source: str = "<config>") -> OPEConfig:
         truth_sessions=truth,
         bootstrap=reps,
         folds=folds,
+        q_model=q_model,
         source=source,
         text=text,
     )

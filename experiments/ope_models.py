@@ -36,6 +36,10 @@ distribution is exact and cheap:
   (0 after a session's last step; undiscounted), ``V̂(s) = Σ_a π_e(a|s) Q̂(s, a)``, the
   next state being the next logged step of the same session.
 
+With ``q_model="two_tower"`` the Q-model adds a nonlinear term ``f(s)ᵀ g(a)``, an MLP of
+``φ_Q(s)`` against an MLP of ``ψ(a)`` (``experiments.ope_two_tower``), backfitted with the
+linear part; being linear in ``g(a)``, its mean under a target stays exact too.
+
 Cross-fitting (Chernozhukov et al. 2018): the episodes are split in ``folds``; each
 fold's predictions come from models fitted on the other folds only, so a step's own
 reward never enters its model value (what DR's unbiasedness argument needs).
@@ -44,11 +48,15 @@ reward never enters its model value (what DR's unbiasedness argument needs).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from experiments.ope import TargetDistribution, episode_bounds
-from musicrec_gym.errors import ConfigError
+from musicrec_gym.errors import ConfigError, unknown_name_message
+
+if TYPE_CHECKING:
+    from experiments.ope_two_tower import TwoTower
 
 #: Ridge penalty of ``W``.
 RIDGE = 1.0
@@ -63,6 +71,11 @@ DEFAULT_FOLDS = 2
 #: The Q-model's recent-skip count looks back this many logged steps (the simulator's
 #: leave hazard counts the skips among the last 5 plays).
 SKIP_WINDOW = 5
+#: The Q-model's families: the linear model alone, or plus a two-tower term
+#: ``f(s)ᵀ g(a)`` (``experiments.ope_two_tower``).
+Q_MODELS = ("linear", "two_tower")
+#: The default Q-model.
+DEFAULT_Q_MODEL = "linear"
 
 
 @dataclass(frozen=True)
@@ -241,6 +254,7 @@ def fit_models(
     seed: int = 0,
     fqe_iterations: int | None = None,
     logger: TargetDistribution | None = None,
+    q_model: str = DEFAULT_Q_MODEL,
 ) -> ModelValues:
     """Cross-fitted reward and Q-model values at every logged step.
 
@@ -259,11 +273,16 @@ def fit_models(
         fqe_iterations: Fitted-Q iterations (default: ``T``).
         logger: The logging policy's distribution at every logged step (``None``: the
             models do without :func:`logger_features`).
+        q_model: The Q-model's family (``Q_MODELS``): ``linear``, or ``two_tower`` (the
+            linear model plus ``f(s)ᵀ g(a)``, backfitted; ``experiments.ope_two_tower``).
+            The reward model stays linear.
 
     Raises:
-        ConfigError: Arrays of different lengths, a target of another length, or a
-            logged action outside the catalog.
+        ConfigError: Arrays of different lengths, a target of another length, a logged
+            action outside the catalog, or an unknown ``q_model``.
     """
+    if q_model not in Q_MODELS:
+        raise ConfigError(unknown_name_message("q_model", str(q_model), Q_MODELS))
     episode = np.asarray(episode)
     n = len(episode)
     action = np.asarray(action, dtype=np.int64)
@@ -318,11 +337,41 @@ def fit_models(
         out["r_logged"][test] = model.logged(x[test], psi[test], user[test], action[test])
         out["r_target"][test] = model.target(x_bar[test], psi_bar[test], user[test], test_dist)
         q = _LinearQ(xq[idx], psi[idx], user[idx], action[idx], n_tracks)
-        q.fit(reward[idx])
+        tower = None
+        if q_model == "two_tower":
+            from experiments.ope_two_tower import TargetMean, TwoTower
+
+            tower = TwoTower(phi_q[idx], psi_table, seed=seed * 1000 + f)
+            train_mean, test_mean = TargetMean(train_dist), TargetMean(test_dist)
+        _fit_q(q, tower, reward[idx], xq[idx], phi_q[idx], psi[idx], user[idx], action[idx])
         done = last[idx]
         for _ in range(iterations):
             v = q.target(xq_bar[idx], psi_bar[idx], user[idx], train_dist)
-            q.fit(reward[idx] + np.where(done, 0.0, v[next_pos]))
+            if tower is not None:
+                v = v + tower.target(phi_q[idx], train_mean)
+            y = reward[idx] + np.where(done, 0.0, v[next_pos])
+            _fit_q(q, tower, y, xq[idx], phi_q[idx], psi[idx], user[idx], action[idx])
         out["q_logged"][test] = q.logged(xq[test], psi[test], user[test], action[test])
         out["v_target"][test] = q.target(xq_bar[test], psi_bar[test], user[test], test_dist)
+        if tower is not None:
+            out["q_logged"][test] += tower.predict(phi_q[test], action[test])
+            out["v_target"][test] += tower.target(phi_q[test], test_mean)
     return ModelValues(**out)
+
+
+def _fit_q(
+    q: _LinearQ,
+    tower: TwoTower | None,
+    y: np.ndarray,
+    xq: np.ndarray,
+    phi_q: np.ndarray,
+    psi: np.ndarray,
+    user: np.ndarray,
+    action: np.ndarray,
+) -> None:
+    """One (re)fit of the Q-model: the linear part, then the towers on what it leaves."""
+    if tower is None:
+        q.fit(y)
+        return
+    q.fit(y - tower.predict(phi_q, action))
+    tower.fit(phi_q, action, y - q.logged(xq, psi, user, action))

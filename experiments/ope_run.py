@@ -31,7 +31,7 @@ import pandas as pd
 from experiments.logged import log_sessions
 from experiments.ope import DECISION_ESTIMATORS, DR_COUNTERPARTS, estimate, rmse
 from experiments.ope_config import OPEConfig
-from experiments.ope_models import fit_models
+from experiments.ope_models import DEFAULT_Q_MODEL, fit_models
 from experiments.ope_targets import SessionTruth, TargetReplay, replay_targets, session_truth
 from musicrec_gym.artifacts import write_bytes_atomic
 from musicrec_gym.errors import ConfigError
@@ -82,6 +82,7 @@ def estimate_replicate(
     reps: int,
     folds: int,
     seed: int,
+    q_model: str = DEFAULT_Q_MODEL,
 ) -> list[tuple[str, Any, float]]:
     """Every estimator on ``rows`` of ``dataset`` for one target; with the step truth.
 
@@ -112,6 +113,7 @@ def estimate_replicate(
             folds=folds,
             seed=seed,
             logger=sub.logger,
+            q_model=q_model,
         ).as_dict()
     truth = float(sub.truth_step.mean())
     return [
@@ -170,7 +172,14 @@ def run_ope(
             name = str(replay.spec)
             say(f"seed {seed}: estimating {name}")
             for est_name, est, step_truth in estimate_replicate(
-                data, rows, replay, config.estimators, config.bootstrap, config.folds, seed
+                data,
+                rows,
+                replay,
+                config.estimators,
+                config.bootstrap,
+                config.folds,
+                seed,
+                config.q_model,
             ):
                 level = level_of(est_name)
                 truth = step_truth if level == "decision" else truths[name].value
@@ -256,7 +265,8 @@ def render_markdown(
         "",
         f"{source}; seeds {', '.join(map(str, config.seeds))}; {config.bootstrap} bootstrap "
         f"resamples of the episodes per interval; models cross-fitted over {config.folds} "
-        f"fold(s); session truth from {config.truth_sessions:,} on-policy sessions per target; "
+        f"fold(s), Q-model `{config.q_model}`; session truth from "
+        f"{config.truth_sessions:,} on-policy sessions per target; "
         f"{elapsed:.0f} s.",
         "",
         "Per-decision estimators (`decision`) estimate the target's mean expected reward per "
