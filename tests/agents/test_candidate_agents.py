@@ -90,3 +90,36 @@ def test_the_candidates_config_covers_every_candidate_agent_type() -> None:
     config = load_config(CONFIG)
     assert config.env.kwargs == {"candidates": 50}
     assert {a.type for a in config.agents} == set(types_for_setting("candidates"))
+
+
+def test_candidate_ppo_avoids_the_artists_of_its_last_five_picks(
+    cenv: CandidateVectorEnv,
+) -> None:
+    agent = make_agent(
+        "candidate_ppo",
+        {"n_steps": 16, "batch_size": 64, "n_epochs": 1, "avoid_recent_artists": True},
+    )
+    context = AgentContext.from_env(cenv, seed=0)
+    agent.bind(context)
+    agent.attach(cenv)
+    agent.learn(cenv, 200)
+    artist = context.track_artist
+    obs, info = cenv.reset(seed=1)
+    agent.episode_end(np.ones(cenv.num_envs, bool))
+    recent: list[list[int]] = [[] for _ in range(cenv.num_envs)]
+    checked = 0
+    for _ in range(40):
+        cands = np.asarray(info["candidate_tracks"])
+        act = agent.act(obs, info, explore=True)
+        for slot in range(cenv.num_envs):
+            tired = set(artist[recent[slot]].tolist())
+            fresh = [c for c in cands[slot] if c >= 0 and artist[c] not in tired]
+            if fresh:  # the block is lifted only where it would block every candidate
+                assert artist[cands[slot, act[slot]]] not in tired
+                checked += bool(tired)
+            recent[slot] = (recent[slot] + [int(cands[slot, act[slot]])])[-5:]
+        obs, _, term, trunc, info = cenv.step(act)
+        agent.episode_end(term | trunc)
+        for slot in np.flatnonzero(term | trunc):
+            recent[slot] = []
+    assert checked > 20
