@@ -41,11 +41,12 @@ from agents.embedding_heads import (
     EmbeddingDQNPolicy,
     MaskedEmbeddingActorCriticPolicy,
     MaskedExplorationDQN,
+    allowed_tracks,
     catalog_features,
 )
 from agents.history import ARTIST_WINDOW, AvoidsRepeats, masked_argmax, random_allowed
 from agents.sb3_plumbing import EpisodeReportCallback, SpacesOnlyEnv
-from agents.session_obs import SessionObservation
+from agents.session_obs import SessionObservation, with_mask
 from agents.validation import (
     MAX_STEP_COUNT,
     check_bool,
@@ -127,8 +128,7 @@ class SB3Agent(AvoidsRepeats, Agent):
         obs = self._session.append(self.history, obs, info)
         if not self.train_mask:
             return obs
-        allowed = ~self.history.blocked(len(obs), info)
-        return np.concatenate([obs, allowed.astype(np.float32)], axis=1)
+        return with_mask(obs, self.history.blocked(len(obs), info))
 
     def _algorithm(self) -> type[BaseAlgorithm]:
         """The SB3 algorithm class (``masked_algorithm`` with ``train_mask``)."""
@@ -165,10 +165,7 @@ class SB3Agent(AvoidsRepeats, Agent):
 
     def _ensure_model(self) -> BaseAlgorithm:
         if self.model is None:
-            stub = DummyVecEnv([lambda: SpacesOnlyEnv(self._obs_dim(), self.context.n_tracks)])
-            with warnings.catch_warnings():  # PPO warns that 1 slot x n_steps < batch_size
-                warnings.simplefilter("ignore", UserWarning)
-                self.model = self._new_model(stub)
+            self.model = self._reference_model()
         return self.model
 
     # ----------------------------------------------------------------- Agent interface
@@ -231,7 +228,10 @@ class SB3Agent(AvoidsRepeats, Agent):
             if self._session is not None:  # the session features read the outcomes
                 self.history.mark(actions)
             return actions
-        blocked = self.history.blocked(len(obs), info)
+        if self.train_mask:  # the input ends in the mask, from the same history
+            blocked = ~allowed_tracks(obs, self.context.n_tracks)
+        else:
+            blocked = self.history.blocked(len(obs), info)
         with th.no_grad():
             obs_t, _ = model.policy.obs_to_tensor(obs)
             scores = self._scores(obs_t).cpu().numpy().astype(np.float64)

@@ -105,7 +105,7 @@ class MaskObservation(VectorWrapper):
         options = kwargs.get("options")
         slots = options.get("reset_mask") if isinstance(options, dict) else None
         self.history.end(np.ones(self.num_envs, bool) if slots is None else slots)
-        return self._with_mask(obs, self.history.blocked(self.num_envs, info)), info
+        return with_mask(obs, self.history.blocked(self.num_envs, info)), info
 
     def step(self, actions: Any) -> tuple[np.ndarray, Any, Any, Any, dict[str, Any]]:
         """Step ``env``; its observations (and ``final_obs``) with the mask."""
@@ -114,12 +114,16 @@ class MaskObservation(VectorWrapper):
         done = np.asarray(terminated | truncated, dtype=bool)
         if done.any():
             if "final_obs" in info:
-                last = self._with_mask(info["final_obs"], self.history.blocked(self.num_envs))
+                last = with_mask(info["final_obs"], self.history.blocked(self.num_envs))
                 info = {**info, "final_obs": last}
             self.history.end(done)
-        obs = self._with_mask(obs, self.history.blocked(self.num_envs, info))
+        obs = with_mask(obs, self.history.blocked(self.num_envs, info))
         return obs, reward, terminated, truncated, info
 
-    @staticmethod
-    def _with_mask(obs: np.ndarray, blocked: np.ndarray) -> np.ndarray:
-        return np.concatenate([obs, ~blocked], axis=1, dtype=np.float32)
+
+def with_mask(obs: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    """``obs`` followed by the allowed-track mask (1: allowed), float32: a policy's input.
+
+    The one encoding of the mask, in training (``MaskObservation``) as at ``act``.
+    """
+    return np.concatenate([obs, ~blocked], axis=1, dtype=np.float32)
