@@ -39,10 +39,12 @@ them fixed). A ratio whose denominator is 0 in a resample counts 0.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
 from musicrec_gym.errors import ConfigError, unknown_name_message
 
@@ -180,12 +182,20 @@ class TargetDistribution:
             self.base_weight[rows], self.base, new_rows, self.cols[pick], self.vals[pick]
         )
 
+    @functools.cached_property
+    def sparse(self) -> sp.csr_matrix:
+        """The sparse entries as an (n, n_tracks) CSR matrix (repeated entries add up).
+
+        Made once per distribution: the fitted-Q iterations take the mean of a new table
+        under the same distribution many times.
+        """
+        return sp.csr_matrix((self.vals, (self.rows, self.cols)), shape=(self.n, len(self.base)))
+
     def mean_of(self, table: np.ndarray) -> np.ndarray:
         """``Σ_a π(a | s_i) table[a]`` for every row: (n, k) for a (n_tracks, k) table."""
         table = np.asarray(table, dtype=np.float64)
         flat = table.reshape(len(table), -1)
-        out = self.base_weight[:, None] * (self.base @ flat)[None, :]
-        np.add.at(out, self.rows, self.vals[:, None] * flat[self.cols])
+        out = self.base_weight[:, None] * (self.base @ flat)[None, :] + self.sparse @ flat
         return out.reshape((self.n, *table.shape[1:]))
 
     def mean_per_row(self, values: np.ndarray) -> np.ndarray:

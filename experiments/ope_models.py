@@ -339,23 +339,22 @@ def fit_models(
         q = _LinearQ(xq[idx], psi[idx], user[idx], action[idx], n_tracks)
         tower = None
         if q_model == "two_tower":
-            from experiments.ope_two_tower import TargetMean, TwoTower
+            from experiments.ope_two_tower import TwoTower
 
             tower = TwoTower(phi_q[idx], psi_table, seed=seed * 1000 + f)
-            train_mean, test_mean = TargetMean(train_dist), TargetMean(test_dist)
         _fit_q(q, tower, reward[idx], xq[idx], phi_q[idx], psi[idx], user[idx], action[idx])
         done = last[idx]
         for _ in range(iterations):
             v = q.target(xq_bar[idx], psi_bar[idx], user[idx], train_dist)
             if tower is not None:
-                v = v + tower.target(phi_q[idx], train_mean)
+                v = v + tower.target(phi_q[idx], train_dist)
             y = reward[idx] + np.where(done, 0.0, v[next_pos])
             _fit_q(q, tower, y, xq[idx], phi_q[idx], psi[idx], user[idx], action[idx])
         out["q_logged"][test] = q.logged(xq[test], psi[test], user[test], action[test])
         out["v_target"][test] = q.target(xq_bar[test], psi_bar[test], user[test], test_dist)
         if tower is not None:
             out["q_logged"][test] += tower.predict(phi_q[test], action[test])
-            out["v_target"][test] += tower.target(phi_q[test], test_mean)
+            out["v_target"][test] += tower.target(phi_q[test], test_dist)
     return ModelValues(**out)
 
 

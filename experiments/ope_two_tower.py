@@ -4,7 +4,7 @@
 ``g`` (the track tower, on the track features ``ψ(a)``) are small MLPs (``HIDDEN`` units,
 ``EMBED`` outputs); ``g(a) = [1, MLP(ψ(a))]``, so ``f``'s first output is a state value.
 The term is linear in ``g(a)``, so its mean under any target distribution is
-``f(s)ᵀ Σ_a π(a|s) g(a)``, computed exactly over the whole catalog (``TargetMean``): the
+``f(s)ᵀ Σ_a π(a|s) g(a)``, computed exactly over the whole catalog (``mean_of``): the
 exactness and cost of ``V̂(s)`` in the linear model carry over, while ``f`` and ``g`` may
 be any functions of the state and of the track.
 
@@ -19,7 +19,6 @@ seed gives the same model on one machine.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -39,26 +38,6 @@ BATCH = 1024
 FIRST_EPOCHS = 20
 #: Epochs of each refit (a fitted-Q iteration, warm-started).
 REFIT_EPOCHS = 2
-
-
-class TargetMean:
-    """``table ↦ Σ_a π(a|s_i) table[a]`` for one distribution, its sparse part kept as CSR.
-
-    The same as ``TargetDistribution.mean_of``, but faster when called with a new table
-    in every fitted-Q iteration (a logger's own picks are ~100 entries per step).
-    """
-
-    def __init__(self, dist: TargetDistribution) -> None:
-        self.weight = np.asarray(dist.base_weight, dtype=np.float64)
-        self.base = np.asarray(dist.base, dtype=np.float64)
-        self.sparse = sp.csr_matrix(
-            (dist.vals, (dist.rows, dist.cols)), shape=(dist.n, len(dist.base))
-        )  # duplicate (row, track) entries add up, as in ``mean_of``
-
-    def __call__(self, table: np.ndarray) -> np.ndarray:
-        """(n, k) target means of a (n_tracks, k) table."""
-        table = np.asarray(table, dtype=np.float64)
-        return self.weight[:, None] * (self.base @ table)[None, :] + self.sparse @ table
 
 
 class TwoTower:
@@ -129,10 +108,10 @@ class TwoTower:
         f, g = self.towers(state)
         return (f * g[np.asarray(action, dtype=np.int64)]).sum(axis=1)
 
-    def target(self, state: np.ndarray, means: TargetMean) -> np.ndarray:
+    def target(self, state: np.ndarray, dist: TargetDistribution) -> np.ndarray:
         """``Σ_a π(a|s_i) f(s_i)ᵀ g(a) = f(s_i)ᵀ E_π[g]``, exact: (n,)."""
         f, g = self.towers(state)
-        return (f * means(g)).sum(axis=1)
+        return (f * dist.mean_of(g)).sum(axis=1)
 
     def table(self, state: np.ndarray) -> np.ndarray:
         """``f(s_i)ᵀ g(a)`` for every row and track, (n, n_tracks): the slow way, for checks."""
