@@ -53,6 +53,8 @@ class EpisodeHistory:
     Args:
         n_tracks: Catalog size.
         track_artist: (n_tracks,) artist of each track; needed for ``artist_window > 0``.
+            A negative artist means none (a missing ``artist_id``): such a track is never
+            blocked for its artist, and recommending it blocks no other track.
         artist_window: Also block the artists of the last this many recommendations of
             the session (0: only exact repeats are blocked).
     """
@@ -65,6 +67,8 @@ class EpisodeHistory:
         if self.artist_window and track_artist is None:
             raise ValueError("artist_window > 0 needs track_artist")
         self.track_artist = None if track_artist is None else np.asarray(track_artist)
+        if self.artist_window:
+            self._index_artists()
         self._ensure(0)
 
     # ----------------------------------------------------------------- queries
@@ -72,9 +76,13 @@ class EpisodeHistory:
         """The (batch, n_tracks) mask of tracks not to recommend now (do not modify).
 
         Tracks already recommended in the session, plus (with ``artist_window``) the
-        tracks of recently recommended artists. A slot left with no allowed track gets
-        its artist block lifted, then its history cleared, so a catalog smaller than a
-        session never leaves a slot without a choice.
+        tracks of recently recommended artists (a track without an artist, see
+        ``track_artist``, is never blocked for its artist nor blocks any). A slot left
+        with no allowed track gets its artist block lifted, then its history cleared, so
+        a catalog smaller than a session never leaves a slot without a choice.
+
+        The artist block costs O(batch * window + tracks blocked): each recent artist's
+        tracks are read from an index made once, not compared with the whole catalog.
 
         Args:
             batch: Number of slots.
@@ -86,12 +94,10 @@ class EpisodeHistory:
             self._seed_warmup(np.asarray(info[WARMUP_KEY]))
         mask = self.mask
         if self.artist_window:
-            recent = self.recent
-            valid = recent >= 0
-            if valid.any():
-                artists = np.where(valid, self.track_artist[np.maximum(recent, 0)], -1)
-                same = (artists[:, :, None] == self.track_artist[None, None, :]).any(axis=1)
-                mask = mask | same
+            block = self._recent_artist_block()
+            if len(block):
+                mask = mask.copy()
+                mask.reshape(-1)[block] = True
                 full = mask.all(axis=1)
                 mask[full] = self.mask[full]
         full = mask.all(axis=1)
@@ -144,6 +150,47 @@ class EpisodeHistory:
         self.last[dones] = -1
         self.pending[dones] = False
         self.fresh[dones] = True
+
+    def _index_artists(self) -> None:
+        """Index the catalog by artist once: each artist's tracks, as rows of a CSR.
+
+        ``_artist_row[t]`` is track ``t``'s row; the tracks of row ``r`` are
+        ``_artist_tracks[_artist_start[r]:_artist_start[r] + _artist_count[r]]``. The last
+        row is empty: the row of tracks without an artist, and (as ``_artist_row[-1]``)
+        of the window's empty places (-1).
+        """
+        artist = self.track_artist
+        if artist.shape != (self.n_tracks,):
+            raise ValueError(f"track_artist must have shape ({self.n_tracks},), got {artist.shape}")
+        has = artist >= 0
+        tracks = np.flatnonzero(has)
+        codes, row = np.unique(artist[has], return_inverse=True)
+        row = row.reshape(-1)
+        empty = len(codes)
+        self._artist_row = np.full(self.n_tracks + 1, empty, dtype=np.int64)
+        self._artist_row[tracks] = row
+        self._artist_tracks = tracks[np.argsort(row, kind="stable")]
+        self._artist_count = np.bincount(row, minlength=empty + 1)
+        self._artist_start = np.cumsum(self._artist_count) - self._artist_count
+
+    def _recent_artist_block(self) -> np.ndarray:
+        """Flat indices into the (batch, n_tracks) mask of the recent artists' tracks.
+
+        Each slot's window lists its artists' tracks once (an artist picked twice
+        counts once); empty places and tracks without an artist list nothing.
+        """
+        rows = self._artist_row[self.recent]  # -1 (empty place) -> the empty row
+        rows.sort(axis=1)
+        count = self._artist_count[rows]
+        count[:, 1:][rows[:, 1:] == rows[:, :-1]] = 0
+        start = self._artist_start[rows].reshape(-1)
+        count = count.reshape(-1)
+        # listed track k of place p is _artist_tracks[start[p] + k - first[p]], where
+        # first[p] = end[p] - count[p] is where place p's run begins in the list
+        end = np.cumsum(count)
+        at = np.arange(end[-1] if len(end) else 0) + np.repeat(start - end + count, count)
+        slot = np.arange(len(rows)).repeat(rows.shape[1]) * self.n_tracks
+        return np.repeat(slot, count) + self._artist_tracks[at]
 
     def _seed_warmup(self, played: np.ndarray) -> None:
         """Block the warm-up tracks of the fresh slots.
