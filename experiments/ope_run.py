@@ -204,7 +204,7 @@ def run_ope(
     seeds = pd.DataFrame.from_records(records)
     table = summarise(seeds, config, truths)
     elapsed = time.perf_counter() - t0
-    markdown = render_markdown(table, config, truths, elapsed)
+    markdown = render_markdown(table, config, truths, elapsed, seeds)
     write_outputs(out, seeds, table, markdown, config)
     return OPEResult(seeds, table, markdown, out, elapsed)
 
@@ -238,21 +238,54 @@ def summarise(
     return pd.DataFrame.from_records(rows)
 
 
-def dr_verdicts(table: pd.DataFrame) -> list[str]:
-    """Per target, each doubly-robust estimator's RMSE against its IS counterpart's."""
+SUPPORT_RESAMPLES = 2000
+"""Resamples of the seeds behind each DR-versus-IS check's support (:func:`dr_support`)."""
+
+
+def dr_support(dr_errors: np.ndarray, is_errors: np.ndarray) -> float:
+    """Share of paired resamples of the seeds in which the DR RMSE <= the IS RMSE.
+
+    The seeds (one logged dataset each) are drawn with replacement, the same draw for
+    both estimators, :data:`SUPPORT_RESAMPLES` times from a generator seeded with 0: how
+    firmly the seeds back the check's verdict (near 0.5: a tie that other seeds could
+    turn). NaN with one seed.
+    """
+    n = len(dr_errors)
+    if n < 2:
+        return math.nan
+    draws = np.random.default_rng(0).integers(0, n, size=(SUPPORT_RESAMPLES, n))
+    dr_mse = (np.asarray(dr_errors, np.float64)[draws] ** 2).mean(axis=1)
+    is_mse = (np.asarray(is_errors, np.float64)[draws] ** 2).mean(axis=1)
+    return float(np.mean(dr_mse <= is_mse))
+
+
+def dr_verdicts(table: pd.DataFrame, seeds: pd.DataFrame) -> list[str]:
+    """Per target, each doubly-robust estimator's RMSE against its IS counterpart's.
+
+    With the check's support over the seeds (:func:`dr_support`).
+    """
     lines = []
     by = {(r.target, r.estimator): r for r in table.itertuples()}
+    errors = seeds.pivot_table(index="seed", columns=["target", "estimator"], values="error")
     for target in dict.fromkeys(table["target"]):
         for dr, is_ in DR_COUNTERPARTS.items():
             if (target, dr) in by and (target, is_) in by:
                 a, b = by[(target, dr)].rmse, by[(target, is_)].rmse
                 verdict = "yes" if a <= b else "no"
-                lines.append(f"| {target} | {dr} ≤ {is_} | {a:.4g} | {b:.4g} | {verdict} |")
+                support = dr_support(errors[(target, dr)], errors[(target, is_)])
+                shown = "–" if math.isnan(support) else f"{support:.2f}"
+                lines.append(
+                    f"| {target} | {dr} ≤ {is_} | {a:.4g} | {b:.4g} | {verdict} | {shown} |"
+                )
     return lines
 
 
 def render_markdown(
-    table: pd.DataFrame, config: OPEConfig, truths: dict[str, SessionTruth], elapsed: float
+    table: pd.DataFrame,
+    config: OPEConfig,
+    truths: dict[str, SessionTruth],
+    elapsed: float,
+    seeds: pd.DataFrame,
 ) -> str:
     """``ope.md``: the table, the DR-versus-IS check and how it was measured."""
     source = (
@@ -288,14 +321,16 @@ def render_markdown(
             f"{r.bias:+.4f} | {r.rmse:.4f} | [{r.low:.4f}, {r.high:.4f}] | {r.covers} | "
             f"{r.covered_seeds} |"
         )
-    verdicts = dr_verdicts(table)
+    verdicts = dr_verdicts(table, seeds)
     if verdicts:
         lines += [
             "",
-            "Doubly robust against importance sampling (RMSE over the seeds):",
+            "Doubly robust against importance sampling (RMSE over the seeds). Support: the "
+            f"share of {SUPPORT_RESAMPLES:,} paired resamples of the seeds in which DR's "
+            "RMSE is at most IS's (near 0.5: a tie that other seeds could turn).",
             "",
-            "| target | check | DR RMSE | IS RMSE | holds |",
-            "|---|---|---:|---:|---|",
+            "| target | check | DR RMSE | IS RMSE | holds | support |",
+            "|---|---|---:|---:|---|---:|",
             *verdicts,
         ]
     return "\n".join(lines) + "\n"

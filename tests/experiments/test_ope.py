@@ -370,7 +370,9 @@ def test_musicrec_ope_end_to_end(tmp_path, tiny_dataset):
     row = table[(table.target == "world") & (table.estimator == "ips")].iloc[0]
     assert abs(row.estimate - tiny_dataset.reward.mean()) < 0.1
     assert (out / "ope.png").stat().st_size > 1000
-    assert "| world | dr ≤ ips |" in (out / "ope.md").read_text()
+    markdown = (out / "ope.md").read_text()
+    assert "| target | check | DR RMSE | IS RMSE | holds | support |" in markdown
+    assert "| world | dr ≤ ips |" in markdown
     assert len(pd.read_csv(out / "ope_seeds.csv")) == 2 * 2 * len(ESTIMATORS)
 
 
@@ -405,3 +407,16 @@ def test_a_target_beyond_the_loggers_support_is_refused():
     # the logger itself is fine
     (oracle,) = replay_targets(greedy, ["oracle:0"])
     assert np.allclose(oracle.dist.prob(greedy.action), 1.0)
+
+
+def test_dr_support_over_paired_resamples_of_the_seeds():
+    from experiments.ope_run import dr_support
+
+    assert dr_support(np.array([0.1, -0.2, 0.1]), np.array([1.0, 1.0, -1.0])) == 1.0
+    assert dr_support(np.array([2.0, -2.0]), np.array([0.5, 0.5])) == 0.0
+    assert np.isnan(dr_support(np.array([0.1]), np.array([1.0])))
+    # DR's MSE is at most IS's exactly when the resample misses the third seed (error 3):
+    # probability (2/3)^3 = 8/27
+    support = dr_support(np.array([0.0, 0.0, 3.0]), np.array([1.0, 1.0, 1.0]))
+    assert abs(support - 8 / 27) < 0.04
+    assert support == dr_support(np.array([0.0, 0.0, 3.0]), np.array([1.0, 1.0, 1.0]))
