@@ -8,8 +8,9 @@ at 50,000 sessions) enters every RMSE it reports. This plays ``chunks`` such bat
 per target (reset seeds from ``TRUTH_SEED + c``; chunk 0 is the run's own truth, bit for
 bit), averages them, and prints each session estimator's bias, RMSE and interval
 coverage over the run's seeds against that truth, beside the run's own figures, then the
-"DR RMSE <= IS RMSE" checks. Memory stays that of one chunk. Only runs that logged their
-own data (a ``log:`` section) are supported.
+"DR RMSE <= IS RMSE" checks against either truth, as ``musicrec ope`` writes them.
+Memory stays that of one chunk. Only runs that logged their own data (a ``log:``
+section) are supported.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from experiments.ope import DR_COUNTERPARTS
+from experiments.ope import rmse
 from experiments.ope_config import load_ope_config
+from experiments.ope_run import VERDICT_HEADER, dr_verdicts
 from experiments.ope_targets import TRUTH_SEED, session_truth
 
 
@@ -57,10 +59,10 @@ def regrade(seeds: pd.DataFrame, truth: dict[str, float]) -> pd.DataFrame:
                 "target": target,
                 "estimator": estimator,
                 "bias": new.mean(),
-                "rmse": math.sqrt((new**2).mean()),
+                "rmse": rmse(new.to_numpy()),
                 "covered": f"{covers}/{len(g)}",
                 "run bias": old.mean(),
-                "run rmse": math.sqrt((old**2).mean()),
+                "run rmse": rmse(old.to_numpy()),
                 "run covered": f"{int(g['covers'].sum())}/{len(g)}",
             }
         )
@@ -75,9 +77,10 @@ def main() -> None:
     if args.chunks < 2:
         parser.error(f"--chunks must be at least 2, got {args.chunks}")
     seeds = pd.read_csv(args.run_dir / "ope_seeds.csv")
+    seeds = seeds[seeds["level"] == "session"]
     truth, half = precise_truths(args.run_dir, args.chunks)
     for target in truth:
-        old = seeds.loc[(seeds["target"] == target) & (seeds["level"] == "session"), "truth"]
+        old = seeds.loc[seeds["target"] == target, "truth"]
         print(f"{target}: truth {truth[target]:.4f} ± {half[target]:.4f} (run: {old.iloc[0]:.4f})")
     table = regrade(seeds, truth)
     print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
@@ -85,19 +88,17 @@ def main() -> None:
         cells = (f"{v:+.4f}" if "bias" in c else f"{v:.4f}" if isinstance(v, float) else str(v)
                  for c, v in zip(table.columns, row, strict=True))  # fmt: skip
         print("| " + " | ".join(cells) + " |")
-    rmse = table.set_index(["target", "estimator"])
-    print(
-        "\n| target | check | DR RMSE | IS RMSE | holds | run: holds |\n|---|---|---:|---:|---|---|"
-    )
-    for target in truth:
-        for dr, ips in DR_COUNTERPARTS.items():
-            if (target, dr) in rmse.index and (target, ips) in rmse.index:
-                a, b = rmse.loc[(target, dr)], rmse.loc[(target, ips)]
-                print(
-                    f"| {target} | {dr} <= {ips} | {a['rmse']:.4f} | {b['rmse']:.4f} | "
-                    f"{'yes' if a['rmse'] <= b['rmse'] else 'no'} | "
-                    f"{'yes' if a['run rmse'] <= b['run rmse'] else 'no'} |"
-                )
+    # the checks as `musicrec ope` writes them (experiments.ope_run.dr_verdicts), new truth
+    # then the run's
+    errors = seeds["estimate"] - seeds["target"].map(truth)
+    for label, table_rmse, seed_errors in (
+        ("the precise truth", "rmse", errors),
+        ("the run's truth", "run rmse", seeds["error"]),
+    ):
+        print(f"\nDR against IS, graded against {label}:\n{VERDICT_HEADER}")
+        print("\n".join(dr_verdicts(
+            table.assign(rmse=table[table_rmse]), seeds.assign(error=seed_errors)
+        )))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -238,6 +238,10 @@ def summarise(
     return pd.DataFrame.from_records(rows)
 
 
+VERDICT_HEADER = (
+    "| target | check | DR RMSE | IS RMSE | holds | support |\n|---|---|---:|---:|---|---:|"
+)
+"""The head of the table of :func:`dr_verdicts`' lines."""
 SUPPORT_RESAMPLES = 2000
 """Resamples of the seeds behind each DR-versus-IS check's support (:func:`dr_support`)."""
 
@@ -329,8 +333,7 @@ def render_markdown(
             f"share of {SUPPORT_RESAMPLES:,} paired resamples of the seeds in which DR's "
             "RMSE is at most IS's (near 0.5: a tie that other seeds could turn).",
             "",
-            "| target | check | DR RMSE | IS RMSE | holds | support |",
-            "|---|---|---:|---:|---|---:|",
+            VERDICT_HEADER,
             *verdicts,
         ]
     return "\n".join(lines) + "\n"
