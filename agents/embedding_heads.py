@@ -128,26 +128,104 @@ class EmbeddingHead(nn.Module):
         return self.proj(latent) @ self.features.T + self.track_bias
 
 
-class GumbelCategorical(CategoricalDistribution):
-    """SB3's categorical action distribution, sampled by the Gumbel-max trick.
+LOGIT_FLOOR = -1e9
+"""``TakenLogProb`` raises lower logits (``-inf`` included) to this, relative to the row's
+maximum: their probability is 0 in float32 either way, and the sums stay finite."""
 
-    ``argmax_i(logit_i + g_i)`` with ``g_i = -log(-log(u_i))``, ``u_i`` uniform, is a draw
-    from ``softmax(logits)`` exactly (Gumbel 1954; Maddison et al. 2014), in a few
-    element-wise passes where ``torch.multinomial`` over 1,000 tracks took 1.3 ms per
-    rollout step of 64 slots (a fifth of PPO's time). The probabilities, log-probabilities
-    and entropy are SB3's; PyTorch's argument checks are skipped (the logits come from
-    the network, not from a user).
+
+class TakenLogProb(th.autograd.Function):
+    """The taken actions' log-probabilities and the entropies of ``softmax(logits)``.
+
+    One ``exp`` over the ``(B, n_tracks)`` logits forward and none backward, where
+    PyTorch's ``Categorical`` (``log_prob`` then ``entropy``) makes about twenty passes
+    over them: on the 512 x 1,000 minibatches of the benchmark's PPO this was most of the
+    update's time (docs/speed.md). The gradient is written out: with ``z = x - max(x)``,
+    ``s = sum(exp(z))`` and ``p = exp(z) / s``, ``d log p_a / dx = onehot(a) - p`` and
+    ``dH / dx = -p * (log p + H)``. Masked tracks may be ``-inf`` (``LOGIT_FLOOR``).
     """
 
+    @staticmethod
+    def forward(ctx: Any, logits: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """(B, n) logits, (B,) or (1,) actions -> (B,) log-probabilities, (B,) entropies."""
+        index = actions.long().reshape(-1, 1).expand(len(logits), 1)
+        z = (logits - logits.amax(dim=-1, keepdim=True)).clamp_(min=LOGIT_FLOOR)
+        e = th.exp(z)
+        s = e.sum(dim=-1)
+        log_s = th.log(s)
+        log_prob = z.gather(1, index).squeeze(1) - log_s
+        entropy = log_s - th.linalg.vecdot(e, z) / s
+        ctx.save_for_backward(z, e, s, log_s, entropy, index)
+        return log_prob, entropy
+
+    @staticmethod
+    @th.autograd.function.once_differentiable
+    def backward(ctx: Any, g_log_prob: th.Tensor, g_entropy: th.Tensor) -> tuple[th.Tensor, None]:
+        """``g_lp * (onehot - p) - g_h * p * (z - log s + H)``, in two passes over (B, n)."""
+        z, e, s, log_s, entropy, index = ctx.saved_tensors
+        g_lp = th.zeros_like(s) if g_log_prob is None else g_log_prob
+        g_h = th.zeros_like(s) if g_entropy is None else g_entropy
+        slope = (-g_h / s).unsqueeze(1)
+        offset = (-(g_lp + g_h * (entropy - log_s)) / s).unsqueeze(1)
+        grad = th.addcmul(offset, z, slope).mul_(e)
+        return grad.scatter_add_(1, index, g_lp.unsqueeze(1)), None
+
+
+class GumbelCategorical(CategoricalDistribution):
+    """SB3's categorical action distribution, sampled and differentiated cheaply.
+
+    Sampled by the Gumbel-max trick: ``argmax_i(logit_i + g_i)`` with
+    ``g_i = -log(-log(u_i))``, ``u_i`` uniform, is a draw from ``softmax(logits)`` exactly
+    (Gumbel 1954; Maddison et al. 2014), in a few element-wise passes where
+    ``torch.multinomial`` over 1,000 tracks took 1.3 ms per rollout step of 64 slots (a
+    fifth of PPO's time). ``log_prob`` and ``entropy`` come from one ``TakenLogProb``
+    (the entropy of the last ``log_prob`` call is reused), the same values as SB3's to
+    rounding. ``distribution`` is PyTorch's ``Categorical`` of the logits, built only
+    when read (without argument checks: the logits come from the network).
+    """
+
+    def __init__(self, action_dim: int) -> None:
+        self._logits: th.Tensor | None = None
+        self._categorical: Categorical | None = None
+        self._entropy: th.Tensor | None = None
+        super().__init__(action_dim)
+
+    @property
+    def distribution(self) -> Categorical | None:  # type: ignore[override]
+        """PyTorch's ``Categorical`` of the current logits (made on first read)."""
+        if self._categorical is None and self._logits is not None:
+            self._categorical = Categorical(logits=self._logits, validate_args=False)
+        return self._categorical
+
+    @distribution.setter
+    def distribution(self, value: Categorical | None) -> None:
+        self._categorical = value
+        self._logits = None if value is None else value.logits
+        self._entropy = None
+
     def proba_distribution(self, action_logits: th.Tensor) -> GumbelCategorical:
-        """The distribution of these logits (as SB3's, without argument validation)."""
-        self.distribution = Categorical(logits=action_logits, validate_args=False)
+        """The distribution of these (B, n_tracks) logits."""
+        self._logits, self._categorical, self._entropy = action_logits, None, None
         return self
+
+    def log_prob(self, actions: th.Tensor) -> th.Tensor:
+        """(B,) log-probabilities of the (B,) actions."""
+        log_prob, self._entropy = TakenLogProb.apply(self._logits, actions)
+        return log_prob
+
+    def entropy(self) -> th.Tensor:
+        """(B,) entropies."""
+        if self._entropy is None:
+            self.log_prob(th.zeros(len(self._logits), dtype=th.long, device=self._logits.device))
+        return self._entropy
 
     def sample(self) -> th.Tensor:
         """One action per row, drawn from ``softmax(logits)`` by the Gumbel-max trick."""
-        logits = self.distribution.logits
+        logits = self._logits
         return th.argmax(logits - th.log(-th.log(th.rand_like(logits))), dim=-1)
+
+    def mode(self) -> th.Tensor:
+        """The most probable action of each row."""
+        return th.argmax(self._logits, dim=-1)
 
 
 def discrete_feature_dim(action_space: spaces.Space, feature_dim: int) -> int:

@@ -260,7 +260,8 @@ def ppo_fps(make_env: Callable[[], object], steps: int, embedding: bool = False)
     """SB3 PPO's training fps (env steps per wall second of ``learn``).
 
     ``embedding``: the project's PPO policy (``agents.embedding_heads``: tracks scored
-    through their embeddings, actions drawn by the Gumbel-max trick) instead of
+    through their embeddings, actions drawn by the Gumbel-max trick, the update's
+    log-probability and entropy from ``TakenLogProb``) instead of
     ``MlpPolicy``; the PPO settings and the network's hidden layers are the same.
     """
     from stable_baselines3 import PPO
@@ -439,7 +440,8 @@ def main() -> None:
         f"| null env with MusicRec-v0's spaces (the policy's own ceiling) | {ppo_null:,.0f} | "
         f"{ppo_null / ppo_cartpole:.2f} |",
         f"| MusicRec-v0, native batch env of 64, the project's PPO policy (embedding head, "
-        f"Gumbel-max sampling) | {ppo_own:,.0f} | {ppo_own / ppo_cartpole:.2f} |",
+        f"Gumbel-max sampling, fused log-probability) | {ppo_own:,.0f} | "
+        f"{ppo_own / ppo_cartpole:.2f} |",
     ]
     lines += fitted_lines
     lines += candidate_rows(seconds, record)

@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 import torch as th
 from torch import nn
+from torch.distributions import Categorical
 
 from agents import AgentContext, make_agent
-from agents.embedding_heads import EmbeddingHead, GumbelCategorical, catalog_features
+from agents.embedding_heads import (
+    EmbeddingHead,
+    GumbelCategorical,
+    TakenLogProb,
+    catalog_features,
+)
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import ConfigError, DataFormatError
 
@@ -199,9 +205,47 @@ def test_gumbel_sampling_draws_from_the_softmax():
     freq = th.bincount(draws, minlength=5).double() / len(draws)
     probs = th.softmax(logits[0].double(), dim=0)
     assert th.allclose(freq, probs, atol=0.01) and freq[4] == 0
-    # log-probabilities and entropy stay SB3's
+    # log-probabilities and entropy stay SB3's, -inf logits included
     assert th.allclose(dist.log_prob(th.tensor([0])), th.log_softmax(logits[0], 0)[0])
+    assert th.allclose(dist.entropy(), Categorical(logits=logits[:1]).entropy())
     assert dist.mode()[0] == 0
+    assert th.allclose(dist.distribution.probs[0], probs.float())
+
+
+def test_taken_log_prob_matches_categorical_values_and_gradients():
+    """The fused log-probability and entropy: PyTorch's Categorical's values and gradients.
+
+    Masked (-inf) logits get a zero gradient. The reference puts them at -1e4 (probability
+    exactly 0 in float64): Categorical's entropy floors -inf at float64's minimum, and its
+    gradient overflows to NaN with these weights.
+    """
+    gen = th.Generator().manual_seed(0)
+    logits = th.randn(9, 13, generator=gen, dtype=th.float64) * 3
+    logits[0, 4] = logits[2, :5] = float("-inf")  # masked tracks
+    actions = th.randint(5, 13, (9,), generator=gen)
+    w_lp, w_h = (
+        th.randn(9, generator=gen, dtype=th.float64),
+        th.randn(9, generator=gen, dtype=th.float64),
+    )
+    grads = []
+    for fused in (True, False):
+        x = logits.clone().requires_grad_(True)
+        if fused:
+            log_prob, entropy = TakenLogProb.apply(x, actions)
+        else:
+            cat = Categorical(logits=th.where(x.isinf(), -1e4, x))
+            log_prob, entropy = cat.log_prob(actions), cat.entropy()
+        values = (log_prob.detach(), entropy.detach())
+        ((log_prob * w_lp).sum() + (entropy * w_h).sum()).backward()
+        grads.append((values, x.grad))
+    (fused_values, fused_grad), (ref_values, ref_grad) = grads
+    assert all(th.allclose(a, b, atol=1e-12) for a, b in zip(fused_values, ref_values, strict=True))
+    assert th.allclose(fused_grad, ref_grad, atol=1e-12)
+    assert (fused_grad[0, 4] == 0) and (fused_grad[2, :5] == 0).all()
+    # only one of the two outputs used (the other's gradient is None)
+    x = logits[3:].clone().requires_grad_(True)
+    assert th.autograd.gradcheck(lambda t: TakenLogProb.apply(t, actions[3:])[0].sum(), (x,))
+    assert th.autograd.gradcheck(lambda t: TakenLogProb.apply(t, actions[3:])[1].sum(), (x,))
 
 
 def test_the_ppo_embedding_policy_samples_with_gumbel(context):
