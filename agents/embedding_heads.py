@@ -161,13 +161,11 @@ class TakenLogProb(th.autograd.Function):
     @th.autograd.function.once_differentiable
     def backward(ctx: Any, g_log_prob: th.Tensor, g_entropy: th.Tensor) -> tuple[th.Tensor, None]:
         """``g_lp * (onehot - p) - g_h * p * (z - log s + H)``, in two passes over (B, n)."""
-        z, e, s, log_s, entropy, index = ctx.saved_tensors
-        g_lp = th.zeros_like(s) if g_log_prob is None else g_log_prob
-        g_h = th.zeros_like(s) if g_entropy is None else g_entropy
-        slope = (-g_h / s).unsqueeze(1)
-        offset = (-(g_lp + g_h * (entropy - log_s)) / s).unsqueeze(1)
+        z, e, s, log_s, entropy, index = ctx.saved_tensors  # an unused output's g is 0s
+        slope = (-g_entropy / s).unsqueeze(1)
+        offset = (-(g_log_prob + g_entropy * (entropy - log_s)) / s).unsqueeze(1)
         grad = th.addcmul(offset, z, slope).mul_(e)
-        return grad.scatter_add_(1, index, g_lp.unsqueeze(1)), None
+        return grad.scatter_add_(1, index, g_log_prob.unsqueeze(1)), None
 
 
 class GumbelCategorical(CategoricalDistribution):
