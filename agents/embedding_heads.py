@@ -38,7 +38,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
-from stable_baselines3.common.distributions import CategoricalDistribution
+from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
 from stable_baselines3.common.type_aliases import Schedule
@@ -271,6 +271,23 @@ def mask_kwargs(kwargs: dict[str, Any], observation_space: spaces.Space, mask_di
     kwargs["features_extractor_kwargs"] = {"keep": width - mask_dim}
 
 
+def replace_action_head(
+    policy: ActorCriticPolicy, head: nn.Module, dist: Distribution, lr_schedule: Schedule
+) -> None:
+    """Put ``head`` and ``dist`` in place of SB3's action layer and distribution.
+
+    The head gets SB3's initialisation of an action output (orthogonal, gain 0.01: a
+    near-uniform policy at first) and the optimizer is rebuilt over the new parameters.
+    """
+    policy.action_net = head.to(policy.device)
+    if policy.ortho_init:
+        policy.action_net.apply(lambda module: policy.init_weights(module, gain=0.01))
+    policy.action_dist = dist
+    policy.optimizer = policy.optimizer_class(
+        policy.parameters(), lr=lr_schedule(1), **policy.optimizer_kwargs
+    )
+
+
 class EmbeddingActorCriticPolicy(ActorCriticPolicy):
     """SB3's ``ActorCriticPolicy`` whose action logits come from an ``EmbeddingHead``.
 
@@ -296,15 +313,10 @@ class EmbeddingActorCriticPolicy(ActorCriticPolicy):
     def _build(self, lr_schedule: Schedule) -> None:
         """SB3's networks, then the linear action head replaced by the embedding head."""
         super()._build(lr_schedule)
-        self.action_net = EmbeddingHead(
+        head = EmbeddingHead(
             self.mlp_extractor.latent_dim_pi, int(self.action_space.n), self.feature_dim
-        ).to(self.device)
-        if self.ortho_init:  # SB3's gain for the action output: near-uniform at first
-            self.action_net.apply(lambda module: self.init_weights(module, gain=0.01))
-        self.action_dist = GumbelCategorical(int(self.action_space.n))
-        self.optimizer = self.optimizer_class(
-            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
+        replace_action_head(self, head, GumbelCategorical(int(self.action_space.n)), lr_schedule)
 
     def set_track_features(self, features: np.ndarray) -> None:
         """Fill the head's fixed (n_tracks, feature_dim) features."""

@@ -21,7 +21,7 @@ from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 
 from agents.base import batch_size, register_agent
 from agents.embedding_heads import EmbeddingActorCriticPolicy
-from agents.sb3_agents import PPOAgent
+from agents.sb3_agents import HEADS, PPOAgent
 from agents.validation import check_int
 from musicrec_gym.errors import ConfigError
 
@@ -54,6 +54,7 @@ class RecurrentPPOAgent(PPOAgent):
     algorithm = RecurrentPPO
     linear_policy = "MlpLstmPolicy"
     embedding_policy = EmbeddingRecurrentPolicy
+    heads = HEADS  # no clustered head: its recurrent policy is not written
     name = "recurrent_ppo"
 
     def __post_init__(self) -> None:

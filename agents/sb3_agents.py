@@ -21,7 +21,6 @@ pickled object by the agent's own and read only the plain settings and the weigh
 from __future__ import annotations
 
 import io
-import json
 import pickle
 import warnings
 import zipfile
@@ -36,6 +35,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from agents.base import Agent, AgentContext, EpisodeCallback, EpisodeTracker, register_agent
+from agents.cluster_heads import ClusteredActorCriticPolicy, cluster_count
 from agents.embedding_heads import (
     EmbeddingActorCriticPolicy,
     EmbeddingDQNPolicy,
@@ -45,7 +45,7 @@ from agents.embedding_heads import (
     catalog_features,
 )
 from agents.history import ARTIST_WINDOW, AvoidsRepeats, masked_argmax, random_allowed
-from agents.sb3_plumbing import EpisodeReportCallback, SpacesOnlyEnv
+from agents.sb3_plumbing import EpisodeReportCallback, SpacesOnlyEnv, zip_settings
 from agents.session_obs import SessionObservation, with_mask
 from agents.validation import (
     MAX_STEP_COUNT,
@@ -59,11 +59,10 @@ from musicrec_gym.envs.sb3 import MusicRecSB3VecEnv
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import ConfigError, DataFormatError
 
-#: Output heads of the policy (``head``): SB3's ``Linear(latent, n_tracks)`` layer, or
-#: scores through the track embeddings (``agents.embedding_heads``).
+#: Output heads of the policy (``head``): SB3's ``Linear(latent, n_tracks)`` layer, scores
+#: through the track embeddings (``agents.embedding_heads``), or (PPO) a two-level softmax
+#: over clusters of tracks, then tracks (``agents.cluster_heads``).
 HEADS = ("linear", "embedding")
-#: Largest ``data`` member (the JSON settings) of an SB3 zip that a load reads.
-MAX_ZIP_DATA_BYTES = 10_000_000
 #: What SB3 raises on a file that is not one of its zips, or does not fit the model.
 _LOAD_ERRORS = (
     ValueError, KeyError, TypeError, AttributeError, RuntimeError, AssertionError,
@@ -88,20 +87,24 @@ class SB3Agent(AvoidsRepeats, Agent):
     #: The policy class of ``head="embedding"``, and with ``train_mask``.
     embedding_policy: ClassVar[type]
     masked_policy: ClassVar[type | None] = None
+    #: The heads this agent offers, and the policy class of ``head="clustered"``.
+    heads: ClassVar[tuple[str, ...]] = HEADS
+    clustered_policy: ClassVar[type | None] = None
     name = "sb3"
 
     def __post_init__(self) -> None:
         check_bool("avoid_repeats", self.avoid_repeats)
         check_bool("session_features", self.session_features)
-        check_choice("head", self.head, HEADS)
+        check_choice("head", self.head, self.heads)
         check_bool("train_mask", self.train_mask)
         check_bool("avoid_recent_artists", self.avoid_recent_artists)
         if self.avoid_recent_artists and not self.avoid_repeats:
             raise ConfigError("`avoid_recent_artists: true` needs `avoid_repeats: true`")
         self.artist_window = ARTIST_WINDOW if self.avoid_recent_artists else 0
-        if self.train_mask and (self.head != "embedding" or not self.session_features):
+        if self.train_mask and (self.head == "linear" or not self.session_features):
             raise ConfigError(
-                "`train_mask: true` needs `head: embedding` and `session_features: true` (the "
+                "`train_mask: true` needs `head: embedding` (or `clustered`) and "
+                "`session_features: true` (the "
                 "mask comes with the session features' wrapper), got "
                 f"head {self.head!r}, session_features {self.session_features}"
             )
@@ -148,18 +151,23 @@ class SB3Agent(AvoidsRepeats, Agent):
     def _new_model(self, env: Any) -> BaseAlgorithm:
         kwargs = self.algorithm_kwargs()
         policy: str | type = self.linear_policy
-        if self.head == "embedding":
+        if self.head != "linear":
             features = catalog_features(self.context.track_features, self.context.track_plays)
             policy = self.masked_policy if self.train_mask else self.embedding_policy
-            # Only the width goes into policy_kwargs (plain JSON in the saved zip); the
+            # Only the widths go into policy_kwargs (plain JSON in the saved zip); the
             # features are a buffer of the policy, saved and loaded with its weights.
             kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "feature_dim": features.shape[1]}
+            if self.head == "clustered":
+                policy = self.clustered_policy
+                kwargs["policy_kwargs"]["n_clusters"] = cluster_count(
+                    getattr(self, "n_clusters", 0), self.context.n_tracks
+                )
             if self.train_mask:
                 kwargs["policy_kwargs"]["mask_dim"] = self.context.n_tracks
         model = self._algorithm()(
             policy, env, seed=self.context.seed, tensorboard_log=self._log_dir, verbose=0, **kwargs
         )
-        if self.head == "embedding":
+        if self.head != "linear":
             model.policy.set_track_features(features)
         return model
 
@@ -321,25 +329,7 @@ class SB3Agent(AvoidsRepeats, Agent):
                 "unpickles nothing takes the observation and action spaces from the "
                 "agent's context (or pass trust_file=True for a file you trust)"
             )
-        if isinstance(source, io.BytesIO):
-            source.seek(0)
-        try:
-            with zipfile.ZipFile(source) as archive:
-                info = archive.getinfo("data")
-                if info.file_size > MAX_ZIP_DATA_BYTES:
-                    raise DataFormatError(
-                        f"{what}: its settings ('data') are {info.file_size:,} bytes; an SB3 "
-                        f"model's are a few kB (the limit is {MAX_ZIP_DATA_BYTES:,})"
-                    )
-                data = json.loads(archive.read(info).decode("utf-8"))
-        except DataFormatError:
-            raise
-        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            raise DataFormatError(
-                f"{what}: not an SB3 model zip (a 'data' JSON member and .pth weights): {err}"
-            ) from err
-        if not isinstance(data, dict):
-            raise DataFormatError(f"{what}: its 'data' member is not a JSON object")
+        data = zip_settings(source, what)
         pickled = [
             key for key, item in data.items() if isinstance(item, dict) and ":serialized:" in item
         ]
@@ -411,9 +401,13 @@ class PPOAgent(SB3Agent):
         net_arch: Hidden layer sizes of the policy and of the value network.
         device: Torch device.
         avoid_repeats: Pick among the tracks not yet recommended in the session.
-        head: ``"linear"`` (SB3's ``Linear(latent, n_tracks)`` logits) or
+        head: ``"linear"`` (SB3's ``Linear(latent, n_tracks)`` logits),
             ``"embedding"`` (logit of track i = latent · W [e_i, pop_i, 1] + b_i, see
-            ``agents.embedding_heads``).
+            ``agents.embedding_heads``) or ``"clustered"`` (a cluster of similar tracks,
+            then a track in it, each scored that way: ``agents.cluster_heads``; about
+            sqrt(n_tracks) clusters).
+        n_clusters: Clusters of the clustered head (0: the power of two nearest
+            sqrt(n_tracks), 32 for 1,000 tracks).
         session_features: Append the bandits' session features (the mean embeddings of
             the session's listened and skipped plays) to the observation
             (``agents.session_obs``).
@@ -442,6 +436,7 @@ class PPOAgent(SB3Agent):
     device: str = "cpu"
     avoid_repeats: bool = True  # tuned: 0.507 (off, i.e. plain model.predict: 0.124)
     head: str = "linear"
+    n_clusters: int = 0
     session_features: bool = False
     train_mask: bool = False
     avoid_recent_artists: bool = False
@@ -449,6 +444,8 @@ class PPOAgent(SB3Agent):
     algorithm = PPO
     embedding_policy = EmbeddingActorCriticPolicy
     masked_policy = MaskedEmbeddingActorCriticPolicy
+    heads = (*HEADS, "clustered")
+    clustered_policy = ClusteredActorCriticPolicy
     name = "ppo"
 
     def __post_init__(self) -> None:
@@ -464,6 +461,9 @@ class PPOAgent(SB3Agent):
         check_float("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
         check_layers("net_arch", self.net_arch)
         check_choice("device", self.device, ("cpu", "cuda", "auto"))
+        check_int("n_clusters", self.n_clusters, low=0, limit=10_000_000)
+        if self.n_clusters and self.head != "clustered":
+            raise ConfigError(f"`n_clusters` needs `head: clustered`, got head {self.head!r}")
         super().__post_init__()
 
     def algorithm_kwargs(self) -> dict[str, Any]:

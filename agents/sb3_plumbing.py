@@ -1,13 +1,18 @@
-"""What the SB3 agents need around SB3: episode reports from its rollouts, a spaces-only env.
+"""What the SB3 agents need around SB3: episode reports, a spaces-only env, zip settings.
 
 ``EpisodeReportCallback`` reports every finished session of SB3's rollout loop to the
 harness (``agents.base.EpisodeTracker``); ``SpacesOnlyEnv`` has the spaces of the
 policy's input and output and no dynamics, so that an untrained model can be built
-(to act, save or load) before any environment is given.
+(to act, save or load) before any environment is given; ``zip_settings`` reads a saved
+model's plain settings without unpickling anything.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -16,6 +21,39 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.base import EpisodeTracker
 from musicrec_gym.envs.sb3 import MusicRecSB3VecEnv
+from musicrec_gym.errors import DataFormatError
+
+#: Largest ``data`` member (the JSON settings) of an SB3 zip that a load reads.
+MAX_ZIP_DATA_BYTES = 10_000_000
+
+
+def zip_settings(source: Path | io.BytesIO, what: str) -> dict[str, Any]:
+    """The JSON settings (the ``data`` member) of an SB3 zip, read without unpickling.
+
+    Raises:
+        DataFormatError: Not an SB3 zip, its settings are not a JSON object, or they
+            exceed ``MAX_ZIP_DATA_BYTES``; the message starts with ``what``.
+    """
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    try:
+        with zipfile.ZipFile(source) as archive:
+            info = archive.getinfo("data")
+            if info.file_size > MAX_ZIP_DATA_BYTES:
+                raise DataFormatError(
+                    f"{what}: its settings ('data') are {info.file_size:,} bytes; an SB3 "
+                    f"model's are a few kB (the limit is {MAX_ZIP_DATA_BYTES:,})"
+                )
+            data = json.loads(archive.read(info).decode("utf-8"))
+    except DataFormatError:
+        raise
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataFormatError(
+            f"{what}: not an SB3 model zip (a 'data' JSON member and .pth weights): {err}"
+        ) from err
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{what}: its 'data' member is not a JSON object")
+    return data
 
 
 class EpisodeReportCallback(BaseCallback):

@@ -256,29 +256,36 @@ def candidate_rows(
     return lines
 
 
-def ppo_fps(make_env: Callable[[], object], steps: int, embedding: bool = False) -> float:
+def ppo_fps(make_env: Callable[[], object], steps: int, head: str = "mlp") -> float:
     """SB3 PPO's training fps (env steps per wall second of ``learn``).
 
-    ``embedding``: the project's PPO policy (``agents.embedding_heads``: tracks scored
-    through their embeddings, actions drawn by the Gumbel-max trick, the update's
-    log-probability and entropy from ``TakenLogProb``) instead of
-    ``MlpPolicy``; the PPO settings and the network's hidden layers are the same.
+    ``head``: ``"mlp"`` (SB3's ``MlpPolicy``), or the project's PPO policies:
+    ``"embedding"`` (``agents.embedding_heads``: all tracks scored through their
+    embeddings, actions drawn by the Gumbel-max trick, the update's log-probability and
+    entropy from ``TakenLogProb``) or ``"clustered"`` (``agents.cluster_heads``: a
+    cluster of similar tracks, then a track in it). The PPO settings and the network's
+    hidden layers are the same.
     """
     from stable_baselines3 import PPO
 
     env = make_env()
     policy, kwargs = "MlpPolicy", {}
-    if embedding:
+    if head != "mlp":
+        from agents.cluster_heads import ClusteredActorCriticPolicy, default_clusters
         from agents.embedding_heads import EmbeddingActorCriticPolicy, catalog_features
 
         world = load_world()
         features = catalog_features(world.embeddings, world.catalog["plays"].to_numpy())
+        policy_kwargs = {"feature_dim": features.shape[1]}
         policy = EmbeddingActorCriticPolicy
-        kwargs = {"policy_kwargs": {"feature_dim": features.shape[1]}}
+        if head == "clustered":
+            policy = ClusteredActorCriticPolicy
+            policy_kwargs["n_clusters"] = default_clusters(len(features))
+        kwargs = {"policy_kwargs": policy_kwargs}
     model = PPO(
         policy, env, n_steps=128, batch_size=512, n_epochs=4, seed=0, device="cpu", **kwargs
     )
-    if embedding:
+    if head != "mlp":
         model.policy.set_track_features(features)
     model.learn(total_timesteps=2 * 128 * env.num_envs)  # warm-up: 2 rollouts
     start = time.perf_counter()
@@ -420,8 +427,10 @@ def main() -> None:
     ppo_music = ppo_fps(lambda: MusicRecSB3VecEnv(num_envs=64, seed=0), args.ppo_steps)
     print(f"  PPO on CartPole-v1 (DummyVecEnv of 64)  {ppo_cartpole:>10,.0f} fps")
     print(f"  PPO on the native batch env (64)        {ppo_music:>10,.0f} fps")
-    ppo_own = ppo_fps(lambda: MusicRecSB3VecEnv(num_envs=64, seed=0), args.ppo_steps, True)
-    print(f"  the same, the project's PPO policy      {ppo_own:>10,.0f} fps")
+    ppo_own = ppo_fps(lambda: MusicRecSB3VecEnv(num_envs=64, seed=0), args.ppo_steps, "embedding")
+    print(f"  the same, the embedding head            {ppo_own:>10,.0f} fps")
+    ppo_two = ppo_fps(lambda: MusicRecSB3VecEnv(num_envs=64, seed=0), args.ppo_steps, "clustered")
+    print(f"  the same, the clustered head            {ppo_two:>10,.0f} fps")
     ppo_null = ppo_fps(
         lambda: NullVecEnv.make(64, MusicRecSB3VecEnv(num_envs=1, seed=0)), args.ppo_steps
     )
@@ -442,6 +451,9 @@ def main() -> None:
         f"| MusicRec-v0, native batch env of 64, the project's PPO policy (embedding head, "
         f"Gumbel-max sampling, fused log-probability) | {ppo_own:,.0f} | "
         f"{ppo_own / ppo_cartpole:.2f} |",
+        f"| MusicRec-v0, native batch env of 64, the project's PPO policy (clustered head: "
+        f"a cluster of similar tracks, then a track in it) | {ppo_two:,.0f} | "
+        f"{ppo_two / ppo_cartpole:.2f} |",
     ]
     lines += fitted_lines
     lines += candidate_rows(seconds, record)

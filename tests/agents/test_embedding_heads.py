@@ -191,7 +191,8 @@ def test_a_model_of_the_other_head_is_refused(key, context, tmp_path):
 @pytest.mark.parametrize("key", ["ppo", "dqn"])
 @pytest.mark.parametrize("head", ["mlp", "Embedding", 1, None])
 def test_an_unknown_head_is_a_config_error_naming_the_param(key, head):
-    with pytest.raises(ConfigError, match=r"`head` must be one of 'linear', 'embedding', got"):
+    allowed = r"'linear', 'embedding'(, 'clustered')?"  # PPO offers the clustered head too
+    with pytest.raises(ConfigError, match=rf"`head` must be one of {allowed}, got"):
         make_agent(key, {"head": head})
 
 
