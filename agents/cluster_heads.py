@@ -17,7 +17,9 @@ an approximation of the embedding head's): the taken track's log-probability nee
 ``C`` cluster scores and the ``n / C`` scores of its own cluster, about ``2 sqrt(n)``
 instead of ``n``. Features and biases are stored by cluster, ``(C, S, k)`` and
 ``(C, S)`` with ``S = ceil(n / C)`` slots (unused slots are never drawn), so a row's
-cluster is read with one gather and one batched product.
+cluster is read with one ``index_select`` and one row-wise product. Unused slots, blocked
+tracks and clusters with no allowed track score ``LOGIT_FLOOR`` (-1e9, not ``-inf``):
+their probability is exactly 0 in float32, and sums and gradients stay finite.
 
 **Entropy**: the update's entropy term (SB3 logs it; it enters the loss only with
 ``ent_coef > 0``) is the cluster entropy plus the taken cluster's within-cluster
@@ -27,7 +29,12 @@ computes in full.
 
 **Mask** (``mask_dim``, the agent's ``train_mask``): as for the embedding head, the
 observation ends in ``mask_dim`` columns, 1 for each allowed track; blocked tracks get
-probability 0, and a cluster whose tracks are all blocked is never drawn.
+probability 0, and a cluster whose tracks are all blocked is never drawn (found with one
+product of the mask and the ``(n, C)`` membership matrix).
+
+**Measured** (docs/speed.md): PPO trains at 0.98-1.19 of CartPole PPO's fps (the
+embedding head 0.64-0.79) and scores 0.884 in the benchmark against the embedding
+head's 0.914 (docs/benchmark.md).
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ tracks not yet recommended in the session (``avoid_repeats``, on by default): th
 policy only sees the last five plays, and left to itself it keeps recommending tracks
 the listener has just heard (normalised score 0.12 instead of 0.51 for PPO after 200k
 steps).
-The policies end in SB3's ``Linear(latent, n_tracks)`` layer by default; ``head:
-embedding`` scores each track through its embedding and popularity instead
-(``agents.embedding_heads``).
+The policies end in SB3's ``Linear(latent, n_tracks)`` layer by default; ``head: embedding``
+scores tracks through their embeddings (``agents.embedding_heads``), PPO's ``head:
+clustered`` a cluster of similar tracks, then a track in it (``agents.cluster_heads``).
 
 Loading unpickles nothing by default: an SB3 zip keeps some objects as cloudpickle,
 which runs code from the file when read, so ``load`` and ``set_state`` replace every
