@@ -34,7 +34,7 @@ product of the mask and the ``(n, C)`` membership matrix).
 
 **Measured** (docs/speed.md): PPO trains at 0.98-1.19 of CartPole PPO's fps (the
 embedding head 0.64-0.79) and scores 0.884 in the benchmark against the embedding
-head's 0.914 (docs/benchmark.md).
+head's 0.914 at the same 204,800 steps (docs/benchmark.md).
 """
 
 from __future__ import annotations
