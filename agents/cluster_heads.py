@@ -54,6 +54,7 @@ from torch.distributions import Categorical
 from agents.embedding_heads import (
     LOGIT_FLOOR,
     discrete_feature_dim,
+    gumbel_argmax,
     mask_kwargs,
     replace_action_head,
 )
@@ -228,11 +229,6 @@ class ClusteredHead(nn.Module):
         return th.where(allowed[:, self.slot_track] > 0.5, logits, LOGIT_FLOOR)
 
 
-def gumbel_argmax(log_probs: th.Tensor) -> th.Tensor:
-    """One draw per row from ``softmax(log_probs)`` (last axis) by the Gumbel-max trick."""
-    return th.argmax(log_probs - th.log(-th.log(th.rand_like(log_probs))), dim=-1)
-
-
 def entropy_of(log_probs: th.Tensor) -> th.Tensor:
     """Entropy over the last axis of normalised (finite) log-probabilities."""
     return -(log_probs.exp() * log_probs).sum(dim=-1)
@@ -275,10 +271,13 @@ class ClusteredCategorical(Distribution):
         clusters = self.head.track_cluster.index_select(0, actions)
         slots = self.head.track_slot.index_select(0, actions)
         within = self._in_cluster(clusters)
-        log_prob = self.cluster_log_probs.gather(1, clusters.unsqueeze(1)) + within.gather(
-            1, slots.unsqueeze(1)
-        )
-        return log_prob.squeeze(1), entropy_of(self.cluster_log_probs) + entropy_of(within)
+        log_prob = self._joint(clusters, within, slots)
+        return log_prob, entropy_of(self.cluster_log_probs) + entropy_of(within)
+
+    def _joint(self, clusters: th.Tensor, within: th.Tensor, slots: th.Tensor) -> th.Tensor:
+        """(B,) log-probabilities of (cluster, slot) pairs: cluster's plus within-cluster."""
+        cluster_part = self.cluster_log_probs.gather(1, clusters.unsqueeze(1))
+        return (cluster_part + within.gather(1, slots.unsqueeze(1))).squeeze(1)
 
     def log_prob(self, actions: th.Tensor) -> th.Tensor:
         """(B,) log-probabilities of the (B,) actions."""
@@ -289,10 +288,7 @@ class ClusteredCategorical(Distribution):
         clusters = gumbel_argmax(self.cluster_log_probs)
         within = self._in_cluster(clusters)
         slots = gumbel_argmax(within)
-        log_prob = self.cluster_log_probs.gather(1, clusters.unsqueeze(1)) + within.gather(
-            1, slots.unsqueeze(1)
-        )
-        return self.head.slot_track[clusters, slots], log_prob.squeeze(1)
+        return self.head.slot_track[clusters, slots], self._joint(clusters, within, slots)
 
     def sample(self) -> th.Tensor:
         """One track per row: a cluster, then a track in it."""

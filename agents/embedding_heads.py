@@ -168,6 +168,11 @@ class TakenLogProb(th.autograd.Function):
         return grad.scatter_add_(1, index, g_log_prob.unsqueeze(1)), None
 
 
+def gumbel_argmax(logits: th.Tensor) -> th.Tensor:
+    """One draw per row from ``softmax(logits)`` (last axis) by the Gumbel-max trick."""
+    return th.argmax(logits - th.log(-th.log(th.rand_like(logits))), dim=-1)
+
+
 class GumbelCategorical(CategoricalDistribution):
     """SB3's categorical action distribution, sampled and differentiated cheaply.
 
@@ -218,8 +223,7 @@ class GumbelCategorical(CategoricalDistribution):
 
     def sample(self) -> th.Tensor:
         """One action per row, drawn from ``softmax(logits)`` by the Gumbel-max trick."""
-        logits = self._logits
-        return th.argmax(logits - th.log(-th.log(th.rand_like(logits))), dim=-1)
+        return gumbel_argmax(self._logits)
 
     def mode(self) -> th.Tensor:
         """The most probable action of each row."""
