@@ -36,7 +36,8 @@ from agents.base import (
 )
 from agents.baselines import OracleAgent, PlannerAgent, PopularityAgent, RandomAgent
 from agents.candidate_heads import CandidateActorCriticPolicy, CandidatePPOAgent
-from agents.embedding_heads import EmbeddingActorCriticPolicy, EmbeddingDQNPolicy, EmbeddingHead
+from agents.embedding_dqn import EmbeddingDQNPolicy
+from agents.embedding_heads import EmbeddingActorCriticPolicy, EmbeddingHead
 from agents.history import WARMUP_KEY, AvoidsRepeats, EpisodeHistory
 from agents.linear import EpsilonGreedyAgent, LinearBanditAgent, LinTSAgent, LinUCBAgent
 from agents.offline import BCAgent, CQLAgent, LoggingPolicyAgent

@@ -15,11 +15,17 @@ per-state offset ``h(s) · W[:, -1]``: it cancels in PPO's softmax and is DQN's 
 value. Tracks with similar embeddings get similar scores, so what is learned about
 one track carries over to its neighbours; ``b_i`` keeps what is specific to each.
 
-The score is PPO's action logit (``EmbeddingActorCriticPolicy``) or DQN's Q-value
-(``EmbeddingDQNPolicy``; online and target networks alike). The policies take only the
+The score is PPO's action logit (``EmbeddingActorCriticPolicy``, here) or DQN's Q-value
+(``agents.embedding_dqn.EmbeddingDQNPolicy``). The policies take only the
 feature width (``feature_dim``) as a keyword, so SB3 saves plain JSON settings; the
 features themselves are a registered buffer, saved and loaded with the weights, and
 filled after construction by ``set_track_features`` (``catalog_features`` builds them).
+
+**PPO's softmax over every track is never materialised** on the CPU: ``FusedCategorical``
+hands the projected latent ``h(s) W`` to ``agents.track_softmax``, whose compiled kernels
+give the taken tracks' log-probabilities, the entropies, their gradients and the
+rollout's draws a row at a time (PPO then trains at about CartPole PPO's fps,
+docs/speed.md).
 
 **Trained with the mask** (``mask_dim``, the agents' ``train_mask``): the observation
 ends in ``mask_dim`` columns, 1 for each track the policy may recommend now (the
@@ -37,14 +43,14 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3 import DQN
 from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
-from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 from torch.distributions import Categorical
+
+from agents.track_softmax import TrackSoftmax, fused_supported, sample_tracks
 
 
 def catalog_features(embeddings: np.ndarray, plays: np.ndarray) -> np.ndarray:
@@ -125,7 +131,11 @@ class EmbeddingHead(nn.Module):
 
     def forward(self, latent: th.Tensor) -> th.Tensor:
         """(B, latent_dim) latents -> (B, n_tracks) scores."""
-        return self.proj(latent) @ self.features.T + self.track_bias
+        return self.scores(self.proj(latent))
+
+    def scores(self, state: th.Tensor) -> th.Tensor:
+        """(B, k) projected latents ``h(s) W`` -> (B, n_tracks) scores."""
+        return th.addmm(self.track_bias, state, self.features.T)
 
 
 LOGIT_FLOOR = -1e9
@@ -230,15 +240,101 @@ class GumbelCategorical(CategoricalDistribution):
         return th.argmax(self._logits, dim=-1)
 
 
+class FusedCategorical(GumbelCategorical):
+    """``GumbelCategorical`` of an ``EmbeddingHead``'s scores, never materialised on the CPU.
+
+    ``from_head`` keeps the projected latent ``h(s) W`` (and the mask); the taken tracks'
+    log-probabilities and entropies come from ``agents.track_softmax.TrackSoftmax`` and the
+    rollout's draws from ``sample_tracks`` (inverse CDF, one uniform per row), each a row
+    at a time without a (B, n_tracks) tensor. The logits are made only when read
+    (``mode``, ``distribution``). Off the CPU, or in float64, it is ``GumbelCategorical``.
+    """
+
+    def __init__(self, action_dim: int) -> None:
+        self._head: EmbeddingHead | None = None
+        self._state: th.Tensor | None = None
+        self._allowed: th.Tensor | None = None
+        self._drawn: tuple[th.Tensor, th.Tensor] | None = None
+        super().__init__(action_dim)
+
+    def from_head(
+        self, head: EmbeddingHead, latent: th.Tensor, allowed: th.Tensor | None = None
+    ) -> FusedCategorical:
+        """The distribution of ``head``'s scores of these latents; ``allowed``: (B, n) bool."""
+        state = head.proj(latent)
+        if not fused_supported(state):
+            logits = head.scores(state)
+            if allowed is not None:
+                logits = th.where(allowed, logits, -th.inf)
+            return self.proba_distribution(logits)
+        self.proba_distribution(None)
+        self._head, self._state, self._allowed = head, state, allowed
+        return self
+
+    def proba_distribution(self, action_logits: th.Tensor | None) -> FusedCategorical:
+        """The distribution of these (B, n_tracks) logits (``GumbelCategorical``'s path)."""
+        self._head = self._state = self._allowed = self._drawn = None
+        super().proba_distribution(action_logits)
+        return self
+
+    @property
+    def logits(self) -> th.Tensor:
+        """(B, n_tracks) logits, blocked tracks at ``-inf`` (made on first read)."""
+        if self._logits is None and self._head is not None:
+            logits = self._head.scores(self._state)
+            if self._allowed is not None:
+                logits = th.where(self._allowed, logits, -th.inf)
+            self._logits = logits
+        return self._logits
+
+    @property
+    def distribution(self) -> Categorical | None:  # type: ignore[override]
+        """PyTorch's ``Categorical`` of the logits (made on first read)."""
+        if self._categorical is None and self.logits is not None:
+            self._categorical = Categorical(logits=self.logits, validate_args=False)
+        return self._categorical
+
+    @distribution.setter
+    def distribution(self, value: Categorical | None) -> None:
+        self.proba_distribution(None if value is None else value.logits)
+        self._categorical = value
+
+    def log_prob(self, actions: th.Tensor) -> th.Tensor:
+        """(B,) log-probabilities of the (B,) actions (the draw's own, right after ``sample``)."""
+        if self._head is None:
+            return super().log_prob(actions)
+        if self._drawn is not None and actions is self._drawn[0] and not th.is_grad_enabled():
+            return self._drawn[1]
+        log_prob, self._entropy = TrackSoftmax.apply(
+            self._state, self._head.track_bias, self._head.features, self._allowed, actions
+        )
+        return log_prob
+
+    def entropy(self) -> th.Tensor:
+        """(B,) entropies."""
+        if self._head is None or self._entropy is not None:
+            return super().entropy()
+        self.log_prob(th.zeros(len(self._state), dtype=th.long))
+        return self._entropy
+
+    def sample(self) -> th.Tensor:
+        """One action per row from ``softmax(logits)``."""
+        if self._head is None:
+            return super().sample()
+        head = self._head
+        self._drawn = sample_tracks(self._state, head.track_bias, head.features, self._allowed)
+        return self._drawn[0]
+
+    def mode(self) -> th.Tensor:
+        """The most probable action of each row."""
+        return th.argmax(self.logits, dim=-1)
+
+
 def discrete_feature_dim(action_space: spaces.Space, feature_dim: int) -> int:
     """``feature_dim`` as an int, once ``action_space`` is checked to be ``Discrete``."""
     if not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"the embedding head needs a Discrete action space, got {action_space}")
     return int(feature_dim)
-
-
-BLOCKED_Q = -1e4
-"""A masked track's Q-value (``mask_dim``): far below any return of a session."""
 
 
 class LeadingColumns(BaseFeaturesExtractor):
@@ -320,7 +416,11 @@ class EmbeddingActorCriticPolicy(ActorCriticPolicy):
         head = EmbeddingHead(
             self.mlp_extractor.latent_dim_pi, int(self.action_space.n), self.feature_dim
         )
-        replace_action_head(self, head, GumbelCategorical(int(self.action_space.n)), lr_schedule)
+        replace_action_head(self, head, FusedCategorical(int(self.action_space.n)), lr_schedule)
+
+    def _get_action_dist_from_latent(self, latent_pi: th.Tensor) -> FusedCategorical:
+        """The action distribution of these latents (``FusedCategorical``)."""
+        return self.action_dist.from_head(self.action_net, latent_pi)
 
     def set_track_features(self, features: np.ndarray) -> None:
         """Fill the head's fixed (n_tracks, feature_dim) features."""
@@ -348,11 +448,10 @@ class MaskedEmbeddingActorCriticPolicy(EmbeddingActorCriticPolicy):
         mask_kwargs(kwargs, observation_space, self.mask_dim)
         super().__init__(observation_space, *args, **kwargs)
 
-    def _masked_dist(self, obs: th.Tensor, latent_pi: th.Tensor) -> GumbelCategorical:
+    def _masked_dist(self, obs: th.Tensor, latent_pi: th.Tensor) -> FusedCategorical:
         """The action distribution, blocked tracks at ``-inf``."""
-        logits = self.action_net(latent_pi)
-        logits = th.where(allowed_tracks(obs, self.mask_dim), logits, -th.inf)
-        return self.action_dist.proba_distribution(logits)
+        allowed = allowed_tracks(obs, self.mask_dim)
+        return self.action_dist.from_head(self.action_net, latent_pi, allowed)
 
     def forward(
         self, obs: th.Tensor, deterministic: bool = False
@@ -371,140 +470,10 @@ class MaskedEmbeddingActorCriticPolicy(EmbeddingActorCriticPolicy):
         dist = self._masked_dist(obs, latent_pi)
         return self.value_net(latent_vf), dist.log_prob(actions), dist.entropy()
 
-    def get_distribution(self, obs: th.Tensor) -> GumbelCategorical:
+    def get_distribution(self, obs: th.Tensor) -> FusedCategorical:
         """The action distribution of ``obs``."""
         latent_pi = self.mlp_extractor.forward_actor(self.extract_features(obs))
         return self._masked_dist(obs, latent_pi)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "mask_dim": self.mask_dim}
-
-
-class EmbeddingQNetwork(QNetwork):
-    """SB3's ``QNetwork`` whose last layer is an ``EmbeddingHead``.
-
-    Args:
-        feature_dim: Number of fixed features per track.
-        Others: as for ``QNetwork``.
-    """
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Discrete,
-        features_extractor: BaseFeaturesExtractor,
-        features_dim: int,
-        feature_dim: int,
-        net_arch: list[int] | None = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        normalize_images: bool = True,
-        mask_dim: int = 0,
-    ) -> None:
-        super().__init__(
-            observation_space,
-            action_space,
-            features_extractor,
-            features_dim,
-            net_arch=net_arch,
-            activation_fn=activation_fn,
-            normalize_images=normalize_images,
-        )
-        self.feature_dim, self.mask_dim = int(feature_dim), int(mask_dim)
-        hidden = create_mlp(self.features_dim, -1, self.net_arch, self.activation_fn)
-        latent_dim = self.net_arch[-1] if self.net_arch else self.features_dim
-        head = EmbeddingHead(latent_dim, int(self.action_space.n), self.feature_dim)
-        self.q_net = nn.Sequential(*hidden, head)
-
-    @property
-    def head(self) -> EmbeddingHead:
-        """The embedding head (the Q-network's last layer)."""
-        return self.q_net[-1]
-
-    def forward(self, obs: th.Tensor) -> th.Tensor:
-        """(B, n_tracks) Q-values; blocked tracks at ``BLOCKED_Q`` (``mask_dim`` > 0)."""
-        q_values = super().forward(obs)
-        if not self.mask_dim:
-            return q_values
-        return th.where(allowed_tracks(obs, self.mask_dim), q_values, BLOCKED_Q)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {
-            **super()._get_constructor_parameters(),
-            "feature_dim": self.feature_dim,
-            "mask_dim": self.mask_dim,
-        }
-
-
-class EmbeddingDQNPolicy(DQNPolicy):
-    """SB3's ``DQNPolicy`` whose online and target Q-networks end in an ``EmbeddingHead``.
-
-    Args:
-        observation_space: As for ``DQNPolicy``.
-        action_space: ``Discrete(n_tracks)``.
-        lr_schedule: As for ``DQNPolicy``.
-        feature_dim: Number of fixed features per track (``catalog_features``: d + 2).
-        mask_dim: 0, or the number of tracks: the observation ends in the allowed-track
-            mask, and blocked tracks get ``BLOCKED_Q`` (see the module docstring).
-        **kwargs: The other ``DQNPolicy`` arguments (``net_arch``, ...).
-    """
-
-    q_net: EmbeddingQNetwork
-    q_net_target: EmbeddingQNetwork
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Discrete,
-        lr_schedule: Schedule,
-        feature_dim: int,
-        mask_dim: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        self.feature_dim = discrete_feature_dim(action_space, feature_dim)
-        self.mask_dim = int(mask_dim)
-        mask_kwargs(kwargs, observation_space, self.mask_dim)
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
-
-    def make_q_net(self) -> EmbeddingQNetwork:
-        """A Q-network with its own features extractor and the embedding head."""
-        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return EmbeddingQNetwork(
-            **net_args, feature_dim=self.feature_dim, mask_dim=self.mask_dim
-        ).to(self.device)
-
-    def set_track_features(self, features: np.ndarray) -> None:
-        """Fill the fixed (n_tracks, feature_dim) features of both Q-networks."""
-        self.q_net.head.set_features(features)
-        self.q_net_target.head.set_features(features)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {
-            **super()._get_constructor_parameters(),
-            "feature_dim": self.feature_dim,
-            "mask_dim": self.mask_dim,
-        }
-
-
-class MaskedExplorationDQN(DQN):
-    """SB3's DQN whose random exploratory actions are drawn among the allowed tracks.
-
-    For a policy trained with the mask (``EmbeddingDQNPolicy(mask_dim=n_tracks)``):
-    SB3's ε-greedy draws from the whole action space, so a random draw could be a
-    track the session has played, which the mask rules out. Its warm-up before
-    ``learning_starts`` stays SB3's (uniform over all tracks).
-    """
-
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """As ``DQN.predict``; an exploratory action is uniform over the allowed tracks."""
-        mask_dim = getattr(self.policy, "mask_dim", 0)
-        if deterministic or not mask_dim or np.random.rand() >= self.exploration_rate:
-            return self.policy.predict(observation, state, episode_start, deterministic)
-        allowed = allowed_tracks(np.asarray(observation), mask_dim)
-        draws = np.random.random_sample(allowed.shape)
-        return np.where(allowed, draws, -1.0).argmax(axis=1), state

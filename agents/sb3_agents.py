@@ -36,11 +36,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from agents.base import Agent, AgentContext, EpisodeCallback, EpisodeTracker, register_agent
 from agents.cluster_heads import ClusteredActorCriticPolicy, cluster_count
+from agents.embedding_dqn import EmbeddingDQNPolicy, MaskedExplorationDQN
 from agents.embedding_heads import (
     EmbeddingActorCriticPolicy,
-    EmbeddingDQNPolicy,
     MaskedEmbeddingActorCriticPolicy,
-    MaskedExplorationDQN,
     allowed_tracks,
     catalog_features,
 )

@@ -9,6 +9,7 @@ from torch.distributions import Categorical
 from agents import AgentContext, make_agent
 from agents.embedding_heads import (
     EmbeddingHead,
+    FusedCategorical,
     GumbelCategorical,
     TakenLogProb,
     catalog_features,
@@ -249,9 +250,10 @@ def test_taken_log_prob_matches_categorical_values_and_gradients():
     assert th.autograd.gradcheck(lambda t: TakenLogProb.apply(t, actions[3:])[1].sum(), (x,))
 
 
-def test_the_ppo_embedding_policy_samples_with_gumbel(context):
+def test_the_ppo_embedding_policy_uses_the_fused_softmax(context):
     agent = make_agent("ppo", EMBEDDING["ppo"])
     agent.bind(context)
     obs = np.random.default_rng(0).uniform(-1, 1, (6, context.obs_dim)).astype(np.float32)
     agent.act(obs, {}, explore=True)
-    assert isinstance(agent.model.policy.action_dist, GumbelCategorical)
+    dist = agent.model.policy.action_dist
+    assert isinstance(dist, FusedCategorical) and dist._head is agent.model.policy.action_net

@@ -5,7 +5,7 @@ import pytest
 import torch as th
 
 from agents import AgentContext, make_agent
-from agents.embedding_heads import BLOCKED_Q, MaskedExplorationDQN
+from agents.embedding_dqn import BLOCKED_Q, MaskedExplorationDQN
 from agents.session_obs import MaskObservation, SessionObservation
 from musicrec_gym.envs.vector import MusicRecVectorEnv
 from musicrec_gym.errors import ConfigError
