@@ -130,11 +130,16 @@ class EmbeddingHead(nn.Module):
             self.features.copy_(tensor)
 
     def forward(self, latent: th.Tensor) -> th.Tensor:
-        """(B, latent_dim) latents -> (B, n_tracks) scores."""
-        return self.scores(self.proj(latent))
+        """(B, latent_dim) latents -> (B, n_tracks) scores (DQN's Q-values, the offline heads)."""
+        return self.proj(latent) @ self.features.T + self.track_bias
 
     def scores(self, state: th.Tensor) -> th.Tensor:
-        """(B, k) projected latents ``h(s) W`` -> (B, n_tracks) scores."""
+        """(B, k) projected latents ``h(s) W`` -> (B, n_tracks) scores, in one ``addmm``.
+
+        PPO's ``FusedCategorical`` reads its logits (``mode``) here. The same values as
+        ``forward``'s to rounding, not the same bits: ``forward`` keeps its two steps, so
+        DQN's and the offline agents' results did not move with the fused softmax.
+        """
         return th.addmm(self.track_bias, state, self.features.T)
 
 

@@ -261,10 +261,10 @@ def ppo_fps(make_env: Callable[[], object], steps: int, head: str = "mlp") -> fl
 
     ``head``: ``"mlp"`` (SB3's ``MlpPolicy``), or the project's PPO policies:
     ``"embedding"`` (``agents.embedding_heads``: all tracks scored through their
-    embeddings, actions drawn by the Gumbel-max trick, the update's log-probability and
-    entropy from ``TakenLogProb``) or ``"clustered"`` (``agents.cluster_heads``: a
-    cluster of similar tracks, then a track in it). The PPO settings and the network's
-    hidden layers are the same.
+    embeddings; the draws, log-probabilities, entropies and gradients from
+    ``agents.track_softmax``'s kernels, no (B, n_tracks) tensor) or ``"clustered"``
+    (``agents.cluster_heads``: a cluster of similar tracks, then a track in it). The PPO
+    settings and the network's hidden layers are the same.
     """
     from stable_baselines3 import PPO
 
@@ -449,7 +449,7 @@ def main() -> None:
         f"| null env with MusicRec-v0's spaces (the policy's own ceiling) | {ppo_null:,.0f} | "
         f"{ppo_null / ppo_cartpole:.2f} |",
         f"| MusicRec-v0, native batch env of 64, the project's PPO policy (embedding head, "
-        f"Gumbel-max sampling, fused log-probability) | {ppo_own:,.0f} | "
+        f"fused softmax kernels) | {ppo_own:,.0f} | "
         f"{ppo_own / ppo_cartpole:.2f} |",
         f"| MusicRec-v0, native batch env of 64, the project's PPO policy (clustered head: "
         f"a cluster of similar tracks, then a track in it) | {ppo_two:,.0f} | "
