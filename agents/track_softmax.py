@@ -16,9 +16,12 @@ uniform and two logarithms per track.
 Numbers: the same functions as ``TakenLogProb`` on materialised logits, to float32
 rounding (tests compare them in float64). Rows are split into fixed chunks of
 ``CHUNK_ROWS`` and the bias gradient summed over the chunks in order, so a result does not
-depend on the number of threads; the compiled code's vector width and fused
-multiply-adds do depend on the processor (``fastmath`` reassociation and contraction), so
-the bits are those of one machine, as PyTorch's own matrix products are.
+depend on the number of threads. The sums are vectorised by ``fastmath`` reassociation,
+whose order depends on the processor and on the compilation (fresh or from numba's
+cache), so the kernels are compiled fresh in every process (``_JIT``): the bits are those
+of one machine, as PyTorch's own matrix products are. Sums in a fixed order written out
+as running sums per vector lane were tried: no reassociation needed, but the compiled
+code did not vectorise them and the backward took 1.1-1.6 ms instead of 0.3-0.6.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ _LOG2E = np.float32(1.4426950408889634)
 _C1, _C2, _C3, _C4, _C5, _C6, _C7 = (
     np.float32(np.log(2.0) ** i / np.prod(np.arange(1.0, i + 1))) for i in range(1, 8)
 )
-_JIT = {"cache": True, "error_model": "numpy", "fastmath": _FAST}
+_JIT = {"cache": False, "error_model": "numpy", "fastmath": _FAST}
+"""Compiled in every process, never loaded from numba's cache: with ``fastmath``
+reassociation the cached code gave other bits than a fresh compile (measured: every fresh
+compile agreed with every other, none with the cached code), which would make a machine's
+first run differ from its later ones. Compiling costs about 5 s per process."""
 
 
 @njit(inline="always", **_JIT)
@@ -124,15 +131,25 @@ def _row(
     return m
 
 
+@njit(inline="always", **_JIT)
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A chunk's row buffers: shifted logits, their exps and the exps' exponent bits."""
+    return np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.int32)
+
+
+@njit(inline="always", **_JIT)
+def _chunk_rows(chunk: int, n_rows: int) -> range:
+    """The rows of chunk ``chunk`` (``CHUNK_ROWS`` each, the last one shorter)."""
+    return range(chunk * CHUNK_ROWS, min(n_rows, (chunk + 1) * CHUNK_ROWS))
+
+
 @njit(parallel=True, **_JIT)
 def _forward(x, ft, b, allowed, masked, actions, log_prob, entropy, sums, maxima):
     """Per row: the taken track's log-probability, the entropy, the sum of exps, the max."""
     n_rows, n = x.shape[0], ft.shape[1]
     for chunk in prange((n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS):
-        z = np.empty(n, np.float32)
-        e = np.empty(n, np.float32)
-        bits = np.empty(n, np.int32)
-        for r in range(chunk * CHUNK_ROWS, min(n_rows, (chunk + 1) * CHUNK_ROWS)):
+        z, e, bits = _scratch(n)
+        for r in _chunk_rows(chunk, n_rows):
             maxima[r] = _row(x, r, ft, b, allowed, masked, np.float32(np.nan), z, e, bits)
             s = np.float32(0.0)
             t = np.float32(0.0)
@@ -156,11 +173,9 @@ def _backward(x, ft, b, allowed, masked, actions, entropy, sums, maxima, g_lp, g
     """
     n_rows, k, n = x.shape[0], x.shape[1], ft.shape[1]
     for chunk in prange((n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS):
-        z = np.empty(n, np.float32)
-        e = np.empty(n, np.float32)
-        bits = np.empty(n, np.int32)
+        z, e, bits = _scratch(n)
         g_b = g_b_parts[chunk]
-        for r in range(chunk * CHUNK_ROWS, min(n_rows, (chunk + 1) * CHUNK_ROWS)):
+        for r in _chunk_rows(chunk, n_rows):
             _row(x, r, ft, b, allowed, masked, maxima[r], z, e, bits)
             s = sums[r]
             slope = -g_h[r] / s
@@ -196,10 +211,8 @@ def _sample(x, ft, b, allowed, masked, uniforms, actions, log_prob):
     """One track per row from ``softmax(logits)`` by inverse CDF, and its log-probability."""
     n_rows, n = x.shape[0], ft.shape[1]
     for chunk in prange((n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS):
-        z = np.empty(n, np.float32)
-        e = np.empty(n, np.float32)
-        bits = np.empty(n, np.int32)
-        for r in range(chunk * CHUNK_ROWS, min(n_rows, (chunk + 1) * CHUNK_ROWS)):
+        z, e, bits = _scratch(n)
+        for r in _chunk_rows(chunk, n_rows):
             _row(x, r, ft, b, allowed, masked, np.float32(np.nan), z, e, bits)
             s = np.float32(0.0)
             for j in range(n):

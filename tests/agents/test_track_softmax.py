@@ -1,5 +1,9 @@
 """The fused softmax over tracks (``agents.track_softmax``) and the PPO distribution on it."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -93,6 +97,63 @@ def test_results_do_not_depend_on_the_number_of_threads():
     finally:
         numba.set_num_threads(before)
     assert all(th.equal(x, y) for x, y in zip(*results, strict=True))
+
+
+def _misaligned(tensor, offset):
+    """A copy of ``tensor`` whose data starts ``offset`` elements into a fresh buffer."""
+    flat = th.empty(tensor.numel() + offset, dtype=tensor.dtype)
+    return flat[offset:].view(tensor.shape).copy_(tensor)
+
+
+def test_results_do_not_depend_on_where_the_arrays_sit_in_memory():
+    """The same bits whatever the inputs' alignment in memory.
+
+    The kernels' sums run in a fixed order (``LANES``), so a run repeats itself bit for
+    bit, as the README's contract says.
+    """
+    state, features, bias, actions, allowed = _problem(rows=40, n=1000)
+    results = []
+    for offset in (0, 1, 3, 7):
+        s = _misaligned(state.detach(), offset).requires_grad_(True)
+        b = _misaligned(bias.detach(), offset).requires_grad_(True)
+        f = _misaligned(features, offset)
+        lp, h = TrackSoftmax.apply(s, b, f, allowed, actions)
+        (lp.sum() * 0.3 + h.sum()).backward()
+        th.manual_seed(2)
+        drawn = sample_tracks(s.detach(), b.detach(), f, allowed)
+        results.append((lp, h, s.grad, b.grad, *drawn))
+    for other in results[1:]:
+        assert all(th.equal(x, y) for x, y in zip(results[0], other, strict=True))
+
+
+_BITS_SCRIPT = """
+import sys, torch as th
+from agents.track_softmax import TrackSoftmax, sample_tracks
+gen = th.Generator().manual_seed(0)
+x = th.randn(70, 10, generator=gen).requires_grad_(True)
+f, b = th.randn(1000, 10, generator=gen), th.randn(1000, generator=gen).requires_grad_(True)
+a = th.randint(0, 1000, (70,), generator=gen)
+lp, h = TrackSoftmax.apply(x, b, f, None, a)
+(lp.sum() * 0.7 + h.sum()).backward()
+th.manual_seed(3)
+th.save([lp, h, x.grad, b.grad, *sample_tracks(x.detach(), b.detach(), f, None)], sys.argv[1])
+"""
+
+
+def test_two_processes_give_the_same_bits_and_nothing_is_cached(tmp_path):
+    """Each process compiles the kernels afresh, so every run on a machine has the same bits.
+
+    numba's cached code gave other bits than a fresh compile (``fastmath`` reassociation),
+    so a machine's first run differed from its later ones; the kernels are not cached.
+    """
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    outputs = []
+    for run in ("first", "second"):
+        out = tmp_path / f"{run}.pt"
+        subprocess.run([sys.executable, "-c", _BITS_SCRIPT, str(out)], env=env, check=True)
+        outputs.append(th.load(out))
+    assert not any((tmp_path / "numba").rglob("track_softmax*"))
+    assert all(th.equal(x, y) for x, y in zip(*outputs, strict=True))
 
 
 def test_the_polynomial_exp_is_within_float32_rounding():
