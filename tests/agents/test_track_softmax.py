@@ -106,10 +106,10 @@ def _misaligned(tensor, offset):
 
 
 def test_results_do_not_depend_on_where_the_arrays_sit_in_memory():
-    """The same bits whatever the inputs' alignment in memory.
+    """The same bits whatever the inputs' alignment in memory (one process, one compile).
 
-    The kernels' sums run in a fixed order (``LANES``), so a run repeats itself bit for
-    bit, as the README's contract says.
+    A run must repeat itself bit for bit, as the README's contract says; inputs that sit
+    elsewhere in memory must not change a vectorised sum's order.
     """
     state, features, bias, actions, allowed = _problem(rows=40, n=1000)
     results = []
