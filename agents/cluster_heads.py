@@ -52,12 +52,12 @@ from torch import nn
 from torch.distributions import Categorical
 
 from agents.embedding_heads import (
-    LOGIT_FLOOR,
     discrete_feature_dim,
     gumbel_argmax,
     mask_kwargs,
     replace_action_head,
 )
+from agents.track_softmax import LOGIT_FLOOR
 from musicrec_gym.errors import ConfigError
 
 

@@ -50,7 +50,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 from torch.distributions import Categorical
 
-from agents.track_softmax import TrackSoftmax, fused_supported, sample_tracks
+from agents.track_softmax import LOGIT_FLOOR, TrackSoftmax, fused_supported, sample_tracks
 
 
 def catalog_features(embeddings: np.ndarray, plays: np.ndarray) -> np.ndarray:
@@ -141,11 +141,6 @@ class EmbeddingHead(nn.Module):
         DQN's and the offline agents' results did not move with the fused softmax.
         """
         return th.addmm(self.track_bias, state, self.features.T)
-
-
-LOGIT_FLOOR = -1e9
-"""``TakenLogProb`` raises lower logits (``-inf`` included) to this, relative to the row's
-maximum: their probability is 0 in float32 either way, and the sums stay finite."""
 
 
 class TakenLogProb(th.autograd.Function):

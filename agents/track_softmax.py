@@ -35,8 +35,11 @@ from numba import njit, prange
 CHUNK_ROWS = 32
 """Rows per chunk of the parallel loop (fixed, so results do not depend on the threads)."""
 
-FLOOR = np.float32(-1e9)
-"""A taken track that the mask blocks gets this log-probability (``TakenLogProb``'s floor)."""
+LOGIT_FLOOR = -1e9
+"""Lower logits (``-inf`` included) are raised to this, relative to the row's maximum, by
+``agents.embedding_heads.TakenLogProb``: their probability is 0 in float32 either way, and
+the sums stay finite. Here, a taken track that the mask blocks gets it as log-probability;
+the clustered head scores blocked slots with it."""
 
 _FAST = {"reassoc", "nsz", "contract"}
 _LOG2E = np.float32(1.4426950408889634)
@@ -159,7 +162,7 @@ def _forward(x, ft, b, allowed, masked, actions, log_prob, entropy, sums, maxima
             log_s = np.log(s)
             a = actions[r]
             blocked = masked and not allowed[r, a]
-            log_prob[r] = FLOOR if blocked else z[a] - log_s
+            log_prob[r] = LOGIT_FLOOR if blocked else z[a] - log_s
             entropy[r] = log_s - t / s
             sums[r] = s
 
@@ -253,7 +256,7 @@ class TrackSoftmax(th.autograd.Function):
 
     ``x``: (B, k) projected latents; ``b``: (n,) per-track bias; ``features``: (n, k)
     fixed, no gradient; ``allowed``: (B, n) bool or ``None``; ``actions``: (B,) ints.
-    Blocked tracks get probability 0; a blocked taken track the log-probability ``FLOOR``.
+    Blocked tracks get probability 0; a blocked taken track the log-probability ``LOGIT_FLOOR``.
     """
 
     @staticmethod

@@ -10,7 +10,7 @@ import pytest
 import torch as th
 
 from agents.embedding_heads import EmbeddingHead, FusedCategorical, TakenLogProb
-from agents.track_softmax import FLOOR, TrackSoftmax, _shift_exp, sample_tracks
+from agents.track_softmax import LOGIT_FLOOR, TrackSoftmax, _shift_exp, sample_tracks
 
 
 def _problem(rows=70, k=6, n=37, seed=0):
@@ -60,7 +60,7 @@ def test_values_and_gradients_match_the_float64_softmax(masked):
 
 
 def test_one_output_at_a_time_and_a_blocked_taken_track():
-    """Each output's gradient alone; a blocked taken track gets ``FLOOR``.
+    """Each output's gradient alone; a blocked taken track gets ``LOGIT_FLOOR``.
 
     The blocked taken track adds no gradient of its own (its row's log-probability term is
     left out of the comparison: the reference's gradient there is through -inf).
@@ -77,7 +77,7 @@ def test_one_output_at_a_time_and_a_blocked_taken_track():
         assert th.allclose(s.grad.double()[1:], ref[2][1:], atol=2e-5)
         if use == 1:
             assert th.allclose(s.grad.double(), ref[2], atol=2e-5)
-    assert out[0][0] == FLOOR
+    assert out[0][0] == LOGIT_FLOOR
 
 
 def test_results_do_not_depend_on_the_number_of_threads():
