@@ -60,7 +60,7 @@ As ``MusicRec-v0`` (the listener leaves; truncation after ``max_steps``).
 | ``retrieval_loss``       | ``catalog_optimal_reward - optimal_reward`` >= 0 [1]       | 0.0      |
 | ``track``                | the chosen candidate's catalog row                         | -1       |
 | ``optimal_action``       | index of the best candidate of the *new* set [2]           | the same |
-| ``candidate_tracks``     | int64 (K,): the new candidates' catalog rows [2]           | the same |
+| ``candidate_tracks``     | int64 (K,), read-only: the new set's catalog rows [2]      | the same |
 
 and ``listened``, ``user``, ``step``, ``warmup_tracks``, ``warmup_listened`` (and the
 string ids) as ``MusicRec-v0``'s. [1] Clipped at 0: the catalog optimum is summed in
@@ -169,8 +169,12 @@ class Retrieval:
         history = sim.hist.shape[1]
         self.n_top = min(k + history, sim.n_tracks)  # the popular list's length
         pools = sim.candidates.index[:, : sim.pool]
-        self.pool_fact = np.ascontiguousarray(sim.response.factors[pools], dtype=np.float64)
-        self.order = continuation_order(self.pool_fact)
+        pool_fact = np.ascontiguousarray(sim.response.factors[pools], dtype=np.float64)
+        self.order = continuation_order(pool_fact)
+        # (n_users, dim, pool): the retrieval's dot products with a track outside the
+        # pool run across the pool (see ``_retrieve_slot``)
+        self.pool_fact = np.ascontiguousarray(pool_fact.transpose(0, 2, 1))
+        del pool_fact
         self.rank_track, self.rank_of, share = popularity_ranks(world.popularity)
         self.draws = draw_table(alias_table(share), self.rank_track)
         self.cache_tab = cache_table(sim.candidates.index)
@@ -265,7 +269,9 @@ class CandidateState:
         """Propose new sets in every slot (blank where ``live`` is False).
 
         Returns the features ``(n, K, F)``, the best candidate ``(n,)`` (-1 where
-        blank) and the candidates' tracks ``(n, K)`` (-1 where blank), new arrays.
+        blank) and the candidates' tracks ``(n, K)`` (-1 where blank), new arrays; the
+        tracks are a read-only view of the sets the next step chooses from (a copy
+        would write 400 kB per step at K = 50 and 1,024 slots).
         """
         tracks, feats, best, best_reward = self.retrieval.propose(self.all)
         if live is not None and not live.all():
@@ -275,7 +281,9 @@ class CandidateState:
             best[dead] = -1
             best_reward[dead] = 0.0
         self.tracks, self.best_reward = tracks, best_reward
-        return feats, best.copy(), tracks.copy()
+        shown = tracks.view()
+        shown.flags.writeable = False
+        return feats, best, shown
 
     def chosen_tracks(self, choices: np.ndarray) -> np.ndarray:
         """The catalog rows of the chosen candidates."""

@@ -33,6 +33,9 @@ def test_spaces_and_info_keys(venv):
     assert [k for k in step_info if not k.startswith("_") and not k.startswith("final")] == keys
     assert step_info["candidate_tracks"].shape == (16, K)
     assert info["optimal_action"].min() >= 0 and info["optimal_action"].max() < K
+    # the shown sets are read-only views: writing to them cannot change what a step picks
+    with pytest.raises(ValueError, match="read-only"):
+        step_info["candidate_tracks"][0, 0] = -5
 
 
 def test_gymnasium_and_sb3_check_env():

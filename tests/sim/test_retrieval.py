@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from musicrec_gym.sim.retrieval import stable_order
 from musicrec_gym.sim.retrieval_tables import (
     alias_draw,
     alias_pick,
@@ -93,3 +94,18 @@ def test_draw_table_picks_the_alias_tables_rank_and_its_track():
         for frac in (0.0, 0.25, alias[j, 0] - 1e-12, alias[j, 0], 0.999999):
             rank = alias_pick(alias, j, frac)
             assert draw_pick(table, j, frac) == (rank, rank_track[rank])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stable_order_is_a_stable_sort(seed):
+    """The counting sort of the continuations: numpy's stable argsort, ties in index order."""
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, 7, 50, 64):
+        keys = rng.integers(-3, 4, n).astype(np.float64)  # many ties
+        keys[: n // 3] = rng.standard_normal(n // 3)
+        if n > 2:
+            keys[1] = -0.0 if keys[2] == 0.0 else keys[1]  # -0.0 and 0.0 are equal keys
+        perm = np.full(n + 3, -1, np.int64)
+        stable_order(keys, perm, n)
+        assert np.array_equal(perm[:n], np.argsort(keys, kind="stable"))
+        assert (perm[n:] == -1).all()
