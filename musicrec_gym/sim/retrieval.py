@@ -154,7 +154,7 @@ def stable_order(keys, perm, n):
     Each key's place is counted (the keys below it, and the equal ones before it): n²
     comparisons without a branch or a chain of dependent reads, which the compiler runs
     several at a time, where an insertion sort waits on each of its ~n²/4 steps (1.7x
-    faster at n = 50). The same order as any stable sort.
+    faster at n = 50). The same order as any stable sort, for keys that are not NaN.
     """
     for i in range(n):
         v = keys[i]
@@ -249,7 +249,7 @@ def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, n_top, order
                 got += 1
     # 2. personal: a uniform sample of the rest of the pool, then the further cached tracks
     target = n + n_pers
-    for q in range(pool):  # the uniforms first: independent, so computed side by side
+    for q in range(pool):  # the uniforms first (into ``sims``, free by now): side by side
         perm[q] = q
         sims[q] = retrieval_uniform(base, q)
     for q in range(pool):
