@@ -227,16 +227,15 @@ def _retrieve_slot(cf, ci, ir, key, counter, n_cont, n_pers, n_pop, n_top, order
                 perm[j] = order[user, at, j]
         else:  # another track: its similarities, sorted (stable, most similar first)
             # the pool's factors are stored dimension-major, so that the pool's dot
-            # products run side by side (each summed in dimension order, as before)
+            # products run side by side, each summed in dimension order and negated as
+            # it goes (the same bits as negating the sum, but for the sign of a zero)
             fact, pf = ci[O_FACT] + last * dim, pool_fact[user]
             for q in range(pool):
                 sims[q] = 0.0
             for j in range(dim):
                 f = cf[fact + j]
                 for q in range(pool):
-                    sims[q] += pf[j, q] * f
-            for q in range(pool):
-                sims[q] = -sims[q]
+                    sims[q] -= pf[j, q] * f
             stable_order(sims, perm, pool)
         got = 0
         for j in range(pool):
